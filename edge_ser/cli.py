@@ -1,0 +1,68 @@
+"""The ``edge-ser`` command line.  Runtime commands live here; the training commands (which need the extra
+``train``) are thin wrappers in `cli_train`, the device commands (bench, profiles, package) in `cli_device`.
+
+Every user mistake ends as one line ``error: ...`` on stderr with exit code 2 (see `main`).
+"""
+from __future__ import annotations
+
+import sys
+
+import typer
+from typer.exceptions import Abort, Exit, TyperException
+
+from . import __version__
+from .errors import UserError
+
+app = typer.Typer(
+    name="edge-ser",
+    help="Speech emotion recognition for companion robots: emotion and intensity from a microphone or files.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool):
+    if value:
+        print(f"edge-ser {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")):
+    """Speech emotion recognition for companion robots."""
+
+
+# Commands register themselves on `app` when their modules are imported.
+from . import cli_runtime, cli_train, cli_device  # noqa: E402,F401
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app, turning user mistakes into ``error: ...`` and exit code 2."""
+    try:
+        app(args=argv, prog_name="edge-ser", standalone_mode=False)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exit as exc:
+        return exc.exit_code
+    except Abort:
+        print("error: aborted", file=sys.stderr)
+        return 130
+    except TyperException as exc:  # usage errors: unknown option, bad value, missing argument
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `edge-ser` or a group without a command
+            print(exc.format_message())
+            return 0
+        print(f"error: {exc.format_message()}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,13 @@
+"""User-facing errors: the CLI prints ``error: <message>`` and exits 2 for these, never a traceback."""
+
+
+class UserError(Exception):
+    """A mistake in what the user gave: a missing file, unreadable audio, an unknown model or option."""
+
+
+class ModelError(UserError):
+    """A model directory or bundle that cannot be trusted or loaded (hash, frontend, labels, version)."""
+
+
+class AudioError(UserError):
+    """Audio that cannot be decoded or used."""

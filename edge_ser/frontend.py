@@ -1,0 +1,248 @@
+"""Log-mel features in numpy: one frontend for training and inference.
+
+`log_mel` reproduces ``librosa.power_to_db(librosa.feature.melspectrogram(...), ref=1.0, top_db=...)``
+(librosa 0.11: centred frames with zero padding, periodic Hann window, Slaney mel scale and
+normalisation, power 2).  `StreamingLogMel` yields the same frames from audio fed in chunks of any
+size, computing each STFT frame once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+AMIN = 1e-10
+BLOCK_FRAMES = 64  # rfft is fastest on blocks of a few dozen frames (cache-sized)
+
+
+@dataclass(frozen=True)
+class FrontendConfig:
+    """Every number the frontend needs; stored in a model's manifest under ``frontend``."""
+
+    sample_rate: int = 16000
+    n_fft: int = 2048
+    hop_length: int = 512
+    n_mels: int = 128
+    fmin: float = 0.0
+    fmax: float | None = None
+    top_db: float | None = 80.0
+    # Fixed, documented for the manifest: what this runtime computes.
+    window: str = field(default="hann", init=False)
+    center: bool = field(default=True, init=False)
+    pad_mode: str = field(default="constant", init=False)
+    power: float = field(default=2.0, init=False)
+    mel_scale: str = field(default="slaney", init=False)
+    mel_norm: str = field(default="slaney", init=False)
+
+    def to_dict(self) -> dict:
+        return {
+            "sample_rate": self.sample_rate, "n_fft": self.n_fft, "hop_length": self.hop_length,
+            "n_mels": self.n_mels, "fmin": self.fmin, "fmax": self.fmax, "top_db": self.top_db,
+            "window": self.window, "center": self.center, "pad_mode": self.pad_mode,
+            "power": self.power, "mel_scale": self.mel_scale, "mel_norm": self.mel_norm,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FrontendConfig":
+        """Build from a manifest's ``frontend``; raise ValueError for anything this runtime does not compute."""
+        fixed = {"window": "hann", "center": True, "pad_mode": "constant", "power": 2.0,
+                 "mel_scale": "slaney", "mel_norm": "slaney"}
+        for key, value in fixed.items():
+            if key in d and d[key] != value:
+                raise ValueError(f"frontend {key}={d[key]!r} is not supported (this runtime computes {value!r})")
+        known = {"sample_rate", "n_fft", "hop_length", "n_mels", "fmin", "fmax", "top_db"} | set(fixed)
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"frontend has unknown settings: {', '.join(unknown)}")
+        cfg = cls(**{k: d[k] for k in ("sample_rate", "n_fft", "hop_length", "n_mels", "fmin", "fmax", "top_db")
+                     if k in d})
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if self.sample_rate <= 0 or self.n_fft <= 0 or self.hop_length <= 0 or self.n_mels <= 0:
+            raise ValueError("frontend sizes must be positive")
+        if self.n_fft % 2:
+            raise ValueError("n_fft must be even")
+        nyquist = self.sample_rate / 2
+        fmax = nyquist if self.fmax is None else self.fmax
+        if not 0 <= self.fmin < fmax <= nyquist:
+            raise ValueError(f"need 0 <= fmin < fmax <= {nyquist:g} Hz")
+
+    def frames_for(self, n_samples: int) -> int:
+        """Number of centred frames `log_mel` returns for ``n_samples`` samples."""
+        return 1 + n_samples // self.hop_length
+
+
+# --- mel filter bank (Slaney), as librosa.filters.mel -------------------------------------------------
+
+_F_SP = 200.0 / 3
+_MIN_LOG_HZ = 1000.0
+_MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
+_LOGSTEP = np.log(6.4) / 27.0
+
+
+def hz_to_mel(freq):
+    freq = np.asanyarray(freq, dtype=np.float64)
+    mels = freq / _F_SP
+    log_part = _MIN_LOG_MEL + np.log(np.maximum(freq, _MIN_LOG_HZ) / _MIN_LOG_HZ) / _LOGSTEP
+    return np.where(freq >= _MIN_LOG_HZ, log_part, mels)
+
+
+def mel_to_hz(mels):
+    mels = np.asanyarray(mels, dtype=np.float64)
+    freqs = _F_SP * mels
+    log_part = _MIN_LOG_HZ * np.exp(_LOGSTEP * (mels - _MIN_LOG_MEL))
+    return np.where(mels >= _MIN_LOG_MEL, log_part, freqs)
+
+
+@lru_cache(maxsize=16)
+def mel_filters(sample_rate: int = 16000, n_fft: int = 2048, n_mels: int = 128, fmin: float = 0.0,
+                fmax: float | None = None) -> np.ndarray:
+    """Slaney-normalised triangular mel filters, float32 ``(n_mels, 1 + n_fft // 2)`` (read-only, cached)."""
+    if fmax is None:
+        fmax = sample_rate / 2.0
+    fftfreqs = np.fft.rfftfreq(n_fft, d=1.0 / sample_rate)
+    mel_f = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = np.subtract.outer(mel_f, fftfreqs)
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_f[2:n_mels + 2] - mel_f[:n_mels]))[:, None]
+    weights = weights.astype(np.float32)
+    weights.setflags(write=False)
+    return weights
+
+
+@lru_cache(maxsize=16)
+def _mel_plan(sample_rate, n_fft, n_mels, fmin, fmax):
+    """Filters restricted to the FFT bins any filter touches (the rest are multiplied by zero)."""
+    weights = mel_filters(sample_rate, n_fft, n_mels, fmin, fmax)
+    used = np.flatnonzero(weights.any(axis=0))
+    lo, hi = (int(used[0]), int(used[-1]) + 1) if used.size else (0, 1)
+    return lo, hi, np.ascontiguousarray(weights[:, lo:hi].T)  # (bins, n_mels)
+
+
+@lru_cache(maxsize=16)
+def hann_window(n_fft: int) -> np.ndarray:
+    """Periodic Hann window (scipy.signal.get_window('hann', n, fftbins=True))."""
+    w = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)
+    w.setflags(write=False)
+    return w
+
+
+def _power_to_db(mel_power: np.ndarray) -> np.ndarray:
+    return 10.0 * np.log10(np.maximum(mel_power, AMIN))
+
+
+def _mel_power_of_frames(frames: np.ndarray, cfg: FrontendConfig) -> np.ndarray:
+    """Mel power ``(n, n_mels)`` of windowed frames ``(n, n_fft)`` (rows may be strided views)."""
+    lo, hi, weights_t = _mel_plan(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax)
+    window = hann_window(cfg.n_fft)
+    out = np.empty((frames.shape[0], cfg.n_mels), dtype=np.float32)
+    for start in range(0, frames.shape[0], BLOCK_FRAMES):
+        block = frames[start:start + BLOCK_FRAMES] * window  # float64, as librosa
+        spec = np.fft.rfft(block, axis=-1)[:, lo:hi]
+        power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
+        np.matmul(power, weights_t, out=out[start:start + BLOCK_FRAMES])
+    return out
+
+
+def _as_signal(audio) -> np.ndarray:
+    y = np.asarray(audio)
+    if y.ndim != 1:
+        raise ValueError(f"audio must be one-dimensional (mono), got shape {y.shape}")
+    if not np.issubdtype(y.dtype, np.floating):
+        raise ValueError(f"audio must be floating point, got {y.dtype}")
+    if not np.all(np.isfinite(y)):
+        raise ValueError("audio contains NaN or infinite samples")
+    return y
+
+
+def log_mel(audio, sample_rate: int = 16000, n_fft: int = 2048, hop_length: int = 512, n_mels: int = 128,
+            fmin: float = 0.0, fmax: float | None = None, top_db: float | None = 80.0) -> np.ndarray:
+    """Log-mel spectrogram in dB, float32 ``(n_mels, frames)`` with ``frames = 1 + len(audio) // hop_length``.
+
+    Equal (to float32 rounding) to ``librosa.power_to_db(librosa.feature.melspectrogram(y=audio,
+    sr=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, fmin=fmin, fmax=fmax), ref=1.0,
+    top_db=top_db)``.  ``top_db=None`` leaves out the floor at ``max - top_db``.
+    """
+    cfg = FrontendConfig(sample_rate, n_fft, hop_length, n_mels, fmin, fmax, top_db)
+    cfg.validate()
+    y = _as_signal(audio)
+    pad = n_fft // 2
+    padded = np.zeros(len(y) + 2 * pad, dtype=y.dtype)
+    padded[pad:pad + len(y)] = y
+    n_frames = cfg.frames_for(len(y))
+    frames = np.lib.stride_tricks.as_strided(
+        padded, shape=(n_frames, n_fft), strides=(padded.strides[0] * hop_length, padded.strides[0]),
+        writeable=False)
+    db = _power_to_db(_mel_power_of_frames(frames, cfg)).T
+    if top_db is not None:
+        db = apply_top_db(db, top_db)
+    return np.ascontiguousarray(db, dtype=np.float32)
+
+
+def apply_top_db(db: np.ndarray, top_db: float) -> np.ndarray:
+    """librosa's top_db floor: clip values below ``max - top_db``."""
+    if db.size == 0:
+        return db
+    return np.maximum(db, db.max() - top_db)
+
+
+class StreamingLogMel:
+    """Log-mel frames from audio fed in chunks of any size.
+
+    ``push(chunk)`` returns the frames completed by the new samples, ``(n_mels, k)`` float32 in dB without the
+    top_db floor (which needs the whole clip).  The frames are those of ``log_mel(all_samples, top_db=None)``:
+    frame ``t`` is centred on sample ``t * hop_length``; ``flush()`` adds the right-hand zero padding and
+    returns the last frames.  Each STFT frame is computed once; memory is bounded by one FFT frame.
+    """
+
+    def __init__(self, config: FrontendConfig | None = None, **kwargs):
+        self.config = config or FrontendConfig(**kwargs)
+        self.config.validate()
+        self.reset()
+
+    def reset(self) -> None:
+        cfg = self.config
+        self._buffer = np.zeros(cfg.n_fft // 2, dtype=np.float64)  # the left centre padding
+        self.samples_seen = 0
+        self.frames_emitted = 0
+        self._flushed = False
+
+    def push(self, chunk) -> np.ndarray:
+        if self._flushed:
+            raise RuntimeError("push() after flush(): call reset() first")
+        y = _as_signal(np.asarray(chunk, dtype=np.float64).reshape(-1))
+        self.samples_seen += len(y)
+        self._buffer = np.concatenate([self._buffer, y]) if len(y) else self._buffer
+        return self._drain()
+
+    def flush(self) -> np.ndarray:
+        """Pad the end as ``log_mel`` does and return the remaining frames."""
+        if self._flushed:
+            return np.zeros((self.config.n_mels, 0), dtype=np.float32)
+        cfg = self.config
+        self._buffer = np.concatenate([self._buffer, np.zeros(cfg.n_fft // 2)])
+        total = cfg.frames_for(self.samples_seen)
+        out = self._drain(limit=total - self.frames_emitted)
+        self._flushed = True
+        return out
+
+    def _drain(self, limit: int | None = None) -> np.ndarray:
+        cfg = self.config
+        n = 0 if len(self._buffer) < cfg.n_fft else 1 + (len(self._buffer) - cfg.n_fft) // cfg.hop_length
+        if limit is not None:
+            n = max(0, min(n, limit))
+        if n == 0:
+            return np.zeros((cfg.n_mels, 0), dtype=np.float32)
+        b = self._buffer
+        frames = np.lib.stride_tricks.as_strided(
+            b, shape=(n, cfg.n_fft), strides=(b.strides[0] * cfg.hop_length, b.strides[0]), writeable=False)
+        db = _power_to_db(_mel_power_of_frames(frames, cfg)).T
+        self._buffer = b[n * cfg.hop_length:].copy()
+        self.frames_emitted += n
+        return np.ascontiguousarray(db, dtype=np.float32)

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# System libraries the runtime and its tests need: PortAudio (sounddevice) and PulseAudio (the virtual microphone
+# of the listen integration test).  Installs only what is missing; needs root and apt-get, else says what to do.
+set -u
+need=()
+for pkg in libportaudio2 pulseaudio pulseaudio-utils; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing system packages: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null \
+    || { echo "warning: apt-get could not install ${need[*]}" >&2; exit 0; }
+elif command -v sudo >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  echo "installing system packages with sudo: ${need[*]}"
+  sudo apt-get install -y -qq --no-install-recommends "${need[@]}" || echo "warning: could not install ${need[*]}" >&2
+else
+  echo "warning: please install ${need[*]} (microphone input and the listen integration test need them)" >&2
+fi
+exit 0
