@@ -36,7 +36,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 # Commands register themselves on `app` when their modules are imported.
-from . import cli_runtime, cli_train, cli_device  # noqa: E402,F401
+from . import cli_runtime, cli_train, cli_ssl, cli_device  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> int:

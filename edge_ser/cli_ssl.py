@@ -1,0 +1,1 @@
+"""(commands registered on edge_ser.cli.app)"""
