@@ -26,6 +26,28 @@ def fit_frames(db: np.ndarray, n_frames: int) -> np.ndarray:
     return out
 
 
+def clip_windows(db: np.ndarray, n_frames: int, hop_frames: int) -> np.ndarray:
+    """Cut a clip's log-mel frames ``(n_mels, T)`` into model windows ``(n_windows, n_mels, n_frames)``.
+
+    The one windowing rule shared by classify, evaluation and training: windows start every ``hop_frames``
+    frames from the first frame; if the last regular window stops short of the clip's end, one more window
+    ending exactly on the last frame is added, so every frame is seen.  A clip of at most ``n_frames`` frames
+    gives one window, centre-padded with silence by `fit_frames`.
+    """
+    db = np.asarray(db, dtype=np.float32)
+    if db.ndim != 2:
+        raise ValueError(f"db must be (n_mels, frames), got shape {db.shape}")
+    if n_frames <= 0 or hop_frames <= 0:
+        raise ValueError("n_frames and hop_frames must be positive")
+    t = db.shape[1]
+    if t <= n_frames:
+        return fit_frames(db, n_frames)[None].copy()
+    starts = list(range(0, t - n_frames + 1, hop_frames))
+    if starts[-1] + n_frames < t:
+        starts.append(t - n_frames)
+    return np.stack([db[:, s:s + n_frames] for s in starts])
+
+
 def _floor(db: np.ndarray, top_db: float | None) -> np.ndarray:
     return apply_top_db(db, top_db) if top_db is not None else db
 

@@ -1,0 +1,67 @@
+"""edge_ser.features: the windowing rule and the model inputs computed from log-mel windows."""
+import numpy as np
+import pytest
+
+from edge_ser import features
+from edge_ser.features import SILENCE_DB, clip_windows, fit_frames
+
+
+def _db(t, n_mels=8):
+    return np.arange(n_mels * t, dtype=np.float32).reshape(n_mels, t)
+
+
+def test_short_clip_is_one_centre_padded_window():
+    db = _db(5)
+    w = clip_windows(db, 9, 3)
+    assert w.shape == (1, 8, 9)
+    np.testing.assert_array_equal(w[0, :, 2:7], db)
+    assert np.all(w[0, :, :2] == SILENCE_DB) and np.all(w[0, :, 7:] == SILENCE_DB)
+
+
+def test_exact_length_is_one_window():
+    db = _db(9)
+    w = clip_windows(db, 9, 3)
+    assert w.shape == (1, 8, 9)
+    np.testing.assert_array_equal(w[0], db)
+
+
+def test_windows_hop_and_cover_the_end():
+    db = _db(20)
+    w = clip_windows(db, 9, 4)
+    # starts 0, 4, 8 (ends at 17) then one window aligned to the end (start 11)
+    assert w.shape == (4, 8, 9)
+    for k, s in enumerate([0, 4, 8, 11]):
+        np.testing.assert_array_equal(w[k], db[:, s:s + 9])
+
+
+def test_no_extra_window_when_hops_land_on_the_end():
+    db = _db(17)
+    w = clip_windows(db, 9, 4)
+    assert w.shape == (3, 8, 9)
+    np.testing.assert_array_equal(w[-1], db[:, 8:17])
+
+
+@pytest.mark.parametrize("bad", [(0, 1), (5, 0), (-1, 2)])
+def test_bad_sizes_raise(bad):
+    with pytest.raises(ValueError):
+        clip_windows(_db(10), *bad)
+
+
+def test_fit_frames_centre_crop():
+    db = _db(11)
+    np.testing.assert_array_equal(fit_frames(db, 5), db[:, 3:8])
+
+
+def test_compute_every_feature_is_finite_and_shaped():
+    rng = np.random.default_rng(0)
+    db = rng.normal(-40, 10, (128, 80)).astype(np.float32)
+    cases = {"log_mel_image": {"n_frames": 63}, "log_mel_stats": {"n_frames": 63}}
+    for name, params in cases.items():
+        x = features.compute(db, name, params)
+        assert np.all(np.isfinite(x))
+        assert x.dtype == np.float32
+
+
+def test_compute_unknown_features_raises():
+    with pytest.raises(ValueError):
+        features.compute(_db(4), "nope", {})
