@@ -1,0 +1,306 @@
+"""Model registry and runners: find a model by name or directory, verify its manifest, run it.
+
+A model is a directory with ``manifest.json`` and ``model.onnx`` and/or ``model.tflite`` (see `edge_ser.manifest`).
+The manifest is verified (file hashes, frontend, labels) before any model file is opened.  ONNX models run with
+onnxruntime (CPU, ``threads`` intra-op threads, one inter-op thread); TFLite models with LiteRT
+(``ai_edge_litert``) or ``tflite_runtime``, whichever is installed, including int8-quantised inputs/outputs.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from . import features
+from .errors import ModelError
+from .frontend import log_mel
+from .manifest import MODEL_FILES, Manifest, read_manifest
+
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parent / "assets" / "models"
+MODELS_ENV = "EDGE_SER_MODELS"  # optional extra directory of models, searched before the defaults
+FORMATS = tuple(MODEL_FILES)  # ("onnx", "tflite")
+
+
+# --- registry ------------------------------------------------------------------------------------------
+
+def models_dirs() -> list[Path]:
+    dirs = []
+    extra = os.environ.get(MODELS_ENV)
+    if extra:
+        dirs.append(Path(extra))
+    dirs.append(DEFAULT_MODELS_DIR)
+    return dirs
+
+
+def _named_models() -> dict[str, Path]:
+    """name -> directory for every model directory in the search path (first one wins)."""
+    found: dict[str, Path] = {}
+    for root in models_dirs():
+        if not root.is_dir():
+            continue
+        for d in sorted(root.iterdir()):
+            if (d / "manifest.json").is_file() and d.name not in found:
+                found[d.name] = d
+    return found
+
+
+def list_models(verify: bool = False) -> list[Manifest]:
+    """Manifests of the installed models (the package's defaults and ``$EDGE_SER_MODELS``), sorted by name.
+
+    A directory whose manifest cannot be read is left out; with ``verify`` the file hashes are checked too.
+    """
+    out = []
+    for name, d in _named_models().items():
+        try:
+            m = read_manifest(d, verify=verify)
+        except ModelError:
+            continue
+        m.extra = dict(m.extra, path=str(d))
+        out.append(m)
+    return out
+
+
+def known_names() -> list[str]:
+    return list(_named_models())
+
+
+def resolve_model(spec: str | os.PathLike) -> Path:
+    """A default model's name (``fine15-cnn``) or a model directory -> the model directory."""
+    if spec is None or str(spec).strip() == "":
+        raise ModelError("no model given")
+    p = Path(spec).expanduser()
+    if p.is_dir():
+        if not (p / "manifest.json").is_file():
+            raise ModelError(f"{p}: not a model directory (no manifest.json)")
+        return p
+    named = _named_models()
+    if str(spec) in named:
+        return named[str(spec)]
+    if p.exists():
+        raise ModelError(f"{p}: a model is a directory holding manifest.json and model.onnx/model.tflite")
+    known = ", ".join(named) or f"none installed in {DEFAULT_MODELS_DIR}"
+    looks_like_path = os.sep in str(spec) or str(spec).startswith(".")
+    what = "no such model directory" if looks_like_path else "unknown model"
+    raise ModelError(f"{what} {str(spec)!r} (known models: {known})")
+
+
+def load_model(spec: str | os.PathLike, fmt: str | None = None, threads: int = 1) -> "Model":
+    """Verify and open a model.  ``fmt`` None: ONNX if the model has it, else TFLite."""
+    path = resolve_model(spec)
+    manifest = read_manifest(path, verify=True)
+    if threads is None:
+        threads = 1
+    if int(threads) < 1:
+        raise ModelError(f"threads must be at least 1, got {threads}")
+    if fmt is None:
+        fmt = "onnx" if "onnx" in manifest.formats else manifest.formats[0]
+    if fmt not in FORMATS:
+        raise ModelError(f"unknown model format {fmt!r} (known: {', '.join(FORMATS)})")
+    if fmt not in manifest.formats:
+        raise ModelError(f"{path}: model has no {fmt} file (it has: {', '.join(manifest.formats)})")
+    file = path / MODEL_FILES[fmt]
+    runner = OnnxRunner(file, int(threads)) if fmt == "onnx" else TFLiteRunner(file, int(threads))
+    return Model(manifest, path, fmt, runner)
+
+
+# --- runners -------------------------------------------------------------------------------------------
+
+class OnnxRunner:
+    """onnxruntime session on the CPU; returns the model's probability output as float32 ``(batch, n)``."""
+
+    def __init__(self, file: Path, threads: int = 1):
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:  # pragma: no cover - onnxruntime is a hard dependency
+            raise ModelError(f"onnxruntime is not installed ({exc})") from None
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(file), sess_options=so, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ModelError(f"{file}: onnxruntime cannot load the model ({_first_line(exc)})") from None
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.input_shape = list(inp.shape)
+        self.output_name = self._probability_output()
+
+    def _probability_output(self) -> str:
+        outputs = self.session.get_outputs()
+        for o in outputs:  # skl2onnx classifiers: "label" then "probabilities" (tensor, or a ZipMap sequence)
+            if "prob" in o.name.lower():
+                return o.name
+        for o in outputs:
+            if o.type == "tensor(float)" and len(o.shape) == 2:
+                return o.name
+        return outputs[-1].name
+
+    def __call__(self, x: np.ndarray, labels: list[str]) -> np.ndarray:
+        out = self.session.run([self.output_name], {self.input_name: x})[0]
+        if isinstance(out, list):  # ZipMap: a list of {class: p} dicts
+            return _zipmap_to_array(out, labels)
+        return np.asarray(out, dtype=np.float32)
+
+
+class TFLiteRunner:
+    """LiteRT / tflite-runtime interpreter; handles int8/uint8 quantised tensors and batch-1 models."""
+
+    def __init__(self, file: Path, threads: int = 1):
+        Interpreter = _tflite_interpreter_class()
+        try:
+            self.interpreter = Interpreter(model_path=str(file), num_threads=threads)
+            self.interpreter.allocate_tensors()
+        except Exception as exc:
+            raise ModelError(f"{file}: TFLite cannot load the model ({_first_line(exc)})") from None
+        self.inp = self.interpreter.get_input_details()[0]
+        self.out = self.interpreter.get_output_details()[0]
+        self.batch = int(self.inp["shape"][0]) if len(self.inp["shape"]) else 1
+        self._allocated_batch = self.batch
+
+    def _invoke(self, x: np.ndarray) -> np.ndarray:
+        it = self.interpreter
+        if x.shape[0] != self._allocated_batch:
+            it.resize_tensor_input(self.inp["index"], list(x.shape))
+            it.allocate_tensors()
+            self._allocated_batch = x.shape[0]
+        it.set_tensor(self.inp["index"], _quantize(x, self.inp))
+        it.invoke()
+        return _dequantize(it.get_tensor(self.out["index"]), self.out)
+
+    def __call__(self, x: np.ndarray, labels: list[str]) -> np.ndarray:
+        signature = self.inp.get("shape_signature")
+        dynamic = signature is not None and len(signature) and int(signature[0]) == -1
+        if dynamic or x.shape[0] == self._allocated_batch:
+            return self._invoke(x)
+        # a model converted with a fixed batch of 1: one call per item
+        return np.concatenate([self._invoke(x[i:i + 1]) for i in range(x.shape[0])], axis=0)
+
+
+def _tflite_interpreter_class():
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+        return Interpreter
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime.interpreter import Interpreter
+        return Interpreter
+    except ImportError:
+        raise ModelError("TFLite models need ai-edge-litert or tflite-runtime: pip install 'edge-ser[tflite]' "
+                         "(or use --format onnx)") from None
+
+
+def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
+    dtype = detail["dtype"]
+    if np.issubdtype(dtype, np.floating):
+        return x.astype(dtype)
+    scale, zero = detail["quantization"]
+    if not scale:
+        return x.astype(dtype)
+    info = np.iinfo(dtype)
+    q = np.round(x / scale + zero)
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
+    if np.issubdtype(y.dtype, np.floating):
+        return y.astype(np.float32)
+    scale, zero = detail["quantization"]
+    return ((y.astype(np.float32) - zero) * (scale or 1.0)).astype(np.float32)
+
+
+def _zipmap_to_array(rows: list[dict], labels: list[str]) -> np.ndarray:
+    out = np.zeros((len(rows), len(labels)), dtype=np.float32)
+    index = {lab: i for i, lab in enumerate(labels)}
+    for r, row in enumerate(rows):
+        for key, p in row.items():
+            j = key if isinstance(key, (int, np.integer)) else index.get(str(key))
+            if j is None or not 0 <= j < len(labels):
+                raise ModelError(f"model output class {key!r} is not one of the manifest's labels")
+            out[r, j] = p
+    return out
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
+# --- the model -----------------------------------------------------------------------------------------
+
+class Model:
+    """A verified model: ``predict`` on model inputs, ``input_for`` a window of log-mel frames,
+    ``classify_audio`` a whole clip."""
+
+    def __init__(self, manifest: Manifest, path: Path, fmt: str, runner):
+        self.manifest = manifest
+        self.path = Path(path)
+        self.format = fmt
+        self.labels = list(manifest.labels)
+        self.frontend = manifest.frontend_config
+        self.n_frames = manifest.n_frames
+        self.input_shape = tuple(int(s) for s in manifest.input.get("shape", ()))
+        self._runner = runner
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def window_seconds(self) -> float:
+        return float(self.manifest.window_seconds)
+
+    def __repr__(self) -> str:
+        return f"Model({self.name!r}, format={self.format!r}, path={str(self.path)!r})"
+
+    def input_for(self, db_window: np.ndarray) -> np.ndarray:
+        """The model input for one window of log-mel frames (dB, no top_db floor): ``features.compute``."""
+        spec = self.manifest.input
+        x = features.compute(db_window, spec["features"], spec.get("params", {}))
+        if self.input_shape and tuple(x.shape) != self.input_shape:
+            raise ModelError(f"{self.path}: features give shape {tuple(x.shape)}, the manifest says "
+                             f"{self.input_shape}")
+        return x.astype(np.float32, copy=False)
+
+    def predict(self, inputs: np.ndarray) -> np.ndarray:
+        """Probabilities ``(batch, n_labels)`` for model inputs ``(batch, *input.shape)``."""
+        x = np.ascontiguousarray(inputs, dtype=np.float32)
+        if x.ndim == len(self.input_shape):
+            x = x[None]
+        if self.input_shape and tuple(x.shape[1:]) != self.input_shape:
+            raise ModelError(f"input shape {tuple(x.shape[1:])} does not match the model's {self.input_shape}")
+        probs = self._runner(x, self.labels)
+        if probs.ndim != 2 or probs.shape[1] != len(self.labels):
+            raise ModelError(f"{self.path}: model gives {probs.shape[-1]} outputs for {len(self.labels)} labels")
+        probs = np.clip(probs, 0.0, None)
+        total = probs.sum(axis=1, keepdims=True)  # quantised outputs may not sum to exactly 1
+        return np.where(total > 0, probs / np.where(total > 0, total, 1.0), 1.0 / len(self.labels))
+
+    def frames(self, audio16k: np.ndarray) -> np.ndarray:
+        """The clip's log-mel frames as the streaming engine computes them (``top_db=None``)."""
+        cfg = self.frontend
+        return log_mel(np.asarray(audio16k, dtype=np.float32), cfg.sample_rate, cfg.n_fft, cfg.hop_length,
+                       cfg.n_mels, cfg.fmin, cfg.fmax, top_db=None)
+
+    def hop_frames(self, hop_seconds: float | None = None) -> int:
+        hop = self.manifest.hop_seconds if hop_seconds is None else hop_seconds
+        return max(1, int(round(hop * self.frontend.sample_rate / self.frontend.hop_length)))
+
+    def classify_audio(self, audio16k: np.ndarray, hop_seconds: float | None = None) -> np.ndarray:
+        """Probabilities per label for a clip: the mean over windows cut by ``features.clip_windows``."""
+        db = self.frames(audio16k)
+        windows = features.clip_windows(db, self.n_frames, self.hop_frames(hop_seconds))
+        x = np.stack([self.input_for(w) for w in windows])
+        return self.predict(x).mean(axis=0)
+
+    def describe(self, probs: np.ndarray) -> dict:
+        """label, emotion, intensity, confidence and scores for one probability vector."""
+        from .labels import split_label
+        i = int(np.argmax(probs))
+        emotion, intensity = split_label(self.labels[i])
+        return {"label": self.labels[i], "emotion": emotion, "intensity": intensity,
+                "confidence": round(float(probs[i]), 4),
+                "scores": {lab: round(float(p), 4) for lab, p in zip(self.labels, probs)}}
