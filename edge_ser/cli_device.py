@@ -45,3 +45,47 @@ def profiles_cmd(
               f"{p.model} ({p.format}, {p.threads}t, hop {p.hop_seconds:g} s)")
     print("speed: estimated single-core speed against a reference x86 core (from public specs, not measured); "
           "`--profile auto` measures on this machine.")
+
+
+@app.command("bench")
+def bench_cmd(
+    model: Optional[str] = typer.Option(None, "--model", help="Model name or directory (default: the profile's, "
+                                        "else fine15-cnn)."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="A firmware profile, or 'auto' / 'auto:NAME' "
+                                          "to calibrate here and choose the model that fits the budget."),
+    seconds: float = typer.Option(20.0, "--seconds", min=1.0, help="Seconds of audio to stream through the model."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Inference threads (default: profile's, "
+                                          "else 1)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="onnx or tflite (default: profile's, else onnx if "
+                                      "the model has it)."),
+    hop: Optional[float] = typer.Option(None, "--hop", help="Hop in seconds (default: profile's, else 0.5)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+):
+    """Measure on this machine: per-hop cost, real-time factor, peak memory, cold start, model size."""
+    import sys
+    from . import bench
+    settings = _profiles.runtime_settings(profile, model=model, fmt=fmt, threads=threads, hop_seconds=hop)
+    if settings.profile_name and settings.profile_name.startswith("auto"):
+        print(settings.reason, file=sys.stderr if as_json else sys.stdout)
+    result = bench.run(settings.model, fmt=settings.fmt, threads=settings.threads,
+                       hop_seconds=settings.hop_seconds, seconds=seconds)
+    result["settings"] = {k: v for k, v in settings.to_dict().items() if k != "choice"}
+    if settings.choice:
+        result["auto_choice"] = settings.choice
+    if profile and not profile.startswith("auto"):
+        result["budget"] = bench.against_budget(result, _profiles.load_profile(profile))
+    if as_json:
+        _print_json(result)
+        return
+    m = result["machine"]
+    print(f"{result['model']} ({result['format']}, {result['threads']} thread(s)) on {m['cpu']} "
+          f"({m['arch']}, {m['cores']} cores, load {m['loadavg_1_5_15']})")
+    print(f"  per {result['hop_seconds']:g} s hop: frontend {result['frontend_ms']:.3f} ms, features "
+          f"{result['features_ms']:.3f} ms, inference {result['inference_ms']:.3f} ms; whole hop "
+          f"{result['hop_ms']:.3f} ms" + (f" (p95 {result['hop_ms_p95']:.3f})" if "hop_ms_p95" in result else ""))
+    print(f"  real-time factor {result['rtf']:.5f}; peak RSS {result['peak_rss_mb']:.1f} MB; cold start "
+          f"{result['cold_start_s']:.3f} s; model file {result['model_bytes']} bytes")
+    if "budget" in result:
+        b = result["budget"]
+        print(f"  {b['profile']}: {b['verdict']}")
+    print(f"  protocol: {result['protocol']}")

@@ -265,10 +265,16 @@ def runtime_settings(profile: str | None, model: str | None = None, fmt: str | N
     overridden = [f"{k}={v}" for k, v in (("model", model), ("format", fmt), ("threads", threads),
                                             ("hop", hop_seconds)) if v is not None]
     if profile is None or profile == "":
+        chosen_fmt = fmt or DEFAULT_FORMAT
+        reason = "defaults" + (f" with {', '.join(overridden)}" if overridden else "")
+        if fmt is None and model is not None:
+            available = _available_formats(model)
+            if available and chosen_fmt not in available:
+                chosen_fmt = available[0]
+                reason += f" ({model} has no {DEFAULT_FORMAT} file, using {chosen_fmt})"
         return RuntimeSettings(
-            model=model or DEFAULT_MODEL, fmt=fmt or DEFAULT_FORMAT, threads=threads or DEFAULT_THREADS,
-            hop_seconds=hop_seconds or DEFAULT_HOP_SECONDS, profile_name=None,
-            reason="defaults" + (f" with {', '.join(overridden)}" if overridden else ""))
+            model=model or DEFAULT_MODEL, fmt=chosen_fmt, threads=threads or DEFAULT_THREADS,
+            hop_seconds=hop_seconds or DEFAULT_HOP_SECONDS, profile_name=None, reason=reason)
     if profile == AUTO or profile.startswith(AUTO + ":"):
         target = profile[len(AUTO) + 1:] or None
         return choose(target, model=model, fmt=fmt, threads=threads, hop_seconds=hop_seconds)
@@ -331,7 +337,7 @@ def choose(target: str | None = None, model: str | None = None, fmt: str | None 
 
     if fitting:
         best = max(fitting, key=lambda r: (accuracy(r), -r["hop_ms_on_target"]))
-        verdict = (f"the most accurate that fits ({best['metric']} {_fmt_acc(best['accuracy'])}; "
+        verdict = (f"the most accurate that fits ({_fmt_acc(best)}; "
                    f"{best['hop_ms_on_target']:.2f} ms per hop <= {allowed_ms:.1f} ms allowed, "
                    f"~{best['rss_mb']:.0f} MB <= {budget_profile.budget.memory_mb:.0f} MB)")
     else:
@@ -350,5 +356,5 @@ def choose(target: str | None = None, model: str | None = None, fmt: str | None 
                 "chosen": best["model"], "candidates": rows})
 
 
-def _fmt_acc(value) -> str:
-    return "unknown" if value is None else f"{value:.3f}"
+def _fmt_acc(row: dict) -> str:
+    return "accuracy unknown" if row["accuracy"] is None else f"{row['metric']} {row['accuracy']:.3f}"
