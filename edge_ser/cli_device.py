@@ -73,7 +73,7 @@ def bench_cmd(
     if settings.choice:
         result["auto_choice"] = settings.choice
     if profile and not profile.startswith("auto"):
-        result["budget"] = bench.against_budget(result, _profiles.load_profile(profile))
+        result["budget"] = bench.against_budget(result, _profiles.resolve_profile(profile)[0])
     if as_json:
         _print_json(result)
         return
@@ -89,3 +89,41 @@ def bench_cmd(
         b = result["budget"]
         print(f"  {b['profile']}: {b['verdict']}")
     print(f"  protocol: {result['protocol']}")
+
+
+@app.command("package")
+def package_cmd(
+    profile: str = typer.Option(..., "--profile", help="The firmware profile to package (its preferred model)."),
+    out: str = typer.Option(..., "--out", help="The bundle file to write (.tar.gz)."),
+    model: Optional[list[str]] = typer.Option(None, "--model", help="Another model to include (repeatable)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
+    as_json: bool = typer.Option(False, "--json", help="Print the bundle manifest as JSON."),
+):
+    """Bundle a profile's model(s), the profile, manifests, sha256 checksums and a device README."""
+    from . import bundle
+    index = bundle.build(profile, out, models=list(model or []), force=force)
+    if as_json:
+        _print_json(index)
+        return
+    print(f"wrote {index['path']} ({index['bytes']} bytes, sha256 {index['bundle_sha256'][:16]}...): profile "
+          f"{index['profile']}, models {', '.join(index['models'])}, {len(index['sha256'])} checksummed files")
+    print(f"on the device: edge-ser install-bundle {index['path']} --to DIR && edge-ser listen --profile DIR")
+
+
+@app.command("install-bundle")
+def install_bundle_cmd(
+    bundle_file: str = typer.Argument(..., help="A bundle written by `edge-ser package`."),
+    to: str = typer.Option(..., "--to", help="The folder to install into."),
+    force: bool = typer.Option(False, "--force", help="Overwrite files that already exist in --to."),
+    as_json: bool = typer.Option(False, "--json", help="Print the bundle manifest as JSON."),
+):
+    """Check a bundle (checksums, safe member paths, model manifests) and install it into a folder."""
+    from pathlib import Path
+    from . import bundle
+    installed = bundle.install(Path(bundle_file), Path(to), force=force)
+    if as_json:
+        _print_json(dict(installed.index, path=str(installed.path)))
+        return
+    print(f"installed {bundle_file} into {installed.path}: profile {installed.index['profile']}, models "
+          f"{', '.join(installed.index['models'])}; all {len(installed.index['sha256'])} checksums verified")
+    print(f"run: edge-ser listen --profile {installed.path}")

@@ -209,6 +209,16 @@ def load_profile(name: str) -> Profile:
     return read_profile(paths[name])
 
 
+def resolve_profile(spec: str) -> tuple[Profile, Path | None]:
+    """A profile by name, ``.toml`` path, or device bundle (an installed bundle folder or a ``.tar.gz``, checked
+    by `edge_ser.bundle`); returns the profile and the bundle folder (None if not a bundle)."""
+    from . import bundle
+    if bundle.is_bundle(spec):
+        installed = bundle.open_bundle(Path(spec))
+        return read_profile(installed.profile_path), installed.path
+    return load_profile(spec), None
+
+
 # --- this machine ---------------------------------------------------------------------------------------------
 
 _BOARD_PATTERNS = (  # /proc/device-tree/model text -> profile
@@ -278,8 +288,14 @@ def runtime_settings(profile: str | None, model: str | None = None, fmt: str | N
     if profile == AUTO or profile.startswith(AUTO + ":"):
         target = profile[len(AUTO) + 1:] or None
         return choose(target, model=model, fmt=fmt, threads=threads, hop_seconds=hop_seconds)
-    p = load_profile(profile)
-    reason = f"profile {p.name}: preferred model {p.model} ({p.format}, {p.threads} thread(s), hop {p.hop_seconds} s)"
+    p, bundle_dir = resolve_profile(profile)
+    if bundle_dir is not None:
+        in_bundle = bundle_dir / "models"
+        bundled = {d.name for d in in_bundle.iterdir() if d.is_dir()} if in_bundle.is_dir() else set()
+        model = str(in_bundle / (model or p.model)) if (model or p.model) in bundled else model
+        if model is None:
+            raise ProfileError(f"{profile}: the bundle does not hold its profile's model {p.model!r}")
+    reason = f"profile {p.name}{' from bundle ' + str(bundle_dir) if bundle_dir else ''}: preferred model {p.model} ({p.format}, {p.threads} thread(s), hop {p.hop_seconds} s)"
     if overridden:
         reason += f", overridden by {', '.join(overridden)}"
     chosen_model, chosen_fmt = model or p.model, fmt or p.format
