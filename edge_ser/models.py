@@ -8,6 +8,8 @@ onnxruntime (CPU, ``threads`` intra-op threads, one inter-op thread); TFLite mod
 from __future__ import annotations
 
 import os
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -151,8 +153,9 @@ class TFLiteRunner:
     def __init__(self, file: Path, threads: int = 1):
         Interpreter = _tflite_interpreter_class()
         try:
-            self.interpreter = Interpreter(model_path=str(file), num_threads=threads)
-            self.interpreter.allocate_tensors()
+            with _quiet_stderr():  # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" on fd 2
+                self.interpreter = Interpreter(model_path=str(file), num_threads=threads)
+                self.interpreter.allocate_tensors()
         except Exception as exc:
             raise ModelError(f"{file}: TFLite cannot load the model ({_first_line(exc)})") from None
         self.inp = self.interpreter.get_input_details()[0]
@@ -177,6 +180,25 @@ class TFLiteRunner:
             return self._invoke(x)
         # a model converted with a fixed batch of 1: one call per item
         return np.concatenate([self._invoke(x[i:i + 1]) for i in range(x.shape[0])], axis=0)
+
+
+@contextmanager
+def _quiet_stderr():
+    """Silence the C++ libraries' informational lines on file descriptor 2 (exceptions still carry the reason)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _tflite_interpreter_class():

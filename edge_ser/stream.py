@@ -261,17 +261,25 @@ class Engine:
         self._compute_s = 0.0
         return event
 
+    def finish(self) -> list[Event]:
+        """At the end of a finite source: one last event for the partial hop since the previous event, if any."""
+        if self._to_hop == self.hop_samples:
+            return []
+        event = self._hop()
+        self._to_hop = self.hop_samples
+        return [event]
+
     def events(self, source: Iterable[np.ndarray], duration: float | None = None) -> Iterator[Event]:
-        """Events from a source of audio blocks; stops at the source's end or after ``duration`` seconds."""
+        """Events from a source of audio blocks.  Stops after ``duration`` seconds of audio (events every hop), or
+        at the end of the source, where a partial last hop gives one more event (its ``t`` is the source's end)."""
+        limit = None if duration is None else int(round(duration * self.sample_rate))
         for block in source:
-            if duration is not None:
-                remaining = int(round(duration * self.sample_rate)) - self.samples
-                if remaining <= 0:
-                    return
-                block = block[:remaining]
+            if limit is not None:
+                block = block[:max(0, limit - self.samples)]
             yield from self.feed(block)
-            if duration is not None and self.samples >= int(round(duration * self.sample_rate)):
+            if limit is not None and self.samples >= limit:
                 return
+        yield from self.finish()
 
     def run(self, source: Iterable[np.ndarray], callback: Callable[[Event], object],
             duration: float | None = None) -> int:
