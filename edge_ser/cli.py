@@ -65,4 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m edge_ser.cli`: run the package module's app, the one the command modules registered on
+    # (this file is then also loaded as __main__, whose `app` has no commands).
+    from edge_ser.cli import main as _package_main
+    sys.exit(_package_main())
