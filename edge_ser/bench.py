@@ -161,22 +161,27 @@ def time_components(model, audio: np.ndarray, hop_seconds: float, max_hops: int 
 
 
 def time_engine(model, audio: np.ndarray, hop_seconds: float) -> dict:
-    """Per-hop cost through the stream engine (gate, smoothing, events): feed one hop at a time."""
+    """Per-hop cost through the stream engine (gate, model, smoothing, events): feed one hop at a time.
+    ``hop_ms`` is the median over the hops the gate passed as speech (those run the model), after the first
+    window has filled; ``hop_ms_silent`` the median of the others."""
     from .stream import Engine
     engine = Engine(model, hop_seconds=hop_seconds)
     hop = max(1, int(round(hop_seconds * SAMPLE_RATE)))
-    times, events, first_event_audio_s = [], 0, None
-    for pos in range(0, len(audio) - hop + 1, hop):
+    warm = max(1, int(np.ceil(model.window_seconds / hop_seconds)))
+    speech, silent, events, first_event_audio_s = [], [], 0, None
+    for i, pos in enumerate(range(0, len(audio) - hop + 1, hop)):
         t0 = time.perf_counter()
         out = engine.feed(audio[pos:pos + hop])
-        times.append(time.perf_counter() - t0)
+        dt = time.perf_counter() - t0
         events += len(out)
         if out and first_event_audio_s is None:
             first_event_audio_s = (pos + hop) / SAMPLE_RATE
-    warm = max(1, int(np.ceil(model.window_seconds / hop_seconds)))
-    steady = times[warm:] or times
-    return {"hop_ms": _median_ms(steady), "hop_ms_p95": round(1000 * float(np.percentile(steady, 95)), 4),
-            "events": events, "first_event_audio_s": first_event_audio_s}
+        if i >= warm:
+            (speech if any(getattr(e, "speech", True) for e in out) else silent).append(dt)
+    timed = speech or silent
+    return {"hop_ms": _median_ms(timed), "hop_ms_p95": round(1000 * float(np.percentile(timed, 95)), 4)
+            if timed else float("nan"), "hop_ms_silent": _median_ms(silent), "speech_hops": len(speech),
+            "silent_hops": len(silent), "events": events, "first_event_audio_s": first_event_audio_s}
 
 
 def _model_bytes(model) -> int:
@@ -213,7 +218,8 @@ def _worker(args: dict) -> None:
     result.update(time_components(model, audio, hop_seconds))
     try:
         result.update(time_engine(model, audio, hop_seconds))
-        result["hop_ms_is"] = "engine.feed per hop (frontend + features + model + gate + smoothing)"
+        result["hop_ms_is"] = ("Engine.feed per speech hop (frontend + gate + features + model + smoothing), "
+                              "median over the hops the gate passed as speech")
     except ImportError:  # pragma: no cover
         result["hop_ms"] = result["components_ms"]
         result["hop_ms_is"] = "frontend + features + inference (no stream engine installed)"
@@ -337,13 +343,20 @@ def calibrate(model: str | None = None, task_of: str | None = None, fmt: str | N
                 continue
             timing = time_components(m, audio, hop_seconds, max_seconds=seconds)
             acc, metric = manifest_accuracy(manifest.metrics)
-            spec = name if models.DEFAULT_MODELS_DIR in path.resolve().parents else str(path)
+            spec = name if _resolves_to(models, name, path) else str(path)
             rows.append({"model": name, "path": spec, "format": f, "hop_ms": timing["components_ms"],
                          "inference_ms": timing["inference_ms"], "frontend_ms": timing["frontend_ms"],
                          "rss_mb": round(base_rss + max(0.0, rss_mb() - before), 1), "accuracy": acc,
                          "metric": metric, "model_bytes": _model_bytes(m)})
             del m
     return rows
+
+
+def _resolves_to(models, name: str, path: Path) -> bool:
+    try:
+        return models.resolve_model(name).resolve() == Path(path).resolve()
+    except UserError:
+        return False
 
 
 if __name__ == "__main__":
