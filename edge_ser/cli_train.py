@@ -1,1 +1,185 @@
-"""(commands registered on edge_ser.cli.app)"""
+"""Training commands (`train`, `evaluate`, `export`): thin wrappers around `export.*`, which needs the extra
+``train`` (scikit-learn, TensorFlow, converters).  `export` is imported inside each command body only, so the
+runtime never loads training code."""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .cli import app
+from .errors import UserError
+
+TASK_NAMES = ("fine15", "basic6", "emotion5", "ravdess8")
+
+
+def _need_train_extra(what: str):
+    """Import the training package or fail with one line saying how to install it."""
+    try:
+        import sklearn  # noqa: F401
+        import export.train  # noqa: F401
+        return export.train
+    except ImportError as exc:
+        missing = getattr(exc, "name", None) or str(exc)
+        raise UserError(f"{what} needs the training extra ({missing} is not installed): "
+                        "pip install 'edge-ser[train]'") from None
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _check_data(data: List[Path]) -> list[Path]:
+    if not data:
+        raise UserError("give at least one --data corpus folder")
+    for d in data:
+        if not d.exists():
+            raise UserError(f"{d}: no such directory")
+        if not d.is_dir():
+            raise UserError(f"{d}: not a directory (--data takes a corpus folder)")
+    return list(data)
+
+
+def _check_task(task: str) -> str:
+    if task not in TASK_NAMES:
+        raise UserError(f"unknown task {task!r} (known: {', '.join(TASK_NAMES)})")
+    return task
+
+
+@app.command("train")
+def train_cmd(
+    data: List[Path] = typer.Option(..., "--data", help="Corpus root in its released layout (repeatable)."),
+    task: str = typer.Option("fine15", "--task", help="fine15, basic6, emotion5 or ravdess8."),
+    model: str = typer.Option("rfc", "--model", help="Model kind: rfc or cnn."),
+    out: Path = typer.Option(..., "--out", help="Model directory to write (refused if it exists, unless --force)."),
+    ssl: bool = typer.Option(False, "--ssl", help="Grow the training set by pseudo-labelling (export/ssl.py)."),
+    folds: int = typer.Option(0, "--folds", help="K actor folds of cross-validation before the final model (0: none)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for splits, augmentation and training."),
+    window_seconds: float = typer.Option(2.5, "--window-seconds", help="Model window length in seconds."),
+    hop_seconds: float = typer.Option(0.5, "--hop-seconds", help="Hop between windows (training and scoring)."),
+    augment: str = typer.Option("noise,pitch", "--augment",
+                                help="Augmentations of the training part: noise,pitch,stretch,lowpass or 'none'."),
+    corpus: Optional[str] = typer.Option(None, "--corpus", help="Force the corpus type of every --data folder."),
+    name: Optional[str] = typer.Option(None, "--name", help="Model name in the manifest (default: the folder's)."),
+    seed_protocol: int = typer.Option(0, "--seed-protocol",
+                                      help="Also run seed 000's leaky protocol (random 80/20 after augmentation) "
+                                           "this many times, for comparison."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing --out directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+):
+    """Train a model (needs the extra `train`): speaker-disjoint CV, final model, ONNX/TFLite export with parity."""
+    data = _check_data(data)
+    _check_task(task)
+    if model not in ("rfc", "cnn"):
+        raise UserError(f"unknown model kind {model!r} (known: rfc, cnn)")
+    if folds < 0 or folds == 1:
+        raise UserError("--folds must be 0 (no cross-validation) or at least 2")
+    if not 0.5 <= window_seconds <= 10:
+        raise UserError("--window-seconds must be between 0.5 and 10")
+    if not 0.05 <= hop_seconds <= window_seconds:
+        raise UserError("--hop-seconds must be between 0.05 and the window length")
+    augs = tuple(a.strip() for a in augment.split(",") if a.strip() and a.strip() != "none")
+    if out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"{out}: exists (use --force to overwrite)")
+    train = _need_train_extra("train")
+    from export.augment import KINDS
+    bad = [a for a in augs if a not in KINDS]
+    if bad:
+        raise UserError(f"unknown augmentation {bad[0]!r} (known: {', '.join(KINDS)})")
+    from export.corpora import CORPORA
+    if corpus is not None and corpus not in CORPORA:
+        raise UserError(f"unknown corpus {corpus!r} (known: {', '.join(CORPORA)})")
+    hook = None
+    if ssl:
+        try:
+            from export import ssl as ssl_module
+            make_hook = ssl_module.make_ssl_hook
+        except (ImportError, AttributeError):
+            raise UserError("--ssl is not available: export/ssl.py provides no make_ssl_hook") from None
+    if out.exists() and force:
+        shutil.rmtree(out)
+    cfg = train.TrainConfig(task=task, kind=model, window_seconds=window_seconds, hop_seconds=hop_seconds,
+                            augment=augs, folds=folds, seed=seed, corpus=corpus)
+    if ssl:
+        hook = make_hook(data, cfg)
+    result = train.run(data, cfg, out, name=name, ssl=hook, seed_protocol_repeats=seed_protocol, log=_log)
+    if as_json:
+        print(json.dumps(result, indent=None))
+    else:
+        cv = result.get("cv")
+        if cv:
+            print(f"{task}-{model}: actor-fold CV ({folds} folds) accuracy {cv['accuracy']['mean']:.3f} ± "
+                  f"{cv['accuracy']['std']:.3f}, balanced {cv['balanced_accuracy']['mean']:.3f}, macro-F1 "
+                  f"{cv['macro_f1']['mean']:.3f}")
+        v = result["validation"]
+        print(f"final model -> {out}: validation accuracy {v['accuracy']:.3f} on {v['n']} held-out-speaker clips")
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    model: str = typer.Option(..., "--model", help="A default model's name or a model directory."),
+    data: List[Path] = typer.Option(..., "--data", help="Corpus root (repeatable)."),
+    task: Optional[str] = typer.Option(None, "--task", help="Task to score (default: the model's)."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write report.md and confusion.png here."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="onnx or tflite (default: onnx if present)."),
+    corpus: Optional[str] = typer.Option(None, "--corpus", help="Force the corpus type."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Score a random subset of this many clips."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+):
+    """Score a model on a corpus with the exported file (as `classify` runs it)."""
+    data = _check_data(data)
+    if task is not None:
+        _check_task(task)
+    if fmt is not None and fmt not in ("onnx", "tflite"):
+        raise UserError(f"unknown format {fmt!r} (onnx or tflite)")
+    if limit is not None and limit < 1:
+        raise UserError("--limit must be at least 1")
+    _need_train_extra("evaluate")
+    from export.evaluate import evaluate
+    result = evaluate(model, data, task, corpus=corpus, fmt=fmt, limit=limit, progress=not as_json)
+    if report is not None:
+        from export.report import write_report
+        path = write_report(result, report)
+        result["report"] = str(path)
+    if as_json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['model']} on {result['task']}: {result['n']} clips, accuracy {result['accuracy']:.3f}, "
+              f"balanced accuracy {result['balanced_accuracy']:.3f}, macro-F1 {result['macro_f1']:.3f}")
+        if report is not None:
+            print(f"report: {result['report']}")
+
+
+@app.command("export")
+def export_cmd(
+    model: Path = typer.Option(..., "--model", help="A model directory written by `edge-ser train`."),
+    fmt: str = typer.Option(..., "--format", help="onnx or tflite."),
+    quantize: str = typer.Option("none", "--quantize", help="none, dynamic or int8 (TFLite)."),
+    as_json: bool = typer.Option(False, "--json", help="Print sizes and parity as JSON."),
+):
+    """Convert a trained model to ONNX or TFLite, with a parity check against the trained model."""
+    if fmt not in ("onnx", "tflite"):
+        raise UserError(f"unknown format {fmt!r} (onnx or tflite)")
+    if quantize not in ("none", "dynamic", "int8"):
+        raise UserError(f"unknown quantisation {quantize!r} (none, dynamic or int8)")
+    if not model.is_dir():
+        raise UserError(f"{model}: no such model directory")
+    if not (model / "native").is_dir():
+        raise UserError(f"{model}: no native/ training output (export converts a directory written by "
+                        "`edge-ser train`)")
+    _need_train_extra("export")
+    from export.convert import export_command
+    try:
+        result = export_command(model, fmt, quantize)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if as_json:
+        print(json.dumps(result))
+    else:
+        p = result["parity"]
+        print(f"{result['file']}: {result['bytes'] / 1e3:.0f} KB, max |Δp| {p['max_abs_diff']:.2e}, top-1 "
+              f"agreement {p['top1_agreement']:.3f} on {p['n']} held-out windows")

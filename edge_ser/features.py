@@ -52,14 +52,25 @@ def _floor(db: np.ndarray, top_db: float | None) -> np.ndarray:
     return apply_top_db(db, top_db) if top_db is not None else db
 
 
-def log_mel_image(db: np.ndarray, n_frames: int, top_db: float | None = 80.0, norm: str = "utterance") -> np.ndarray:
-    """CNN input ``(n_mels, n_frames, 1)``: the window's log-mel, floored and normalised.
+def _pool(x: np.ndarray, pool_bands: int, pool_frames: int) -> np.ndarray:
+    """Average blocks of ``pool_bands`` mel bands x ``pool_frames`` frames (a remainder is dropped)."""
+    if pool_bands == 1 and pool_frames == 1:
+        return x
+    b, t = x.shape[0] // pool_bands, x.shape[1] // pool_frames
+    x = x[:b * pool_bands, :t * pool_frames]
+    return x.reshape(b, pool_bands, t, pool_frames).mean(axis=(1, 3))
+
+
+def log_mel_image(db: np.ndarray, n_frames: int, top_db: float | None = 80.0, norm: str = "utterance",
+                  pool_bands: int = 1, pool_frames: int = 1) -> np.ndarray:
+    """CNN input ``(n_mels // pool_bands, n_frames // pool_frames, 1)``: the window's log-mel, floored, pooled
+    (mean over blocks of bands x frames; 1 x 1 keeps the full resolution) and normalised.
 
     norm: ``utterance`` subtracts the window's mean and divides by its std (removes gain);
     ``band`` subtracts each band's mean over the window (removes a fixed channel response) then divides by the
     window's std; ``none`` leaves dB values.
     """
-    x = _floor(fit_frames(np.asarray(db, dtype=np.float32), n_frames), top_db)
+    x = _pool(_floor(fit_frames(np.asarray(db, dtype=np.float32), n_frames), top_db), pool_bands, pool_frames)
     if norm == "utterance":
         x = (x - x.mean()) / (x.std() + 1e-3)
     elif norm == "band":
@@ -90,7 +101,51 @@ def log_mel_stats(db: np.ndarray, n_frames: int, top_db: float | None = 80.0, ba
     return feats.astype(np.float32)
 
 
-FEATURES = {"log_mel_image": log_mel_image, "log_mel_stats": log_mel_stats}
+def _skew(v: np.ndarray) -> float:
+    sd = v.std()
+    return float(((v - v.mean()) ** 3).mean() / (sd ** 3 + 1e-6))
+
+
+def band_stats(db: np.ndarray, n_frames: int, top_db: float | None = 80.0, bands: int = 32, active_db: float = 35.0,
+               n_ceps: int = 13) -> np.ndarray:
+    """RFC input: level-free statistics of the window's active (speech) frames.
+
+    Speaker/channel normalisation by construction: every level is relative to the window's mean level over its
+    active frames (frames within ``active_db`` of the loudest), so gain and silence do not move the features.
+    Mel bands are pooled to ``bands`` groups.  Per band: mean, std, 10th/90th percentile (relative), mean absolute
+    frame-to-frame change.  Cepstra (DCT over the pooled bands per active frame): mean of c1.. and std of c0..
+    ``n_ceps``.  Level contour of active frames: std, 90-10 percentile range, skew, mean absolute change;
+    activity ratio; spectral centroid and slope (over bands) per active frame: mean and std.
+    """
+    from scipy.fft import dct
+
+    x = _floor(fit_frames(np.asarray(db, dtype=np.float32), n_frames), top_db).astype(np.float64)
+    n_mels = x.shape[0]
+    if n_mels % bands:
+        raise ValueError(f"n_mels={n_mels} is not a multiple of bands={bands}")
+    pooled = x.reshape(bands, n_mels // bands, -1).mean(axis=1)
+    level = pooled.mean(axis=0)
+    active = level >= level.max() - active_db
+    xa = pooled[:, active]
+    ref = xa.mean()
+    rel = xa - ref
+    pct = np.percentile(rel, [10, 90], axis=1)
+    delta = np.abs(np.diff(pooled, axis=1)).mean(axis=1) if pooled.shape[1] > 1 else np.zeros(bands)
+    ceps = dct(rel, type=2, axis=0, norm="ortho")[:n_ceps]
+    lv = level[active] - ref
+    dlv = np.abs(np.diff(lv)).mean() if lv.size > 1 else 0.0
+    idx = np.arange(bands, dtype=np.float64)
+    w = 10.0 ** ((xa - xa.max(axis=0, keepdims=True)) / 10.0)
+    centroid = (w * idx[:, None]).sum(axis=0) / w.sum(axis=0)
+    slope = np.polyfit(idx, rel, 1)[0] if rel.shape[1] else np.zeros(1)
+    glob = np.array([lv.std(), np.percentile(lv, 90) - np.percentile(lv, 10), _skew(lv), dlv, active.mean(),
+                     centroid.mean(), centroid.std(), np.mean(slope), np.std(slope)])
+    feats = np.concatenate([rel.mean(axis=1), xa.std(axis=1), pct.ravel(), delta, ceps.mean(axis=1)[1:],
+                            ceps.std(axis=1), glob])
+    return feats.astype(np.float32)
+
+
+FEATURES = {"log_mel_image": log_mel_image, "log_mel_stats": log_mel_stats, "band_stats": band_stats}
 
 
 def compute(db: np.ndarray, features: str, params: dict) -> np.ndarray:

@@ -1,0 +1,81 @@
+"""Score an exported model (the real artifact, through ``edge_ser.models.load_model``) on any corpus.
+
+Each clip is classified as the runtime classifies a file (`Model.classify_audio`: log-mel over the clip, windows
+cut by `features.clip_windows`, mean of window probabilities).  A fine15 model can also be scored on ``emotion5``
+(probabilities summed over intensities).
+"""
+from __future__ import annotations
+
+import numpy as np
+from tqdm import tqdm
+
+from edge_ser.audio import load_audio
+from edge_ser.errors import AudioError, UserError
+from edge_ser.labels import split_label, task_labels
+
+from . import corpora, metrics
+
+
+def _collapse(model_labels: list[str], task: str) -> np.ndarray:
+    """Matrix mapping the model's labels to ``task``'s labels (model task fine15 -> emotion5)."""
+    target = task_labels(task)
+    m = np.zeros((len(model_labels), len(target)), dtype=np.float32)
+    for i, lab in enumerate(model_labels):
+        e, _ = split_label(lab)
+        if lab in target:
+            m[i, target.index(lab)] = 1
+        elif e in target:
+            m[i, target.index(e)] = 1
+    return m
+
+
+def evaluate(model_spec, roots, task: str | None = None, corpus: str | None = None, fmt: str | None = None,
+             limit: int | None = None, progress: bool = True) -> dict:
+    from edge_ser.models import load_model
+
+    model = load_model(model_spec, fmt=fmt)
+    task = task or model.manifest.task
+    try:
+        labels = list(task_labels(task))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if task != model.manifest.task:
+        mapping = _collapse(model.labels, task)
+        if not (mapping.sum(axis=0) > 0).all():
+            raise UserError(f"model {model.name} ({model.manifest.task}) cannot be scored on task {task} "
+                            f"(its labels do not cover {task}'s)")
+    else:
+        mapping = None
+    clips, summaries = corpora.load_corpora(roots, corpus)
+    kept, labs, left = corpora.for_task(clips, task)
+    if not kept:
+        raise UserError(f"no clips of task {task} in {', '.join(map(str, roots))}")
+    if limit:
+        rng = np.random.default_rng(0)
+        sel = np.sort(rng.permutation(len(kept))[:limit])
+        kept, labs = [kept[i] for i in sel], [labs[i] for i in sel]
+    y_true, y_pred, failed = [], [], {}
+    for c, lab in tqdm(list(zip(kept, labs)), desc="evaluate", unit="clip", disable=not progress,
+                       mininterval=2.0, leave=False):
+        try:
+            audio = load_audio(c.path, model.frontend.sample_rate)
+        except AudioError as exc:
+            failed[c.path] = str(exc)
+            continue
+        p = model.classify_audio(audio)
+        if mapping is not None:
+            p = p @ mapping
+        y_true.append(labels.index(lab))
+        y_pred.append(int(np.argmax(p)))
+    if not y_true:
+        raise UserError("no readable clips to evaluate")
+    out = {"task": task, "model": model.name, "model_path": str(model.path), "format": model.format}
+    out.update(metrics.scores(y_true, y_pred, labels))
+    out["speakers"] = len({c.speaker for c in kept})
+    out["corpora"] = [s.to_dict() for s in summaries]
+    out["left_out_by_task"] = dict(left)
+    out["unreadable"] = failed
+    out["protocol"] = ("every clip of the task in the given corpora, classified like `edge-ser classify` "
+                       f"(windows of {model.window_seconds} s every {model.manifest.hop_seconds} s, mean of window "
+                       "probabilities), with the exported model file")
+    return out

@@ -1,0 +1,13 @@
+"""Model kinds: one module each (rfc, cnn, ...).  `make(name, n_classes, **options)` builds one."""
+from __future__ import annotations
+
+import importlib
+
+KINDS = {"rfc": "export.kinds.rfc:RFC", "cnn": "export.kinds.cnn:CNN"}
+
+
+def make(name: str, n_classes: int, **options):
+    if name not in KINDS:
+        raise ValueError(f"unknown model kind {name!r} (known: {', '.join(KINDS)})")
+    module, cls = KINDS[name].split(":")
+    return getattr(importlib.import_module(module), cls)(n_classes=n_classes, **options)

@@ -1,0 +1,179 @@
+"""2-D CNN on the window's log-mel image, after seed 000: four conv layers (filters 5x5 then 3x3) with ReLU and
+max-pooling, dropout 0.1 / 0.5, L1+L2 on conv and dense weights, softmax; Adam with the seed's learning-rate
+decay (1e-6, Keras' legacy ``lr / (1 + decay * step)``); early stopping on speaker-disjoint validation windows.
+Small enough for a board: ~55 k parameters, int8 TFLite well under 300 KB.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..dataset import InputSpec
+
+FEATURES = "log_mel_image"
+PARAMS = {"top_db": 80.0, "norm": "utterance", "pool_bands": 2, "pool_frames": 2}
+
+
+def _tf():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(int(os.environ.get("EDGE_SER_TRAIN_THREADS", "2")))
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass
+    return tf
+
+
+def build_network(input_shape, n_classes: int, filters=(16, 32, 48, 64), l1: float = 1e-6, l2: float = 1e-4,
+                  batch_size=None):
+    import keras
+    from keras import layers, regularizers
+    reg = regularizers.L1L2(l1=l1, l2=l2)
+    inp = keras.Input(shape=tuple(input_shape), batch_size=batch_size, name="input")
+    h = inp
+    for k, (f, size) in enumerate(zip(filters, (5, 3, 3, 3))):
+        h = layers.Conv2D(f, size, padding="same", activation="relu", kernel_regularizer=reg, name=f"conv{k + 1}")(h)
+        h = layers.MaxPooling2D(2, padding="same", name=f"pool{k + 1}")(h)
+        if k < len(filters) - 1:
+            h = layers.Dropout(0.1, name=f"drop{k + 1}")(h)
+    # average over the remaining time steps: the band pattern, independent of where in the window it sits
+    h = layers.AveragePooling2D(pool_size=(1, int(h.shape[2])), name="time_avg")(h)
+    h = layers.Flatten(name="flatten")(h)
+    h = layers.Dropout(0.5, name="drop_dense")(h)
+    h = layers.Dense(64, activation="relu", kernel_regularizer=reg, name="dense")(h)
+    out = layers.Dense(n_classes, activation="softmax", kernel_regularizer=reg, name="probabilities")(h)
+    return keras.Model(inp, out, name="edge_ser_cnn")
+
+
+class CNN:
+    name = "cnn"
+    formats = ("onnx", "tflite")
+
+    def __init__(self, n_classes: int, epochs: int = 40, patience: int = 8, batch_size: int = 64, lr: float = 1e-3,
+                 decay: float = 1e-6, features: str = FEATURES, params: dict | None = None, verbose: int = 0,
+                 filters=(16, 32, 48, 64)):
+        self.n_classes = n_classes
+        self.options = {"epochs": epochs, "patience": patience, "batch_size": batch_size, "lr": lr, "decay": decay,
+                        "filters": list(filters)}
+        self.features, self.params = features, dict(PARAMS if params is None else params)
+        self.verbose = verbose
+        self.model = None
+        self.history = {}
+
+    def input_spec(self, window_seconds: float, hop_seconds: float) -> InputSpec:
+        return InputSpec(self.features, self.params, window_seconds, hop_seconds)
+
+    def _compile(self, model):
+        import keras
+        schedule = keras.optimizers.schedules.InverseTimeDecay(self.options["lr"], decay_steps=1,
+                                                               decay_rate=self.options["decay"])
+        model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy",
+                      weighted_metrics=["accuracy"])
+
+    def fit(self, X, y, sample_weight=None, validation=None, seed: int = 0, progress: bool = True):
+        tf = _tf()
+        import keras
+        keras.utils.set_random_seed(seed)
+        X = np.asarray(X, dtype=np.float32)
+        y = np.asarray(y)
+        w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        # balanced classes (sklearn's "balanced" rule on the clip-weighted counts)
+        per_class = np.bincount(y, weights=w, minlength=self.n_classes)
+        cw = np.where(per_class > 0, w.sum() / (self.n_classes * np.maximum(per_class, 1e-9)), 0.0)
+        w = w * cw[y]
+        w = (w / w.mean()).astype(np.float32)
+        self.model = build_network(X.shape[1:], self.n_classes, self.options["filters"])
+        self._compile(self.model)
+        callbacks = []
+        if progress:
+            try:
+                from tqdm.keras import TqdmCallback
+                callbacks.append(TqdmCallback(verbose=0, leave=False))
+            except ImportError:
+                pass
+        val = None
+        if validation is not None:
+            Xv, yv = validation
+            val = (np.asarray(Xv, np.float32), np.asarray(yv))
+            callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.options["patience"],
+                                                           restore_best_weights=True))
+        h = self.model.fit(X, y, sample_weight=w, validation_data=val, epochs=self.options["epochs"],
+                           batch_size=self.options["batch_size"], shuffle=True, verbose=self.verbose,
+                           callbacks=callbacks)
+        self.history = {k: [float(v) for v in vals] for k, vals in h.history.items()}
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        return np.asarray(self.model.predict(X, batch_size=256, verbose=0), dtype=np.float32)
+
+    def save(self, directory: Path) -> None:
+        directory = Path(directory)
+        self.model.save(directory / "model.keras")
+        (directory / "cnn.json").write_text(json.dumps({"n_classes": self.n_classes, "options": self.options,
+                                                        "features": self.features, "params": self.params,
+                                                        "history": self.history}))
+
+    def load(self, directory: Path) -> "CNN":
+        _tf()
+        import keras
+        directory = Path(directory)
+        meta = json.loads((directory / "cnn.json").read_text())
+        self.n_classes, self.options = meta["n_classes"], meta["options"]
+        self.features, self.params, self.history = meta["features"], meta["params"], meta.get("history", {})
+        self.model = keras.models.load_model(directory / "model.keras", compile=False)
+        return self
+
+    def describe(self) -> dict:
+        d = {"network": "4 x (Conv2D + ReLU + MaxPool), dropout 0.1/0.5, L1+L2, dense 64, softmax",
+             **self.options}
+        if self.model is not None:
+            d["parameters"] = int(self.model.count_params())
+            if self.history.get("loss"):
+                d["epochs_run"] = len(self.history["loss"])
+        return d
+
+    def export(self, directory: Path, fmt: str = "onnx", quantize: str = "none", representative=None) -> Path:
+        tf = _tf()
+        directory = Path(directory)
+        shape = tuple(int(s) for s in self.model.input_shape[1:])
+        if fmt == "onnx":
+            if quantize != "none":
+                raise ValueError("ONNX export is float32 only (use --format tflite for quantised models)")
+            import tf2onnx
+            # tf2onnx needs the model's output_names; Keras 3 functional models may lack them
+            if not hasattr(self.model, "output_names"):
+                self.model.output_names = ["probabilities"]
+            spec = (tf.TensorSpec((None, *shape), tf.float32, name="input"),)
+            proto, _ = tf2onnx.convert.from_keras(self.model, input_signature=spec, opset=17)
+            path = directory / "model.onnx"
+            path.write_bytes(proto.SerializeToString())
+            return path
+        if fmt != "tflite":
+            raise ValueError(f"a CNN exports to onnx or tflite, not {fmt}")
+        conv = tf.lite.TFLiteConverter.from_keras_model(self.model)
+        if quantize == "dynamic":
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+            conv._experimental_disable_per_channel_quantization_for_dense_layers = True
+        elif quantize == "int8":
+            if representative is None or not len(representative):
+                raise ValueError("int8 quantisation needs a representative dataset")
+            rep = np.asarray(representative, dtype=np.float32)
+
+            def gen():
+                for i in range(len(rep)):
+                    yield [rep[i:i + 1]]
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+            conv.representative_dataset = gen
+            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            conv.inference_input_type = tf.int8
+            conv.inference_output_type = tf.int8
+        elif quantize != "none":
+            raise ValueError(f"unknown quantisation {quantize!r} (none, dynamic, int8)")
+        path = directory / "model.tflite"
+        path.write_bytes(conv.convert())
+        return path

@@ -1,0 +1,332 @@
+"""The training loop: corpora -> task labels -> speaker-disjoint splits/folds -> features -> augmentation (training
+part only, after the split) -> fit -> metrics; then the final model, its export and its manifest.
+
+Protocols (every number says which one it comes from):
+- ``actor-fold CV``: K folds disjoint by speaker, stratified by label (StratifiedGroupKFold); inside each fold's
+  training part a speaker-disjoint validation part (for early stopping); augmented copies only of the training
+  part's clips; test clips scored like the runtime (clip_windows, mean of window probabilities).
+- ``final``: one model on all speakers but a speaker-disjoint validation part (early stopping, parity checks).
+- ``seed000``: the seed paper's protocol, for comparison only: augmented copies are made of every clip *before* a
+  random stratified 80/20 split of clips and copies, so speakers and copies of the same clip sit on both sides.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from tqdm import tqdm
+
+from edge_ser.labels import task_labels
+from edge_ser.manifest import Manifest, write_manifest
+
+from . import corpora, kinds, metrics, splits
+from .augment import AugmentConfig
+from .dataset import LogMelCache, clip_probs, windows_of
+
+PROTOCOL_CV = ("actor-fold CV: {k} folds disjoint by speaker (StratifiedGroupKFold by label, seed {seed}); "
+               "augmentation ({aug}) of the training part only, after the split; {val:.0%} of the training "
+               "speakers held out for validation; test clips scored as the runtime does (windows of {win} s every "
+               "{hop} s, mean of window probabilities)")
+
+
+@dataclass
+class TrainConfig:
+    task: str = "fine15"
+    kind: str = "rfc"
+    window_seconds: float = 2.5
+    hop_seconds: float = 0.5
+    augment: tuple = ("noise", "pitch")
+    folds: int = 0
+    val_fraction: float = 0.15
+    seed: int = 0
+    kind_options: dict = field(default_factory=dict)
+    cache_dir: str | None = None
+    corpus: str | None = None
+
+
+@dataclass
+class Data:
+    """The task's clips with their integer labels and speakers, and a cache of window inputs per clip/variant."""
+    clips: list
+    y: np.ndarray
+    speakers: np.ndarray
+    labels: tuple
+    summaries: list
+    cache: LogMelCache
+    spec: object
+    _inputs: dict = field(default_factory=dict)
+
+    def inputs(self, i: int, variant: str = "") -> np.ndarray | None:
+        """Model inputs of every window of clip i (or its augmented variant); None if unreadable."""
+        key = (i, variant)
+        if key not in self._inputs:
+            db = self.cache.get(self.clips[i], variant)
+            self._inputs[key] = None if db is None else np.stack([self.spec.compute(w) for w in windows_of(db, self.spec)])
+        return self._inputs[key]
+
+    def warm(self, idx, variants=("",), desc="features"):
+        todo = [(i, v) for v in variants for i in idx if (i, v) not in self._inputs]
+        for i, v in tqdm(todo, desc=desc, unit="clip", leave=False, mininterval=2.0):
+            self.inputs(i, v)
+
+
+def load_data(roots, cfg: TrainConfig, kind) -> Data:
+    clips, summaries = corpora.load_corpora(roots, cfg.corpus)
+    kept, labs, _left = corpora.for_task(clips, cfg.task)
+    if not kept:
+        raise corpora.CorpusError(f"no clips for task {cfg.task} in {', '.join(map(str, roots))}")
+    labels = task_labels(cfg.task)
+    y = np.array([labels.index(l) for l in labs])
+    spk = np.array([c.speaker for c in kept])
+    cache = LogMelCache(cfg.cache_dir, aug=AugmentConfig(), seed=cfg.seed)
+    spec = kind.input_spec(cfg.window_seconds, cfg.hop_seconds)
+    return Data(kept, y, spk, labels, summaries, cache, spec)
+
+
+def design(data: Data, idx, variants=("",)):
+    """(X, y, sample_weight) over every window of the clips ``idx`` and their variants; each clip weighs 1."""
+    xs, ys, ws = [], [], []
+    for v in variants:
+        for i in idx:
+            x = data.inputs(i, v)
+            if x is None:
+                continue
+            xs.append(x)
+            ys.append(np.full(len(x), data.y[i]))
+            ws.append(np.full(len(x), 1.0 / len(x)))
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(ws)
+
+
+def predict_clips(model, data: Data, idx, variant: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities per readable clip, the clip indices): mean of window probabilities as the runtime does."""
+    ok = [i for i in idx if data.inputs(i, variant) is not None]
+    xs = [data.inputs(i, variant) for i in ok]
+    owner = np.concatenate([np.full(len(x), k) for k, x in enumerate(xs)])
+    p = model.predict_proba(np.concatenate(xs))
+    return clip_probs(p, owner, len(ok)), np.asarray(ok)
+
+
+@dataclass
+class FoldContext:
+    """What an SSL hook gets for one fold: it may train on ``train_idx`` and must add nothing from
+    ``excluded_speakers`` (the fold's validation and test speakers)."""
+    data: Data
+    cfg: TrainConfig
+    train_idx: np.ndarray
+    excluded_speakers: set
+    fit: Callable  # fit(idx, extra=None) -> model (same kind, same augmentation)
+    predict_clips: Callable  # predict_clips(model, clips: list[Clip]) -> probs
+
+
+# An SSL hook returns pseudo-labelled clips to add to a fold's training part: list[(Clip, label_index)].
+SslHook = Callable[[FoldContext], list]
+
+
+def _fit(data: Data, cfg: TrainConfig, train_idx, val_idx, extra=None, seed: int = 0):
+    kind = kinds.make(cfg.kind, len(data.labels), **cfg.kind_options)
+    X, y, w = design(data, train_idx, ("",) + tuple(cfg.augment))
+    if extra:
+        ex, ey, ew = _extra_design(data, extra, cfg)
+        X, y, w = np.concatenate([X, ex]), np.concatenate([y, ey]), np.concatenate([w, ew])
+    validation = None
+    if val_idx is not None and len(val_idx):
+        Xv, yv, wv = design(data, val_idx)
+        validation = (Xv, yv)
+    t = time.time()
+    kind.fit(X, y, sample_weight=w, validation=validation, seed=seed)
+    kind.fit_seconds = time.time() - t
+    kind.n_train_windows = int(len(X))
+    return kind
+
+
+def _extra_design(data: Data, extra, cfg: TrainConfig):
+    """Window inputs of extra (pseudo-labelled) clips and their augmented copies."""
+    xs, ys, ws = [], [], []
+    for clip, label in extra:
+        for v in ("",) + tuple(cfg.augment):
+            db = data.cache.get(clip, v)
+            if db is None:
+                continue
+            x = np.stack([data.spec.compute(w) for w in windows_of(db, data.spec)])
+            xs.append(x)
+            ys.append(np.full(len(x), label))
+            ws.append(np.full(len(x), 1.0 / len(x)))
+    if not xs:
+        return (np.zeros((0,) + data.inputs(0).shape[1:], np.float32), np.zeros(0, int), np.zeros(0))
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(ws)
+
+
+def _predict_external(data: Data, model, clips) -> np.ndarray:
+    out = []
+    for c in clips:
+        db = data.cache.get(c)
+        if db is None:
+            out.append(np.full(len(data.labels), np.nan, np.float32))
+            continue
+        x = np.stack([data.spec.compute(w) for w in windows_of(db, data.spec)])
+        out.append(model.predict_proba(x).mean(axis=0))
+    return np.stack(out)
+
+
+def _fold(data: Data, cfg: TrainConfig, tr, te, fold: int, ssl: SslHook | None):
+    rest, va = splits.holdout(data.y[tr], data.speakers[tr], cfg.val_fraction, cfg.seed + 100 + fold)
+    tr_idx, va_idx = tr[rest], tr[va]
+    splits.check_disjoint(data.speakers, tr_idx, va_idx, te)
+    extra = None
+    if ssl is not None:
+        excluded = set(data.speakers[va_idx].tolist()) | set(data.speakers[te].tolist())
+        ctx = FoldContext(data, cfg, tr_idx, excluded,
+                          fit=lambda idx, extra=None: _fit(data, cfg, idx, va_idx, extra, cfg.seed + fold),
+                          predict_clips=lambda m, clips: _predict_external(data, m, clips))
+        extra = ssl(ctx)
+        bad = [c for c, _ in extra if c.speaker in excluded]
+        if bad:
+            raise AssertionError(f"SSL hook added {len(bad)} clips of validation/test speakers")
+    model = _fit(data, cfg, tr_idx, va_idx, extra, cfg.seed + fold)
+    p, ok = predict_clips(model, data, te)
+    m = metrics.scores(data.y[ok], p.argmax(1), list(data.labels))
+    m.update(fold=fold, test_speakers=sorted(set(data.speakers[te].tolist())), n_train_clips=int(len(tr_idx)),
+             n_extra=len(extra or []), fit_seconds=round(model.fit_seconds, 1))
+    return m
+
+
+def cross_validate(data: Data, cfg: TrainConfig, ssl: SslHook | None = None, log=print) -> dict:
+    folds = splits.actor_folds(data.y, data.speakers, cfg.folds, cfg.seed)
+    every = [i for i in range(len(data.clips))]
+    data.warm(every, ("",), "features")
+    results = []
+    for k, (tr, te) in enumerate(folds):
+        data.warm(tr, tuple(cfg.augment), f"fold {k + 1}/{cfg.folds} augmented features")
+        m = _fold(data, cfg, tr, te, k, ssl)
+        log(f"fold {k + 1}/{cfg.folds}: accuracy {m['accuracy']:.3f} balanced {m['balanced_accuracy']:.3f} "
+            f"macro-F1 {m['macro_f1']:.3f} (n={m['n']}, {m['fit_seconds']} s)")
+        results.append(m)
+    summary = metrics.mean_std(results)
+    return {"protocol": PROTOCOL_CV.format(k=cfg.folds, seed=cfg.seed, aug=", ".join(cfg.augment) or "none",
+                                           val=cfg.val_fraction, win=cfg.window_seconds, hop=cfg.hop_seconds),
+            "folds": cfg.folds, **summary,
+            "pooled_confusion": metrics.pooled(results).tolist(), "labels": list(data.labels),
+            "per_fold": [{k: v for k, v in r.items() if k not in ("confusion", "per_class", "labels")}
+                         for r in results]}
+
+
+def seed_protocol(data: Data, cfg: TrainConfig, repeats: int = 1, log=print) -> dict:
+    """Seed 000's protocol (leaky, for comparison): augment every clip, then a random stratified 80/20 split."""
+    from sklearn.model_selection import train_test_split
+    variants = ("",) + tuple(cfg.augment)
+    data.warm(range(len(data.clips)), variants, "features (all variants)")
+    samples = [(i, v) for v in variants for i in range(len(data.clips)) if data.inputs(i, v) is not None]
+    sy = np.array([data.y[i] for i, _ in samples])
+    results = []
+    for r in range(repeats):
+        tr, te = train_test_split(np.arange(len(samples)), test_size=0.2, stratify=sy, random_state=cfg.seed + r)
+        xs = [data.inputs(*samples[j]) for j in tr]
+        X = np.concatenate(xs)
+        y = np.concatenate([np.full(len(x), sy[j]) for x, j in zip(xs, tr)])
+        w = np.concatenate([np.full(len(x), 1.0 / len(x)) for x in xs])
+        kind = kinds.make(cfg.kind, len(data.labels), **cfg.kind_options)
+        # the seed stops nothing on held-out speakers: validation is a random 10% of the training samples
+        vsel = np.random.default_rng(cfg.seed).random(len(X)) < 0.1
+        kind.fit(X[~vsel], y[~vsel], sample_weight=w[~vsel], validation=(X[vsel], y[vsel]), seed=cfg.seed + r)
+        txs = [data.inputs(*samples[j]) for j in te]
+        owner = np.concatenate([np.full(len(x), k) for k, x in enumerate(txs)])
+        p = clip_probs(kind.predict_proba(np.concatenate(txs)), owner, len(te))
+        m = metrics.scores(sy[te], p.argmax(1), list(data.labels))
+        log(f"seed000 protocol repeat {r + 1}: accuracy {m['accuracy']:.3f}")
+        results.append(m)
+    return {"protocol": "seed 000: augmentation (" + ", ".join(cfg.augment) + ") of every clip before a random "
+            "stratified 80/20 split of clips and copies (speakers and copies of one clip on both sides)",
+            "repeats": repeats, **metrics.mean_std(results)}
+
+
+def train_final(data: Data, cfg: TrainConfig, ssl: SslHook | None = None, log=print):
+    """The shipped model: all speakers except a speaker-disjoint validation part."""
+    tr, va = splits.holdout(data.y, data.speakers, cfg.val_fraction, cfg.seed + 7)
+    splits.check_disjoint(data.speakers, tr, va)
+    data.warm(range(len(data.clips)), ("",), "features")
+    data.warm(tr, tuple(cfg.augment), "augmented features")
+    extra = None
+    if ssl is not None:
+        excluded = set(data.speakers[va].tolist())
+        ctx = FoldContext(data, cfg, tr, excluded,
+                          fit=lambda idx, extra=None: _fit(data, cfg, idx, va, extra, cfg.seed),
+                          predict_clips=lambda m, clips: _predict_external(data, m, clips))
+        extra = ssl(ctx)
+    model = _fit(data, cfg, tr, va, extra, cfg.seed)
+    p, ok = predict_clips(model, data, va)
+    val = metrics.scores(data.y[ok], p.argmax(1), list(data.labels))
+    log(f"final model: {len(tr)} training clips (+ augmented copies, {model.n_train_windows} windows), validation "
+        f"accuracy {val['accuracy']:.3f} on {len(ok)} clips of {len(set(data.speakers[va].tolist()))} held-out "
+        f"speakers")
+    return model, tr, va, val, extra
+
+
+def trained_on(data: Data, cfg: TrainConfig, tr, va, extra=None) -> dict:
+    return {
+        "corpora": [{"corpus": s.corpus, "root": Path(s.root).name, "clips": s.found, "speakers": s.speakers}
+                    for s in data.summaries],
+        "task_clips": int(len(data.clips)), "speakers": int(len(set(data.speakers.tolist()))),
+        "train_clips": int(len(tr)), "validation_clips": int(len(va)),
+        "validation_speakers": sorted(set(data.speakers[va].tolist())),
+        "augment": list(cfg.augment), "augment_config": AugmentConfig().to_dict(), "seed": cfg.seed,
+        "pseudo_labelled_clips": len(extra or []),
+    }
+
+
+def run(roots, cfg: TrainConfig, out: Path, name: str | None = None, ssl: SslHook | None = None,
+        seed_protocol_repeats: int = 0, log=print) -> dict:
+    """Train (CV if ``cfg.folds``), fit the final model, export every format with parity checks, write the
+    manifest.  Returns the result dict (CV metrics, validation metrics, sizes, parity)."""
+    from . import convert
+
+    out = Path(out)
+    kind = kinds.make(cfg.kind, len(task_labels(cfg.task)), **cfg.kind_options)
+    data = load_data(roots, cfg, kind)
+    for s in data.summaries:
+        log(s.text())
+    log(f"task {cfg.task}: {len(data.clips)} clips of {len(set(data.speakers.tolist()))} speakers; window "
+        f"{cfg.window_seconds} s = {data.spec.n_frames} frames; features {data.spec.features}")
+    result = {"task": cfg.task, "kind": cfg.kind}
+    if cfg.folds:
+        result["cv"] = cross_validate(data, cfg, ssl, log)
+        cv = result["cv"]
+        log("CV: " + ", ".join(f"{k} {cv[k]['mean']:.3f} ± {cv[k]['std']:.3f}" for k in metrics.SUMMARY_KEYS))
+    if seed_protocol_repeats:
+        result["seed000"] = seed_protocol(data, cfg, seed_protocol_repeats, log)
+    model, tr, va, val, extra = train_final(data, cfg, ssl, log)
+    out.mkdir(parents=True, exist_ok=True)
+    native = out / "native"
+    native.mkdir(exist_ok=True)
+    model.save(native)
+    Xv, yv, _ = design(data, va)
+    np.savez_compressed(native / "heldout.npz", X=Xv[:512], y=yv[:512])
+    Xr, _, _ = design(data, tr[np.random.default_rng(cfg.seed).permutation(len(tr))[:200]])
+    np.save(native / "representative.npy", Xr[:400])
+    metrics_block = {"validation": {k: val[k] for k in ("n", *metrics.SUMMARY_KEYS)},
+                     "validation_protocol": "final model, speaker-disjoint validation part "
+                                            f"({len(set(data.speakers[va].tolist()))} speakers)"}
+    if "cv" in result:
+        cv = result["cv"]
+        metrics_block.update({k: cv[k] for k in metrics.SUMMARY_KEYS})
+        metrics_block.update(protocol=cv["protocol"], folds=cv["folds"], per_fold=cv["per_fold"],
+                             pooled_confusion=cv["pooled_confusion"])
+    if "seed000" in result:
+        metrics_block["seed000_protocol"] = result["seed000"]
+    manifest = Manifest(
+        name=name or out.name, kind=cfg.kind, task=cfg.task, labels=list(data.labels), formats=[],
+        input=data.spec.manifest_input(Xv.shape[1:]), frontend=data.spec.frontend.to_dict(),
+        window_seconds=cfg.window_seconds, hop_seconds=cfg.hop_seconds, trained_on=trained_on(data, cfg, tr, va, extra),
+        metrics=metrics_block, extra={"model": model.describe(), "train_config": _jsonable(asdict(cfg))})
+    (native / "manifest.json").write_text(json.dumps(manifest.to_dict(), indent=2) + "\n")
+    result["validation"] = metrics_block["validation"]
+    result["export"] = convert.export_all(out, model, manifest, log=log)
+    result["out"] = str(out)
+    return result
+
+
+def _jsonable(d):
+    return json.loads(json.dumps(d, default=list))
