@@ -42,7 +42,8 @@ from . import cli_runtime, cli_train, cli_ssl, cli_device  # noqa: E402,F401
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning user mistakes into ``error: ...`` and exit code 2."""
     try:
-        app(args=argv, prog_name="edge-ser", standalone_mode=False)
+        # standalone_mode=False: a command's `raise typer.Exit(code)` comes back as the return value
+        rc = app(args=argv, prog_name="edge-ser", standalone_mode=False)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":
