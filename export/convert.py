@@ -7,8 +7,11 @@ held-out windows (validation speakers' clips): max |Δp|, mean |Δp| and top-1 a
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -46,11 +49,27 @@ def _check(model_dir: Path, fmt: str, native, X: np.ndarray, quantize: str) -> d
     return p
 
 
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """Converters print to stdout (Python and C++); keep stdout clean for --json output."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def export_one(model_dir: Path, native, manifest: Manifest, fmt: str, quantize: str, X: np.ndarray,
                representative: np.ndarray | None) -> dict:
     """Write ``model.<fmt>`` into ``model_dir`` (replacing an earlier one), update the manifest, check parity."""
     model_dir = Path(model_dir)
-    native.export(model_dir, fmt, quantize, representative)
+    with stdout_to_stderr():
+        native.export(model_dir, fmt, quantize, representative)
     write_manifest(model_dir, manifest)
     p = _check(model_dir, fmt, native, X, quantize)
     manifest.parity[fmt] = p
