@@ -1,0 +1,79 @@
+"""edge-ser bench: the JSON fields are present and consistent on a tiny model (no timing assertions), the accuracy
+a manifest records is found, and the device modules stay within the runtime's imports."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, run_cli
+from edge_ser import bench
+
+
+@pytest.fixture(scope="module")
+def result(tiny_models):
+    return bench.run(str(tiny_models["rfc"]), threads=1, hop_seconds=0.5, seconds=3)
+
+
+def test_bench_fields_present_and_sane(result, tiny_models):
+    for field in bench.FIELDS:
+        assert field in result, field
+    assert result["model"] == "tiny-rfc" and result["format"] == "onnx"
+    for field in ("frontend_ms", "inference_ms", "hop_ms", "rtf", "peak_rss_mb", "cold_start_s"):
+        assert result[field] > 0, field
+    assert result["model_bytes"] == (tiny_models["rfc"] / "model.onnx").stat().st_size
+    assert result["rtf"] == pytest.approx(result["hop_ms"] / 500.0, rel=1e-3)
+    # the parts of a hop cannot cost more than the hop measured around them, give or take scheduling noise
+    assert result["frontend_ms"] <= result["components_ms"]
+    assert 10 < result["peak_rss_mb"] < 4000
+    assert result["hops_timed"] >= 3
+    m = result["machine"]
+    assert m["arch"] and m["cores"] >= 1 and "numpy" in m["versions"]
+    assert "hop" in result["protocol"] and "fresh process" in result["protocol"]
+
+
+def test_bench_tflite_int8(tiny_models):
+    r = bench.run(str(tiny_models["cnn_int8"]), seconds=2)
+    assert r["format"] == "tflite" and r["inference_ms"] > 0 and r["model_bytes"] > 0
+
+
+def test_bench_cli_json(tiny_models):
+    r = run_cli("bench", "--model", str(tiny_models["rfc"]), "--seconds", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert set(bench.FIELDS) <= set(out) and out["settings"]["threads"] == 1
+
+
+def test_bench_against_a_profile_reports_the_budget(tiny_models):
+    r = run_cli("bench", "--model", str(tiny_models["rfc"]), "--profile", "pi-zero-2w", "--seconds", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    b = json.loads(r.stdout)["budget"]
+    assert b["profile"] == "pi-zero-2w" and isinstance(b["fits"], bool)
+    assert b["scale"] > 1 and "estimate" in b["basis"]  # measured on x86 or another board, scaled to a Zero 2 W
+
+
+def test_bench_unknown_model_is_a_user_error():
+    r = run_cli("bench", "--model", "no-such-model", "--seconds", "1")
+    assert r.returncode == 2 and r.stderr.startswith("error:") and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("metrics,expected", [
+    ({"cv": {"balanced_accuracy": 0.5, "balanced_accuracy_std": 0.1}, "balanced_accuracy": 0.9}, (0.5, "cv")),
+    ({"test": {"macro_f1": 0.4}}, (0.4, "test")),
+    ({"balanced_accuracy": 0.7}, (0.7, "balanced_accuracy")),
+    ({}, (None, "no accuracy")),
+])
+def test_manifest_accuracy(metrics, expected):
+    value, where = bench.manifest_accuracy(metrics)
+    assert value == expected[0] and where.startswith(expected[1])
+
+
+def test_device_modules_import_only_the_runtime():
+    # (not pickle: numpy itself imports it)
+    code = ("import sys, edge_ser.cli, edge_ser.bench, edge_ser.bundle, edge_ser.profiles;"
+            "bad = [m for m in ('tensorflow', 'keras', 'sklearn', 'librosa', 'torch', 'joblib') "
+            "if m in sys.modules]; print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(REPO), check=True)
+    assert out.stdout.strip() == "[]"
