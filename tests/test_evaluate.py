@@ -1,0 +1,75 @@
+"""export.evaluate / `edge-ser evaluate`: the contract's JSON fields, reports, and one-line errors."""
+import json
+
+import pytest
+
+pytest.importorskip("sklearn")
+
+from corpus_factory import make_cremad, make_ravdess  # noqa: E402
+
+from edge_ser.cli import main  # noqa: E402
+from export import metrics  # noqa: E402
+from export.train import TrainConfig, run  # noqa: E402
+
+FIELDS = {"task", "model", "n", "accuracy", "balanced_accuracy", "macro_f1", "labels", "confusion", "per_class"}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    base = tmp_path_factory.mktemp("ev")
+    import os
+    os.environ["EDGE_SER_CACHE"] = str(base / "cache")
+    corpus = make_ravdess(base / "ravdess", actors=(1, 2, 3, 4), seconds=1.0)
+    cfg = TrainConfig(task="fine15", kind="rfc", augment=(), window_seconds=1.0, kind_options={"n_estimators": 20})
+    run([corpus], cfg, base / "fine15-rfc", log=lambda s: None)
+    return base, corpus
+
+
+def test_evaluate_json_fields_and_report(trained, tmp_path, capsys):
+    base, corpus = trained
+    code = main(["evaluate", "--model", str(base / "fine15-rfc"), "--data", str(corpus), "--json",
+                 "--report", str(tmp_path / "rep")])
+    assert code == 0
+    r = json.loads(capsys.readouterr().out)
+    assert FIELDS <= set(r)
+    assert r["task"] == "fine15" and r["n"] == 4 * 10 and len(r["labels"]) == 15
+    assert len(r["confusion"]) == 15 and sum(map(sum, r["confusion"])) == r["n"]
+    assert set(r["per_class"]["angry_high"]) == {"precision", "recall", "f1", "support"}
+    assert (tmp_path / "rep" / "report.md").read_text().startswith("# ")
+    assert (tmp_path / "rep" / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_fine15_model_scored_on_emotion5_of_another_corpus(trained, capsys, tmp_path):
+    base, _ = trained
+    crema = make_cremad(tmp_path / "crema", actors=(1001, 1002), seconds=1.0)
+    assert main(["evaluate", "--model", str(base / "fine15-rfc"), "--data", str(crema), "--task", "emotion5",
+                 "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["task"] == "emotion5" and r["labels"] == ["angry", "sad", "happy", "disgust", "fear"]
+    assert r["n"] == 2 * 5 * 4  # LO/MD/HI and XX clips all carry an emotion
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["evaluate", "--model", "no-such-model", "--data", "."], "unknown model"),
+    (["evaluate", "--model", "x", "--data", "/no/such/dir"], "no such directory"),
+    (["evaluate", "--model", "x", "--data", ".", "--task", "fine99"], "unknown task"),
+])
+def test_evaluate_errors_are_one_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_evaluate_basic6_model_on_fine15_is_refused(trained, capsys):
+    base, corpus = trained
+    assert main(["evaluate", "--model", str(base / "fine15-rfc"), "--data", str(corpus), "--task", "basic6"]) == 2
+    assert "cannot be scored" in capsys.readouterr().err
+
+
+def test_metrics_scores_and_mean_std():
+    s = metrics.scores([0, 0, 1, 2], [0, 1, 1, 2], ["a", "b", "c"])
+    assert s["accuracy"] == 0.75 and s["confusion"] == [[1, 1, 0], [0, 1, 0], [0, 0, 1]]
+    assert abs(s["balanced_accuracy"] - (0.5 + 1 + 1) / 3) < 1e-9
+    ms = metrics.mean_std([{"accuracy": 0.5, "balanced_accuracy": 0.5, "macro_f1": 0.5},
+                           {"accuracy": 0.7, "balanced_accuracy": 0.5, "macro_f1": 0.5}])
+    assert abs(ms["accuracy"]["mean"] - 0.6) < 1e-9 and abs(ms["accuracy"]["std"] - 0.1) < 1e-9

@@ -1,0 +1,110 @@
+"""export.train + `edge-ser train`: a tiny end-to-end run on a generated corpus in the RAVDESS layout
+(train -> actor-fold CV -> export -> load through edge_ser.models.load_model -> parity)."""
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+
+from corpus_factory import make_ravdess  # noqa: E402
+
+from edge_ser.cli import main  # noqa: E402
+from edge_ser.manifest import read_manifest  # noqa: E402
+from edge_ser.models import load_model  # noqa: E402
+from export.train import TrainConfig, run  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return make_ravdess(tmp_path_factory.mktemp("rav") / "ravdess", actors=(1, 2, 3, 4, 5, 6), seconds=1.0)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("EDGE_SER_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def test_cli_train_rfc_cv_export_parity(corpus, tmp_path, capsys):
+    out = tmp_path / "basic6-rfc"
+    code = main(["train", "--data", str(corpus), "--task", "basic6", "--model", "rfc", "--out", str(out),
+                 "--folds", "2", "--augment", "noise", "--window-seconds", "1.0", "--json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    cv = result["cv"]
+    assert cv["folds"] == 2 and len(cv["per_fold"]) == 2
+    for f in cv["per_fold"]:  # each fold tested on speakers it never trained on
+        assert f["test_speakers"]
+    tested = sum((f["test_speakers"] for f in cv["per_fold"]), [])
+    assert sorted(tested) == [f"ravdess:{a:02d}" for a in range(1, 7)]
+    assert cv["accuracy"]["mean"] > 0.5  # tones by emotion are learnable across speakers
+    m = read_manifest(out)  # hashes verified
+    assert m.kind == "rfc" and m.task == "basic6" and m.formats == ["onnx"] and m.window_seconds == 1.0
+    assert m.input["features"] == "band_stats" and m.input["params"]["n_frames"] == 32
+    assert m.metrics["accuracy"]["mean"] == cv["accuracy"]["mean"] and "actor-fold CV" in m.metrics["protocol"]
+    assert m.parity["onnx"]["max_abs_diff"] < 1e-3 and m.parity["onnx"]["top1_agreement"] == 1.0
+    assert m.trained_on["augment"] == ["noise"]
+    assert not set(m.trained_on["validation_speakers"]) & {"ravdess:xx"}
+    model = load_model(out)
+    x = np.load(out / "native" / "heldout.npz")["X"]
+    p = model.predict(x)
+    assert p.shape == (len(x), 6) and np.allclose(p.sum(1), 1, atol=1e-5)
+
+
+def test_fine15_from_ravdess_has_all_15_outputs(corpus, tmp_path):
+    """RAVDESS has no 'low': the exported model still gives one probability per fine15 label."""
+    cfg = TrainConfig(task="fine15", kind="rfc", augment=(), window_seconds=1.0, kind_options={"n_estimators": 20})
+    run([corpus], cfg, tmp_path / "m", log=lambda s: None)
+    model = load_model(tmp_path / "m")
+    x = np.load(tmp_path / "m" / "native" / "heldout.npz")["X"]
+    p = model.predict(x)
+    assert p.shape[1] == 15
+    low = [i for i, lab in enumerate(model.labels) if lab.endswith("_low")]
+    assert np.all(p[:, low] == 0)
+
+
+def test_same_seed_same_model(corpus, tmp_path):
+    cfg = TrainConfig(task="basic6", kind="rfc", augment=("noise",), window_seconds=1.0,
+                      kind_options={"n_estimators": 10})
+    a = run([corpus], cfg, tmp_path / "a", log=lambda s: None)
+    b = run([corpus], cfg, tmp_path / "b", log=lambda s: None)
+    assert a["validation"] == b["validation"]
+    x = np.load(tmp_path / "a" / "native" / "heldout.npz")["X"]
+    np.testing.assert_array_equal(load_model(tmp_path / "a").predict(x), load_model(tmp_path / "b").predict(x))
+
+
+def test_ssl_hook_gets_only_training_speakers(corpus, tmp_path):
+    seen = {}
+
+    def hook(ctx):
+        seen.setdefault("excluded", []).append(set(ctx.excluded_speakers))
+        train_spk = {ctx.data.clips[i].speaker for i in ctx.train_idx}
+        assert not train_spk & ctx.excluded_speakers
+        model = ctx.fit(ctx.train_idx)  # the hook may train set-1 models
+        probs = ctx.predict_clips(model, [ctx.data.clips[i] for i in ctx.train_idx[:3]])
+        assert probs.shape == (3, 6)
+        return [(ctx.data.clips[i], int(ctx.data.y[i])) for i in ctx.train_idx[:2]]
+
+    cfg = TrainConfig(task="basic6", kind="rfc", augment=(), folds=2, window_seconds=1.0,
+                      kind_options={"n_estimators": 10})
+    result = run([corpus], cfg, tmp_path / "ssl", ssl=hook, log=lambda s: None)
+    assert len(seen["excluded"]) == 3  # two folds + the final model
+    assert all(f["n_extra"] == 2 for f in result["cv"]["per_fold"])
+
+
+@pytest.mark.slow
+def test_cnn_one_epoch_exports_onnx_and_every_tflite(corpus, tmp_path):
+    pytest.importorskip("tensorflow")
+    cfg = TrainConfig(task="basic6", kind="cnn", augment=(), window_seconds=1.0,
+                      kind_options={"epochs": 1, "filters": (4, 8, 8, 8)})
+    result = run([corpus], cfg, tmp_path / "cnn", log=lambda s: None)
+    m = read_manifest(tmp_path / "cnn")
+    assert m.formats == ["onnx", "tflite"]
+    assert m.parity["onnx"]["max_abs_diff"] < 1e-3
+    assert set(m.parity["tflite_variants"]) == {"none", "dynamic", "int8"}
+    assert m.parity["tflite_variants"]["none"]["max_abs_diff"] < 1e-3
+    for fmt in ("onnx", "tflite"):
+        model = load_model(tmp_path / "cnn", fmt=fmt)
+        p = model.classify_audio(np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32))
+        assert p.shape == (6,) and abs(p.sum() - 1) < 1e-3
+    assert result["export"]["tflite"]["bytes"] < 300_000
