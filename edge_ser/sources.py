@@ -261,6 +261,22 @@ class MicrophoneSource:
             self.on_status(f"{reason} ({self.device['name']}); reopening in {backoff:g} s")
             time.sleep(backoff)
             backoff = min(self.max_backoff, backoff * 2)
+            self._refresh_device()
+
+    def _refresh_device(self) -> None:
+        """Re-scan PortAudio's devices (a re-plugged USB microphone gets a new index) and find ours by name."""
+        terminate, initialize = getattr(self.sd, "_terminate", None), getattr(self.sd, "_initialize", None)
+        if terminate is None or initialize is None:
+            return
+        try:
+            terminate()
+            initialize()
+            for d in list_input_devices():
+                if d["name"] == self.device["name"]:
+                    self.device = d
+                    return
+        except Exception as exc:  # keep the old device; the next open reports the error
+            self.on_status(f"cannot re-scan audio devices ({_short(exc)})")
 
     def close(self) -> None:
         self._closed = True
