@@ -37,7 +37,7 @@ test: setup-dev
 	$(PY) -m pytest -q
 
 bench: setup-dev
-	$(PY) -m benchmarks.run
+	$(PY) -m benchmarks.run --readme
 
 models: setup-dev
 	$(PY) -m export.make_models --data $(DATA)

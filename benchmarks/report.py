@@ -1,0 +1,196 @@
+"""Targets, their check, and the markdown table of a results file (also written into README.md's bench block).
+
+    python -m benchmarks.report benchmarks/results/NAME.json [--readme]
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+AARCH64_RESULT = REPO / "benchmarks" / "results" / "aarch64-qemu.json"
+BEGIN, END = "<!-- BEGIN bench (device engineer) -->", "<!-- END bench -->"
+
+TARGETS = {
+    "frontend_vs_librosa": {"op": ">=", "value": 2.0, "what": "whole-clip frontend speed-up over librosa"},
+    "frontend_vs_floor": {"op": "<=", "value": 1.5, "what": "whole-clip frontend time / its rfft floor"},
+    "streaming_update": {"op": ">=", "value": 5.0, "what": "recompute-the-window time / streaming update time"},
+    "rtf_rfc": {"op": "<=", "value": 0.005, "what": "end-to-end real-time factor per hop, RFC"},
+    "rtf_cnn": {"op": "<=", "value": 0.01, "what": "end-to-end real-time factor per hop, CNN"},
+    "listen_peak_rss_mb": {"op": "<=", "value": 120.0, "what": "peak RSS of edge-ser listen --input --fast"},
+    "cold_start_s": {"op": "<=", "value": 1.0, "what": "listen: process start to first event"},
+    "cnn_int8_kb": {"op": "<=", "value": 300.0, "what": "CNN int8 TFLite file size"},
+    "cnn_int8_agreement": {"op": ">=", "value": 0.98, "what": "CNN int8 top-1 agreement with float"},
+}
+
+
+def _ok(name: str, value) -> bool | None:
+    if value is None:
+        return None
+    t = TARGETS[name]
+    return value >= t["value"] if t["op"] == ">=" else value <= t["value"]
+
+
+def check_targets(r: dict) -> list[dict]:
+    rows = []
+
+    def add(name, value, where):
+        rows.append({"target": name, "where": where, "value": value, "limit": f"{TARGETS[name]['op']} "
+                     f"{TARGETS[name]['value']:g}", "pass": _ok(name, value)})
+
+    fe = r.get("frontend", {})
+    for w in fe.get("whole_clip", []):
+        add("frontend_vs_librosa", w["speedup_vs_librosa"], w["clip"])
+        add("frontend_vs_floor", w["x_of_floor"], w["clip"])
+    if fe.get("streaming"):
+        add("streaming_update", fe["streaming"]["update_cheaper_x"], f"window {fe['streaming']['window_seconds']} s")
+    for e in r.get("end_to_end", []):
+        if "rtf" in e:
+            kind = "rtf_rfc" if e["model"].endswith("rfc") else "rtf_cnn"
+            add(kind, e["rtf"], f"{e['model']} {e['format']}")
+    for lr in r.get("listen", []):
+        if "error" not in lr:
+            add("listen_peak_rss_mb", lr["peak_rss_mb_max"], f"{lr['model']} {lr['format']}")
+            add("cold_start_s", lr["cold_start_s_median"], f"{lr['model']} {lr['format']}")
+    for m in r.get("models", []):
+        if m.get("kind") == "cnn":
+            # the int8 model with trained weights: a native variant, else the shipped file if it is int8
+            key = next((k for k in ("tflite-int8", "tflite-shipped-int8") if k in m.get("agreement", {})), None)
+            size_key = key or "tflite-int8"
+            size = m["files"].get(f"{size_key}.tflite")
+            add("cnn_int8_kb", round(size / 1024, 1) if size else None, f"{m['model']} {size_key}")
+            agr = m["agreement"][key] if key else {}
+            add("cnn_int8_agreement", agr.get("top1_agreement"),
+                f"{m['model']} {key or 'no trained int8 model'} vs {agr.get('vs')} on {agr.get('n_windows')} windows")
+    return rows
+
+
+def _f(x, nd=3):
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        return f"{x:.{nd}f}" if abs(x) < 1000 else f"{x:.0f}"
+    return str(x)
+
+
+def markdown(r: dict, source: str = "") -> str:
+    m = r["machine"]
+    load_b, load_a = m.get("loadavg_1_5_15"), r.get("machine_after", {}).get("loadavg_1_5_15")
+    out = [f"Measured {r.get('started_utc', '')} on **{m['cpu']}** ({m['arch']}, {m['cores']} cores, "
+           f"{m.get('ram_mb')} MB RAM, {m['os']}; Python {m['versions'].get('python')}, numpy "
+           f"{m['versions'].get('numpy')}, onnxruntime {m['versions'].get('onnxruntime')}, ai-edge-litert "
+           f"{m['versions'].get('ai-edge-litert')}), {r['threads']} thread(s); load average (1/5/15 min) "
+           f"{load_b} before, {load_a} after. Absolute times hold for this machine only; ratios are the headline."
+           + (f" Every number: `{source}`." if source else ""), ""]
+    out += ["**Targets** (recorded, not timed tests)", "", "| target | where | measured | limit | |",
+            "|---|---|---|---|---|"]
+    for t in r.get("target_results", []):
+        mark = {True: "pass", False: "**miss**", None: "n/a"}[t["pass"]]
+        out.append(f"| {TARGETS[t['target']]['what']} | {t['where']} | {_f(t['value'], 4)} | {t['limit']} | {mark} |")
+    fe = r.get("frontend", {})
+    if fe:
+        out += ["", "**Frontend** (ms per call, min over interleaved calls; median in brackets)", "",
+                "| input | edge_ser | librosa | rfft floor | vs librosa | x floor |", "|---|---|---|---|---|---|"]
+        for w in fe["whole_clip"]:
+            t = w["timings"]
+            out.append(f"| {w['clip']} ({w['frames']} frames) | {_f(t['edge_ser']['min_ms'])} "
+                       f"({_f(t['edge_ser']['median_ms'])}) | {_f(t['librosa']['min_ms'])} "
+                       f"({_f(t['librosa']['median_ms'])}) | {_f(t[w['floor']]['min_ms'])} | "
+                       f"{_f(w['speedup_vs_librosa'], 2)}x | {_f(w['x_of_floor'], 2)}x |")
+        s = fe.get("streaming")
+        if s:
+            t = s["timings"]
+            out.append(f"| streaming: one {s['hop_seconds']:g} s hop vs recomputing the {s['window_seconds']:g} s "
+                       f"window | {_f(t['stream_push_hop']['min_ms'])} | {_f(t['recompute_window_librosa']['min_ms'])}"
+                       f" (recompute) | edge_ser recompute {_f(t['recompute_window']['min_ms'])} | "
+                       f"{_f(s['update_cheaper_than_librosa_x'], 1)}x | update {_f(s['update_cheaper_x'], 1)}x "
+                       f"cheaper |")
+    if r.get("models"):
+        out += ["", "**Models**: one window per call (batch 1), ms, min (median)", "",
+                "| model | runtime / format | ms per window | file | top-1 agreement with float | source |",
+                "|---|---|---|---|---|---|"]
+        for mo in r["models"]:
+            for key, t in mo["runtimes"].items():
+                size = (mo["files"].get("model.onnx") if key == "onnxruntime" else mo["files"].get(f"{key}.tflite"))
+                agr = mo.get("agreement", {}).get(key)
+                out.append(f"| {mo['model']} | {key} | {_f(t['min_ms'])} ({_f(t['median_ms'])}) | "
+                           f"{_f(round(size / 1024, 1), 1) + ' KB' if size else '–'} | "
+                           f"{_f(agr['top1_agreement'], 4) + ' (n=' + str(agr['n_windows']) + ')' if agr else '–'} | "
+                           f"{mo.get('source', {}).get(key, '')} |")
+    if r.get("end_to_end"):
+        listen = {(lr["model"], lr["format"]): lr for lr in r.get("listen", [])}
+        out += ["", "**End to end** per 0.5 s hop through the stream engine (median over speech hops of a "
+                f"fresh process streaming {r['end_to_end'][0].get('protocol', '').split(' s of')[0]} s), and "
+                "`edge-ser listen --input 30s.wav --fast` (3 runs)", "",
+                "| model | format | frontend ms | features ms | inference ms | hop ms | RTF | listen peak RSS MB | "
+                "cold start s |", "|---|---|---|---|---|---|---|---|---|"]
+        for e in r["end_to_end"]:
+            lr = listen.get((e["model"], e["format"]), {})
+            if "error" in e:
+                out.append(f"| {e['model']} | {e['format']} | error: {e['error']} |||||||")
+                continue
+            out.append(f"| {e['model']} | {e['format']} | {_f(e['frontend_ms'])} | {_f(e.get('features_ms'))} | "
+                       f"{_f(e['inference_ms'])} | {_f(e['hop_ms'])} | {_f(e['rtf'], 5)} | "
+                       f"{_f(lr.get('peak_rss_mb_max'), 1)} | {_f(lr.get('cold_start_s_median'))} |")
+    return "\n".join(out) + "\n"
+
+
+def aarch64_markdown() -> str:
+    if not AARCH64_RESULT.is_file():
+        return "aarch64: not run yet (`sudo scripts/aarch64/run.sh`)."
+    a = json.loads(AARCH64_RESULT.read_text())
+    lines = [f"**aarch64** ({a.get('recorded_utc', '')}; {a['rootfs']}, Python {a['python']}; "
+             f"runtime wheels: {', '.join(a.get('key_wheels', []))}): runtime tests `{a['pytest_summary']}`; "
+             f"classify comparison with x86 on the same clips:"]
+    cmp_ = a.get("classify_compare") or {}
+    for k, v in (cmp_.get("per_model_format") or {}).items():
+        err = f", errors: {v['errors']}" if v.get("errors") else ""
+        lines.append(f"- {k}: {v['same_label']}/{v['clips']} same top-1 label, max |score difference| "
+                     f"{v['max_abs_score_diff']:.2e}{err}")
+    if a.get("note"):
+        lines.append(a["note"])
+    return "\n".join(lines)
+
+
+def readme_block(table_md: str) -> str:
+    return f"""{BEGIN}
+`edge-ser bench` measures on the device it runs on, with the runtime install only: frontend, features and
+inference per hop, the whole hop through the stream engine, real-time factor, peak RSS and cold start of a fresh
+process, model size. `edge-ser profiles` lists the firmware profiles (`firmware_profiles/*.toml`: cores, RAM, a
+CPU-speed factor against a reference x86 core — an *estimate from public specs*, not a measurement —, the budget
+per hop, CPU share and memory, and the model each board runs). `--profile NAME` applies one to `listen`,
+`classify` and `bench`; `--profile auto` calibrates every installed model of the task on this machine and runs
+the most accurate (by its manifest's cross-validated metric) whose measured cost fits the board's budget
+(`auto:pi4b` scales costs measured here by the speed factors) and prints why. `edge-ser package --profile pi4b
+--out pi4b.tar.gz` bundles the model(s), profile, manifests, sha256 checksums and a device README;
+`edge-ser install-bundle pi4b.tar.gz --to DIR` checks every checksum and refuses links, absolute or `..` paths;
+`edge-ser listen --profile DIR` (or the `.tar.gz`) runs from it.
+
+`make bench` (`python -m benchmarks.run --readme`) runs the harness below, single-threaded.
+
+{table_md}
+{aarch64_markdown()}
+{END}"""
+
+
+def update_readme(readme: Path, table_md: str) -> None:
+    text = readme.read_text()
+    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"{readme}: no bench block markers")
+    readme.write_text(pattern.sub(lambda _: readme_block(table_md), text, count=1))
+
+
+def main(argv) -> int:
+    r = json.loads(Path(argv[0]).read_text())
+    md = markdown(r, argv[0])
+    print(md)
+    if "--readme" in argv:
+        update_readme(REPO / "README.md", md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
