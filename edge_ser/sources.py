@@ -232,6 +232,8 @@ class MicrophoneSource:
                                f"retrying in {backoff:g} s")
                 time.sleep(backoff)
                 backoff = min(self.max_backoff, backoff * 2)
+                if not first:
+                    self._refresh_device()
                 continue
             first = False
             last_audio = time.monotonic()
