@@ -71,6 +71,8 @@ def check_readable(path: str | os.PathLike) -> Path:
         raise AudioError(f"{p}: no such file")
     if p.is_dir():
         raise AudioError(f"{p}: is a directory, not an audio file")
+    if not p.is_file():  # a FIFO, socket or device: opening or reading it could block forever
+        raise AudioError(f"{p}: not a regular file (a pipe, socket or device cannot be read as audio)")
     if not os.access(p, os.R_OK):
         raise AudioError(f"{p}: permission denied")
     return p
