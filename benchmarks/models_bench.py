@@ -23,12 +23,14 @@ from edge_ser.models import load_model
 
 from .timing import compare
 
+REPO = Path(__file__).resolve().parent.parent
 QUANTS = ("none", "dynamic", "int8")
 QUANT_LABEL = {"none": "float32", "dynamic": "dynamic", "int8": "int8"}
 
 
 def native_dir(model_dir: Path) -> Path | None:
-    candidates = [Path(model_dir) / "native"]
+    candidates = [Path(model_dir) / "native",  # a training output directory
+                  REPO / "runs" / "models" / Path(model_dir).name / "native"]  # where export.make_models trains
     extra = os.environ.get("EDGE_SER_NATIVE")
     if extra:
         candidates.append(Path(extra) / Path(model_dir).name / "native")

@@ -298,8 +298,12 @@ ACCURACY_KEYS = ("balanced_accuracy", "macro_f1", "accuracy")
 
 
 def manifest_accuracy(metrics: dict) -> tuple[float | None, str]:
-    """The model's cross-validated accuracy from its manifest: the first of balanced accuracy, macro F1, accuracy
-    found under a cross-validation entry (a key containing 'cv'), else at the top level, else anywhere."""
+    """The model's cross-validated accuracy from its manifest's ``metrics``: the first of balanced accuracy,
+    macro F1, accuracy, looked up as (1) ``{key: {"mean": x}}`` (mean over cross-validation folds, as export/
+    writes it), (2) under an entry whose name contains ``cv``, (3) a plain top-level number, (4) anywhere else
+    (e.g. ``validation``).  Returns (value, where it was found) or (None, reason)."""
+    metrics = metrics or {}
+
     def walk(d, path):
         if isinstance(d, dict):
             for k, v in d.items():
@@ -307,12 +311,15 @@ def manifest_accuracy(metrics: dict) -> tuple[float | None, str]:
         elif isinstance(d, (int, float)) and not isinstance(d, bool):
             yield path, float(d)
 
-    found = list(walk(metrics or {}, ()))
+    found = [(p, v) for p, v in walk(metrics, ())
+             if not any(s in part.lower() for part in p for s in ("std", "per_class", "chance", "seed000"))]
     for key in ACCURACY_KEYS:
+        value = metrics.get(key)
+        if isinstance(value, dict) and isinstance(value.get("mean"), (int, float)):
+            return float(value["mean"]), f"{key} (cv mean over folds)"
         for prefer in (lambda p: any("cv" in part.lower() for part in p[:-1]), lambda p: len(p) == 1,
                        lambda p: True):
-            hits = [(p, v) for p, v in found if p[-1] == key and prefer(p) and not any(
-                s in part.lower() for part in p for s in ("std", "ci", "chance", "per_class"))]
+            hits = [(p, v) for p, v in found if (p[-1] == key or p[-2:] == (key, "mean")) and prefer(p)]
             if hits:
                 p, v = hits[0]
                 return v, ".".join(p)

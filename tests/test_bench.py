@@ -60,6 +60,9 @@ def test_bench_unknown_model_is_a_user_error():
 
 
 @pytest.mark.parametrize("metrics,expected", [
+    ({"validation": {"balanced_accuracy": 0.3}, "balanced_accuracy": {"mean": 0.45, "std": 0.02},
+      "accuracy": {"mean": 0.5, "std": 0.1}}, (0.45, "balanced_accuracy (cv")),
+    ({"validation": {"balanced_accuracy": 0.3}}, (0.3, "validation")),
     ({"cv": {"balanced_accuracy": 0.5, "balanced_accuracy_std": 0.1}, "balanced_accuracy": 0.9}, (0.5, "cv")),
     ({"test": {"macro_f1": 0.4}}, (0.4, "test")),
     ({"balanced_accuracy": 0.7}, (0.7, "balanced_accuracy")),

@@ -138,7 +138,8 @@ def ranked_models(tiny_models, tmp_path, monkeypatch):
         shutil.copytree(src, d)
         m = read_manifest(d)
         m.name = name
-        m.metrics = {"cv": {"balanced_accuracy": acc, "balanced_accuracy_std": 0.9}, "accuracy": 0.99}
+        m.metrics = {"balanced_accuracy": {"mean": acc, "std": 0.9}, "accuracy": {"mean": 0.99, "std": 0.0},
+                     "validation": {"balanced_accuracy": 0.99}}
         write_manifest(d, m)
     monkeypatch.setattr(models, "DEFAULT_MODELS_DIR", tmp_path / "no-defaults")
     monkeypatch.setenv(models.MODELS_ENV, str(root))
@@ -150,7 +151,7 @@ def test_auto_chooses_the_most_accurate_model_that_fits(ranked_models, tmp_path,
     monkeypatch.setenv(profiles.PROFILES_ENV, str(tmp_path / "profiles"))
     s = profiles.runtime_settings("auto:roomy")
     assert s.model == "cnn-accurate" and s.fmt == "tflite"
-    assert "most accurate that fits" in s.reason and "cv.balanced_accuracy 0.610" in s.reason
+    assert "most accurate that fits" in s.reason and "balanced_accuracy (cv mean over folds) 0.610" in s.reason
     assert s.profile_name == "auto:roomy"
     rows = s.choice["candidates"]
     assert {r["model"] for r in rows} == {"cnn-accurate", "cnn-small"}
