@@ -318,6 +318,67 @@ class Model:
         x = np.stack([self.input_for(w) for w in windows])
         return self.predict(x).mean(axis=0)
 
+    def classify_blocks(self, blocks, hop_seconds: float | None = None, batch: int = 32) -> tuple[np.ndarray, int]:
+        """`classify_audio` for a clip arriving in blocks of 16 kHz mono audio, in bounded memory whatever its
+        length: the streaming frontend gives the same frames as ``frames()``, the same windows are cut (the
+        `features.clip_windows` rule: every ``hop`` from the start, one more aligned to the end, or one padded
+        window for a short clip) and their probabilities averaged.  Only one window plus a hop of frames and
+        ``batch`` model inputs are held.  Returns ``(probabilities, samples consumed)``."""
+        from .frontend import StreamingLogMel
+
+        n, hop = self.n_frames, self.hop_frames(hop_seconds)
+        frontend = StreamingLogMel(self.frontend)
+        held = np.zeros((self.frontend.n_mels, 0), dtype=np.float32)
+        base = 0        # absolute index of held[:, 0]
+        total = 0       # frames computed so far
+        start = 0       # next regular window start
+        pending: list[np.ndarray] = []
+        acc = np.zeros(len(self.labels), dtype=np.float64)
+        count = 0
+        samples = 0
+
+        def run(final: bool = False):
+            nonlocal acc, count
+            if pending and (final or len(pending) >= batch):
+                acc += self.predict(np.stack(pending)).sum(axis=0, dtype=np.float64)
+                count += len(pending)
+                pending.clear()
+
+        def take(frames: np.ndarray):
+            nonlocal held, base, total, start
+            held = np.concatenate([held, frames], axis=1) if held.size else frames
+            total += frames.shape[1]
+            while start + n <= total:
+                pending.append(self.input_for(held[:, start - base:start - base + n]))
+                start += hop
+                run()
+            keep = max(0, min(start, total - n))  # the next window's start, and the end-aligned last window
+            if keep > base:
+                held = held[:, keep - base:].copy()
+                base = keep
+
+        for block in blocks:
+            block = np.asarray(block, dtype=np.float32).reshape(-1)
+            samples += block.size
+            if block.size:
+                take(frontend.push(block))
+        take(frontend.flush())
+        if total <= n:  # a short clip: one window, padded (frames 0..total are all still held)
+            pending.extend(self.input_for(w) for w in features.clip_windows(held, n, hop))
+        elif start - hop + n < total:  # the last regular window stops short of the end
+            pending.append(self.input_for(held[:, total - n - base:total - base]))
+        run(final=True)
+        return (acc / max(count, 1)).astype(np.float32), samples
+
+    def classify_file(self, path, hop_seconds: float | None = None) -> tuple[np.ndarray, float]:
+        """Probabilities per label for an audio file read block by block (bounded memory, any length, rate or
+        channel count); returns ``(probabilities, duration in seconds)``.  AudioError for unreadable audio."""
+        from .sources import FileSource
+
+        source = FileSource(path, realtime=False, block_seconds=1.0, target_rate=self.frontend.sample_rate)
+        probs, samples = self.classify_blocks(iter(source), hop_seconds)
+        return probs, samples / self.frontend.sample_rate
+
     def describe(self, probs: np.ndarray) -> dict:
         """label, emotion, intensity, confidence and scores for one probability vector."""
         from .labels import split_label
