@@ -63,7 +63,6 @@ def classify_cmd(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line per file."),
 ):
     """Predict the emotion (and intensity) of whole audio files."""
-    from .audio import load_audio
     from .models import load_model
 
     s = _settings(profile, model, fmt, threads)
@@ -73,14 +72,13 @@ def classify_cmd(
         try:
             if path.is_dir():
                 raise UserError(f"{path}: no audio files in this directory")
-            audio = load_audio(path)
-            probs = m.classify_audio(audio)
+            probs, seconds = m.classify_file(path)  # block by block: bounded memory for any length
         except UserError as exc:
             failed += 1
             print(f"error: {exc}", file=sys.stderr, flush=True)
             continue
         result = m.describe(probs)
-        duration = round(len(audio) / m.frontend.sample_rate, 3)
+        duration = round(seconds, 3)
         if as_json:
             _json_line({"path": str(path), **{k: result[k] for k in ("label", "emotion", "intensity",
                                                                      "confidence", "scores")},
