@@ -333,6 +333,7 @@ def run(roots, cfg: TrainConfig, out: Path, name: str | None = None, ssl: SslHoo
     result["validation"] = metrics_block["validation"]
     result["export"] = convert.export_all(out, model, manifest, log=log)
     result["out"] = str(out)
+    result["unreadable"] = dict(data.cache.failed)  # clips skipped because their audio could not be read
     return result
 
 
