@@ -50,13 +50,28 @@ def _check_task(task: str) -> str:
     return task
 
 
+def _report_unreadable(failed: dict | None) -> None:
+    """A batch went on past unreadable clips: one ``error:`` line each, then exit 2 at the end."""
+    if not failed:
+        return
+    for path, reason in failed.items():
+        print(f"error: {reason if str(path) in str(reason) else f'{path}: {reason}'}", file=sys.stderr)
+    print(f"error: {len(failed)} unreadable clip(s) skipped", file=sys.stderr)
+    raise typer.Exit(2)
+
+
 @app.command("train")
 def train_cmd(
     data: List[Path] = typer.Option(..., "--data", help="Corpus root in its released layout (repeatable)."),
     task: str = typer.Option("fine15", "--task", help="fine15, basic6, emotion5 or ravdess8."),
     model: str = typer.Option("rfc", "--model", help="Model kind: rfc or cnn."),
     out: Path = typer.Option(..., "--out", help="Model directory to write (refused if it exists, unless --force)."),
-    ssl: bool = typer.Option(False, "--ssl", help="Grow the training set by pseudo-labelling (export/ssl.py)."),
+    ssl: bool = typer.Option(False, "--ssl", help="Grow the training set by pseudo-labelling (export/ssl.py); "
+                             "writes the grown dataset to OUT/pseudo_labels.csv."),
+    ssl_threshold: Optional[float] = typer.Option(None, "--threshold", help="With --ssl: accept a pseudo label "
+                                                  "when its confidence is at least this (default: chosen per fold "
+                                                  "on the validation speakers)."),
+    rounds: int = typer.Option(1, "--rounds", help="With --ssl: pseudo-labelling rounds."),
     folds: int = typer.Option(0, "--folds", help="K actor folds of cross-validation before the final model (0: none)."),
     seed: int = typer.Option(0, "--seed", help="Seed for splits, augmentation and training."),
     window_seconds: float = typer.Option(2.5, "--window-seconds", help="Model window length in seconds."),
@@ -94,6 +109,8 @@ def train_cmd(
     if corpus is not None and corpus not in CORPORA:
         raise UserError(f"unknown corpus {corpus!r} (known: {', '.join(CORPORA)})")
     hook = None
+    if not ssl and (ssl_threshold is not None or rounds != 1):
+        raise UserError("--threshold and --rounds go with --ssl")
     if ssl:
         try:
             from export import ssl as ssl_module
@@ -105,8 +122,13 @@ def train_cmd(
     cfg = train.TrainConfig(task=task, kind=model, window_seconds=window_seconds, hop_seconds=hop_seconds,
                             augment=augs, folds=folds, seed=seed, corpus=corpus)
     if ssl:
-        hook = make_hook(data, cfg)
+        hook = make_hook(data, cfg, threshold=ssl_threshold, rounds=rounds, log=_log)
     result = train.run(data, cfg, out, name=name, ssl=hook, seed_protocol_repeats=seed_protocol, log=_log)
+    if hook is not None:
+        result["ssl"] = s = hook.finish(out)
+        if s:
+            _log(f"SSL (final model): {s['accepted']} of {s['pool']} pool clips pseudo-labelled (threshold "
+                 f"{s['threshold']:.2f}) -> {s['csv']}")
     if as_json:
         print(json.dumps(result, indent=None))
     else:
@@ -117,6 +139,7 @@ def train_cmd(
                   f"{cv['macro_f1']['mean']:.3f}")
         v = result["validation"]
         print(f"final model -> {out}: validation accuracy {v['accuracy']:.3f} on {v['n']} held-out-speaker clips")
+    _report_unreadable(result.get("unreadable"))
 
 
 @app.command("evaluate")
@@ -152,6 +175,7 @@ def evaluate_cmd(
               f"balanced accuracy {result['balanced_accuracy']:.3f}, macro-F1 {result['macro_f1']:.3f}")
         if report is not None:
             print(f"report: {result['report']}")
+    _report_unreadable(result.get("unreadable"))
 
 
 @app.command("export")
