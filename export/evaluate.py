@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
-from edge_ser.audio import load_audio
 from edge_ser.errors import AudioError, UserError
 from edge_ser.labels import split_label, task_labels
 
@@ -57,12 +56,11 @@ def evaluate(model_spec, roots, task: str | None = None, corpus: str | None = No
     y_true, y_pred, failed = [], [], {}
     for c, lab in tqdm(list(zip(kept, labs)), desc="evaluate", unit="clip", disable=not progress,
                        mininterval=2.0, leave=False):
-        try:
-            audio = load_audio(c.path, model.frontend.sample_rate)
+        try:  # block by block, exactly as `edge-ser classify` (bounded memory for a clip of any length)
+            p, _ = model.classify_file(c.path)
         except AudioError as exc:
             failed[c.path] = str(exc)
             continue
-        p = model.classify_audio(audio)
         if mapping is not None:
             p = p @ mapping
         y_true.append(labels.index(lab))
