@@ -6,7 +6,7 @@
 # 1. installs debootstrap, qemu-user-static, binfmt-support (apt) and registers qemu-aarch64 with binfmt_misc;
 # 2. builds a Debian bookworm arm64 rootfs (Python 3.11, libsndfile, PortAudio) in $WORK/rootfs (cached);
 # 3. downloads the runtime's cp311 aarch64 wheels on the host (pip download --platform, binary only) plus an
-#    edge-ser wheel of this checkout, installs them in a venv inside the rootfs (no network in the chroot);
+#    edge-ser wheel of this checkout, installs them in a venv inside the rootfs (pip --no-index: only those wheels);
 # 4. runs the runtime's tests inside the rootfs (tests needing the training extras skip themselves);
 # 5. classifies the same clips with every shipped model and format on x86 and on aarch64 and compares
 #    (same top-1 label, max |score difference|).
@@ -46,12 +46,15 @@ if [ ! -e "$ROOTFS/.edge-ser-rootfs-ok" ]; then
         "$SUITE" "$ROOTFS" "$MIRROR"
     touch "$ROOTFS/.edge-ser-rootfs-ok"
 fi
-log "rootfs: $(chroot "$ROOTFS" /usr/bin/python3 -c 'import platform; print(platform.machine(), platform.python_version(), platform.libc_ver())')"
+log "rootfs: $(chroot "$ROOTFS" /usr/bin/env -i /usr/bin/python3 -c 'import platform; print(platform.machine(), platform.python_version(), platform.libc_ver())')"
 
-cleanup() { umount "$ROOTFS/proc" 2>/dev/null || true; umount "$ROOTFS/dev" 2>/dev/null || true; }
+cleanup() { for m in proc sys dev; do umount "$ROOTFS/$m" 2>/dev/null || true; done; }
 trap cleanup EXIT
 mountpoint -q "$ROOTFS/proc" || mount -t proc proc "$ROOTFS/proc"
+mountpoint -q "$ROOTFS/sys" || mount --bind /sys "$ROOTFS/sys"   # cpuinfo (onnxruntime) reads /sys/devices/system/cpu
 mountpoint -q "$ROOTFS/dev" || mount --bind /dev "$ROOTFS/dev"
+# A clean environment inside the rootfs (the host's PIP_*, PYTHONPATH, ... do not apply there).
+in_rootfs() { chroot "$ROOTFS" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
 
 # --- 3. wheels --------------------------------------------------------------------------------------------------
 WHEELS="$ROOTFS/wheels"
@@ -60,7 +63,7 @@ log "downloading cp311 aarch64 wheels"
 "$HOST_PY" -m pip download -q --only-binary=:all: --python-version 3.11 \
     --platform manylinux_2_28_aarch64 --platform manylinux_2_27_aarch64 --platform manylinux_2_26_aarch64 \
     --platform manylinux2014_aarch64 --platform manylinux_2_17_aarch64 \
-    -d "$WHEELS" numpy scipy soundfile onnxruntime ai-edge-litert sounddevice typer pytest hypothesis 2>&1 \
+    -d "$WHEELS" numpy scipy soundfile soxr onnxruntime ai-edge-litert sounddevice typer pytest hypothesis 2>&1 \
     | grep -v '^WARNING: Location' || true
 ls "$WHEELS" | sed 's/^/    /'
 log "building the edge-ser wheel of $REPO"
@@ -79,9 +82,9 @@ for c in "${CLIPS[@]}"; do [ -f "$c" ] && cp "$c" "$ROOTFS/src/clips/"; done
 
 # --- install in the rootfs ------------------------------------------------------------------------------------
 log "installing the runtime in the arm64 venv (no network, wheels only)"
-chroot "$ROOTFS" /bin/sh -c 'rm -rf /opt/venv && python3 -m venv /opt/venv &&
+in_rootfs /bin/sh -c 'rm -rf /opt/venv && python3 -m venv /opt/venv &&
     /opt/venv/bin/pip install -q --no-index --find-links /wheels "edge-ser[tflite]" pytest hypothesis'
-chroot "$ROOTFS" /opt/venv/bin/pip list 2>/dev/null | grep -iE 'edge|numpy|scipy|onnxruntime|litert|soundfile|typer' \
+in_rootfs /opt/venv/bin/pip list 2>/dev/null | grep -iE 'edge|numpy|scipy|onnxruntime|litert|soundfile|typer' \
     | sed 's/^/    /'
 
 # --- 4. the runtime's tests -------------------------------------------------------------------------------------
@@ -91,7 +94,7 @@ log "pytest under qemu-aarch64:$TESTS"
 set +e
 # the tests import the installed wheel: the source copy's edge_ser/ is moved aside
 mv "$ROOTFS/src/edge_ser" "$ROOTFS/src/edge_ser.src" 2>/dev/null
-chroot "$ROOTFS" /bin/sh -c "cd /src && EDGE_SER_DATA=/nonexistent /opt/venv/bin/python -m pytest -q -p no:cacheprovider $TESTS" \
+in_rootfs /bin/sh -c "cd /src && EDGE_SER_DATA=/nonexistent /opt/venv/bin/python -m pytest -q -p no:cacheprovider $TESTS" \
     > "$WORK/pytest.log" 2>&1
 PYTEST_RC=$?
 set -e
@@ -105,7 +108,7 @@ log "classify on x86"
 (cd "$REPO" && env -u EDGE_SER_MODELS "$HOST_PY" scripts/aarch64/classify_all.py \
     $(for c in $CLIP_ARGS; do echo "$ROOTFS$c"; done)) > "$WORK/x86.jsonl"
 log "classify on aarch64 (qemu)"
-chroot "$ROOTFS" /bin/sh -c "cd / && /opt/venv/bin/python /src/scripts/aarch64/classify_all.py $CLIP_ARGS" \
+in_rootfs /bin/sh -c "cd / && /opt/venv/bin/python /src/scripts/aarch64/classify_all.py $CLIP_ARGS" \
     > "$WORK/aarch64.jsonl" 2> "$WORK/aarch64.stderr" || true
 set +e
 "$HOST_PY" "$REPO/scripts/aarch64/compare.py" "$WORK/x86.jsonl" "$WORK/aarch64.jsonl" --out "$WORK/compare.json"
@@ -113,19 +116,25 @@ CMP_RC=$?
 set -e
 mv "$ROOTFS/src/edge_ser.src" "$ROOTFS/src/edge_ser" 2>/dev/null || true
 
-"$HOST_PY" - "$WORK" "$PYTEST_RC" "$PYTEST_SUMMARY" "$CMP_RC" <<'EOF'
+"$HOST_PY" - "$WORK" "$PYTEST_RC" "$PYTEST_SUMMARY" "$CMP_RC" "$REPO" <<'EOF'
 import json, pathlib, subprocess, sys
 work, rc, summary, cmp_rc = pathlib.Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 root = work / "rootfs"
 wheels = sorted(p.name for p in (root / "wheels").glob("*.whl"))
-py = subprocess.run(["chroot", str(root), "/opt/venv/bin/python", "-c",
+py = subprocess.run(["chroot", str(root), "/usr/bin/env", "-i", "/opt/venv/bin/python", "-c",
                      "import platform,sys; print(platform.machine(), sys.version.split()[0])"],
                     capture_output=True, text=True).stdout.strip()
-result = {"rootfs": "Debian arm64 (debootstrap) under qemu-aarch64 user emulation", "python": py,
-          "wheels": wheels, "pytest_rc": rc, "pytest_summary": summary,
+import time
+key = ("onnxruntime", "ai_edge_litert", "numpy", "scipy", "soundfile", "soxr", "sounddevice", "typer")
+result = {"recorded_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+          "rootfs": "Debian bookworm arm64 (debootstrap) under qemu-aarch64 user-mode emulation", "python": py,
+          "key_wheels": [w for w in wheels if w.split("-")[0].lower() in key], "wheels": wheels, "pytest_rc": rc, "pytest_summary": summary,
           "classify_compare_rc": cmp_rc,
           "classify_compare": json.loads((work / "compare.json").read_text()) if (work / "compare.json").exists() else None}
 (work / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+repo_copy = pathlib.Path(sys.argv[5]) / "benchmarks" / "results" / "aarch64-qemu.json"
+repo_copy.parent.mkdir(parents=True, exist_ok=True)
+repo_copy.write_text(json.dumps(result, indent=2) + "\n")
 print(json.dumps({k: v for k, v in result.items() if k != "wheels"}, indent=2))
 EOF
 log "done: $WORK/result.json"
