@@ -190,20 +190,55 @@ conftest.build_cnn(root / 'tiny-cnn', root / 'tiny-cnn-int8')
 """
 
 
+def _tiny_models_key() -> str:
+    """Changes whenever the models would: this file, the frontend/features code, the ML library versions."""
+    import hashlib
+    from importlib.metadata import PackageNotFoundError, version
+    h = hashlib.sha256()
+    for f in (Path(__file__), REPO / "edge_ser" / "frontend.py", REPO / "edge_ser" / "features.py",
+              REPO / "edge_ser" / "manifest.py", REPO / "edge_ser" / "labels.py"):
+        h.update(f.read_bytes())
+    for pkg in ("scikit-learn", "skl2onnx", "tensorflow-cpu", "tensorflow", "keras", "onnx"):
+        try:
+            h.update(f"{pkg}={version(pkg)}".encode())
+        except PackageNotFoundError:
+            pass
+    return h.hexdigest()[:16]
+
+
 @pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory) -> dict[str, Path]:
+def tiny_models(request, tmp_path_factory) -> dict[str, Path]:
     """Directories of three tiny real models: ``rfc`` (ONNX, basic6), ``cnn`` (TFLite float32, fine15, dynamic
     batch), ``cnn_int8`` (TFLite int8, fixed batch 1).  Trained in a subprocess so that TensorFlow and
-    scikit-learn never enter the test process (whose runtime imports are checked)."""
+    scikit-learn never enter the test process (whose runtime imports are checked).  The trained models are kept in
+    pytest's cache under a key of the code and library versions that made them (rebuilt when any changes)."""
+    from edge_ser.errors import ModelError
+    from edge_ser.manifest import read_manifest
+    names = {"rfc": "tiny-rfc", "cnn": "tiny-cnn", "cnn_int8": "tiny-cnn-int8"}
+    cache = request.config.cache.mkdir("edge-ser-tiny-models") / _tiny_models_key()
+    try:
+        for n in names.values():
+            read_manifest(cache / n, verify=True)
+        return {k: cache / n for k, n in names.items()}
+    except ModelError:
+        pass
     pytest.importorskip("sklearn", reason="the tiny test models need the 'train' extra (scikit-learn)")
     pytest.importorskip("skl2onnx", reason="the tiny test models need the 'train' extra (skl2onnx)")
     root = tmp_path_factory.mktemp("models")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO))
     proc = subprocess.run([sys.executable, "-c", _BUILD_SCRIPT, str(Path(__file__).parent), str(root)],
-                          capture_output=True, text=True, env=env, timeout=600)
+                          capture_output=True, text=True, env=env, timeout=900)
     if proc.returncode != 0:
         raise RuntimeError(f"building the tiny models failed:\n{proc.stderr[-4000:]}")
-    return {"rfc": root / "tiny-rfc", "cnn": root / "tiny-cnn", "cnn_int8": root / "tiny-cnn-int8"}
+    try:  # publish atomically; a concurrent session may have won the race, then use its copy
+        import shutil
+        staging = cache.parent / f".{cache.name}.{os.getpid()}"
+        shutil.copytree(root, staging)
+        os.rename(staging, cache)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+    target = cache if all((cache / n / "manifest.json").is_file() for n in names.values()) else root
+    return {k: target / n for k, n in names.items()}
 
 
 @pytest.fixture
