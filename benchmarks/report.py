@@ -154,6 +154,17 @@ def aarch64_markdown() -> str:
     return "\n".join(lines)
 
 
+def profiles_markdown() -> str:
+    from edge_ser.profiles import list_profiles
+    rows = ["| profile | board | cores | RAM MB | CPU speed vs x86 core (estimate) | budget per 0.5 s hop | CPU share "
+            "| memory MB | runs |", "|---|---|---|---|---|---|---|---|---|"]
+    for p in list_profiles():
+        rows.append(f"| `{p.name}` | {p.description.split(' (')[0]} | {p.hardware.cores} | {p.hardware.ram_mb:g} | "
+                    f"{p.hardware.cpu_speed_factor:g} | {p.budget.hop_latency_ms:g} ms | {p.budget.cpu_share:g} | "
+                    f"{p.budget.memory_mb:g} | {p.model} ({p.format}, {p.threads} thread) |")
+    return "\n".join(rows)
+
+
 def readme_block(table_md: str) -> str:
     return f"""{BEGIN}
 `edge-ser bench` measures on the device it runs on, with the runtime install only: frontend, features and
@@ -168,7 +179,10 @@ the most accurate (by its manifest's cross-validated metric) whose measured cost
 `edge-ser install-bundle pi4b.tar.gz --to DIR` checks every checksum and refuses links, absolute or `..` paths;
 `edge-ser listen --profile DIR` (or the `.tar.gz`) runs from it.
 
-`make bench` (`python -m benchmarks.run --readme`) runs the harness below, single-threaded.
+{profiles_markdown()}
+
+`make bench` (`python -m benchmarks.run --readme`) runs the harness below, single-threaded;
+`python -m benchmarks.profile_frontend` breaks the frontend down stage by stage.
 
 {table_md}
 {aarch64_markdown()}
