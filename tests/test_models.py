@@ -146,3 +146,26 @@ def test_default_models_load_if_shipped():
             model = load_model(m.name, fmt=fmt)
             p = model.classify_audio(y)
             assert p.shape == (len(model.labels),) and abs(p.sum() - 1) < 1e-3
+
+
+@pytest.mark.parametrize("seconds", [0.3, 1.0, 1.37, 2.9, 7.3])
+def test_classify_file_equals_classify_audio(tiny_models, tmp_path, seconds):
+    """The block-by-block classification (bounded memory) gives the windows and mean of `classify_audio`."""
+    import soundfile as sf
+    from edge_ser.audio import load_audio
+    rng = np.random.default_rng(int(seconds * 100))
+    y = np.concatenate([harmonic_tone(tone_f0(c), seconds / 3, rng, amp=0.3) for c in (1, 4, 12)])
+    sf.write(tmp_path / "x.wav", np.stack([y, 0.5 * y], axis=1), 16000, subtype="FLOAT")
+    for which in ("rfc", "cnn"):
+        model = load_model(tiny_models[which])
+        probs, duration = model.classify_file(tmp_path / "x.wav")
+        expected = model.classify_audio(load_audio(tmp_path / "x.wav"))
+        np.testing.assert_allclose(probs, expected, atol=1e-4)
+        assert duration == pytest.approx(len(y) / 16000, abs=1e-3)
+
+
+def test_classify_file_real_speech(tiny_models, cremad_clips):
+    from edge_ser.audio import load_audio
+    model = load_model(tiny_models["cnn"])
+    for clip in cremad_clips[:3]:
+        np.testing.assert_allclose(model.classify_file(clip)[0], model.classify_audio(load_audio(clip)), atol=1e-4)
