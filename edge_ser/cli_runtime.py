@@ -53,7 +53,7 @@ def _expand(paths: List[Path]) -> List[Path]:
 @app.command("classify")
 def classify_cmd(
     paths: List[Path] = typer.Argument(..., help="Audio files (wav, flac, ... any rate/channels) or directories.",
-                                       show_default=False),
+                                       show_default=False, readable=False),  # checked per file: the batch goes on
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name (see `edge-ser models`) or model "
                                         "directory. Default: the profile's, else fine15-cnn."),
     profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Firmware profile (or 'auto') choosing "
