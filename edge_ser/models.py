@@ -113,7 +113,8 @@ class OnnxRunner:
 
     def __init__(self, file: Path, threads: int = 1):
         try:
-            import onnxruntime as ort
+            with _quiet_stderr():  # as a user without a writable home, the import prints a telemetry warning on fd 2
+                import onnxruntime as ort
         except ImportError as exc:  # pragma: no cover - onnxruntime is a hard dependency
             raise ModelError(f"onnxruntime is not installed ({exc})") from None
         so = ort.SessionOptions()
