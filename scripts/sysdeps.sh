@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# System libraries the runtime and its tests need: PortAudio (sounddevice) and PulseAudio (the virtual microphone
+# System libraries the runtime and its tests need: PortAudio (sounddevice), PulseAudio and ALSA's pulse plugin (the virtual microphone
 # of the listen integration test).  Installs only what is missing; needs root and apt-get, else says what to do.
 set -u
 need=()
-for pkg in libportaudio2 pulseaudio pulseaudio-utils; do
+for pkg in libportaudio2 libasound2-plugins pulseaudio pulseaudio-utils; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 [ ${#need[@]} -eq 0 ] && exit 0
