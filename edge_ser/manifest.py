@@ -87,9 +87,45 @@ def read_manifest(model_dir: Path, verify: bool = True) -> Manifest:
         m = Manifest(**{k: v for k, v in data.items() if k in known})
     except TypeError as exc:
         raise ModelError(f"{path}: incomplete manifest ({exc})") from None
+    _check_types(m, path)
     if verify:
         verify_manifest(model_dir, m)
     return m
+
+
+def _check_types(m: Manifest, path: Path) -> None:
+    """A manifest edited by hand or corrupted: wrong JSON types become a ModelError, not a crash later."""
+    def bad(field: str, want: str):
+        raise ModelError(f"{path}: {field} must be {want}")
+
+    def number(x) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+    if not isinstance(m.name, str) or not isinstance(m.kind, str) or not isinstance(m.task, str):
+        bad("name, kind and task", "strings")
+    if not isinstance(m.labels, list) or not all(isinstance(x, str) for x in m.labels):
+        bad("labels", "a list of strings")
+    if not isinstance(m.formats, list) or not all(isinstance(x, str) for x in m.formats):
+        bad("formats", "a list of strings")
+    if not isinstance(m.sha256, dict) or not all(isinstance(v, str) for v in m.sha256.values()):
+        bad("sha256", "an object of file -> hex digest")
+    if not isinstance(m.input, dict) or not isinstance(m.input.get("params", {}), dict):
+        bad("input", "an object with params as an object")
+    shape = m.input.get("shape", [])
+    if not isinstance(shape, list) or not all(isinstance(x, int) and x > 0 for x in shape):
+        bad("input.shape", "a list of positive integers")
+    if not isinstance(m.frontend, dict):
+        bad("frontend", "an object")
+    for key in ("sample_rate", "n_fft", "hop_length", "n_mels"):
+        if key in m.frontend and not (isinstance(m.frontend[key], int) and not isinstance(m.frontend[key], bool)):
+            bad(f"frontend.{key}", "an integer")
+    for key in ("window_seconds", "hop_seconds"):
+        value = getattr(m, key)
+        if not number(value) or not 0 < value < float("inf"):
+            bad(key, "a positive number of seconds")
+    for key in ("trained_on", "metrics", "parity", "extra"):
+        if not isinstance(getattr(m, key), dict):
+            bad(key, "an object")
 
 
 def verify_manifest(model_dir: Path, m: Manifest) -> None:
