@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # standalone_mode=False: a command's `raise typer.Exit(code)` comes back as the return value
         rc = app(args=argv, prog_name="edge-ser", standalone_mode=False)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except UserError as exc:  # one line, even when a library's message spans several
+        print("error: " + "; ".join(part.strip() for part in str(exc).splitlines() if part.strip()), file=sys.stderr)
         return 2
     except Exit as exc:
         return exc.exit_code
