@@ -25,6 +25,7 @@ import shutil
 import tarfile
 import tempfile
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -167,7 +168,11 @@ def check_members(tar: tarfile.TarFile) -> list[tuple[tarfile.TarInfo, str]]:
     members = []
     seen = set()
     total = 0
-    for info in tar.getmembers():
+    try:  # reads the whole archive: a truncated or corrupt .tar.gz fails here
+        infos = tar.getmembers()
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise BundleError(f"damaged archive ({exc})") from None
+    for info in infos:
         if len(members) >= MAX_MEMBERS:
             raise BundleError(f"more than {MAX_MEMBERS} members (refused)")
         name = _safe_name(info.name)
@@ -276,7 +281,7 @@ def install(bundle: Path, to: Path, force: bool = False) -> Installed:
                     dest = to / p.relative_to(staging)
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(p, dest)
-        except tarfile.TarError as exc:
+        except (tarfile.TarError, EOFError, zlib.error) as exc:
             raise BundleError(f"{bundle}: damaged archive ({exc})") from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
