@@ -69,5 +69,8 @@ def pseudo_label_cmd(
         print(f"{summary['model']}: {summary['accepted']} of {summary['pool']} pool clips accepted "
               f"({100 * summary['accepted_share']:.1f}%, threshold {summary['threshold']:.2f}; low {ai['low']}, "
               f"medium {ai['medium']}, high {ai['high']}) -> {out}")
-        if summary["unreadable"]:
-            _log(f"{len(summary['unreadable'])} unreadable clips left unaccepted")
+    if summary["unreadable"]:  # the batch went on past them: one error line each, exit 2 at the end
+        for reason in summary["unreadable"].values():
+            _log(f"error: {reason}")
+        _log(f"error: {len(summary['unreadable'])} unreadable clip(s) left unaccepted")
+        raise typer.Exit(2)
