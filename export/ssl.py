@@ -259,7 +259,6 @@ def pseudo_label(model_spec, roots, threshold: float | None = None, corpus: str 
     """Label the pool of ``roots`` with an exported fine15 model (as `edge-ser classify` runs it)."""
     from tqdm import tqdm
 
-    from edge_ser.audio import load_audio
     from edge_ser.errors import AudioError
     from edge_ser.models import load_model
 
@@ -281,7 +280,7 @@ def pseudo_label(model_spec, roots, threshold: float | None = None, corpus: str 
     for k, c in enumerate(tqdm(pool, desc="pseudo-label", unit="clip", disable=not progress, mininterval=2.0,
                                leave=False)):
         try:
-            probs[k] = model.classify_audio(load_audio(c.path, model.frontend.sample_rate))
+            probs[k] = model.classify_file(c.path)[0]  # block by block, as `edge-ser classify`
         except AudioError as exc:
             unreadable[c.path] = str(exc)
     d = decide(probs, [c.emotion for c in pool], model.labels, threshold)
