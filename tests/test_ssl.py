@@ -260,3 +260,38 @@ def test_cli_train_ssl_bad_options(crema, tmp_path, capsys):
     assert "--ssl" in capsys.readouterr().err
     assert main(base + ["--ssl", "--rounds", "0"]) == 2
     assert "--rounds" in capsys.readouterr().err
+
+
+# --- integration: real CREMA-D clips (../shared/data) with an installed fine15 model ---------------------------
+
+def _real_cremad():
+    import os
+    from pathlib import Path
+    root = Path(os.environ.get("EDGE_SER_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    return root / "cremad"
+
+
+def test_real_cremad_pool_with_an_installed_model(tmp_path, capsys):
+    from edge_ser.models import known_names
+    real = _real_cremad()
+    if not (real / "AudioWAV").is_dir():
+        pytest.skip(f"real CREMA-D not found at {real} (set EDGE_SER_DATA)")
+    names = [n for n in ("fine15-rfc", "fine15-cnn") if n in known_names()]
+    if not names:
+        pytest.skip("no fine15 model installed (make models)")
+    sub = tmp_path / "cremad" / "AudioWAV"  # a few real clips in the released layout, linked not copied
+    sub.mkdir(parents=True)
+    picked = sorted(real.glob("AudioWAV/10[89]?_*_XX.flac"))[:12] + sorted(real.glob("AudioWAV/1091_IEO_*.flac"))[:3]
+    for f in picked:
+        (sub / f.name).symlink_to(f)
+    out = tmp_path / "pool.csv"
+    assert main(["pseudo-label", "--model", names[0], "--data", str(tmp_path / "cremad"), "--out", str(out),
+                 "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    rows = _read(out)
+    n_pool = sum(1 for f in picked if "_XX" in f.name and "_NEU_" not in f.name)
+    assert len(rows) == summary["pool"] == n_pool and summary["unreadable"] == {}
+    for r in rows:
+        assert 0 <= float(r["confidence"]) <= 1
+        if r["accepted"] == "1":
+            assert r["label"].split("_")[0] == r["emotion"] and float(r["confidence"]) >= summary["threshold"]
