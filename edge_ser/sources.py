@@ -146,6 +146,10 @@ def find_input_device(spec: str | int | None) -> dict:
     return matches[0]
 
 
+STANDARD_RATES = (48000, 44100, 32000, 22050, 24000, 96000, 88200, 11025, 8000)
+OVERFLOW_WARN_SECONDS = 10.0  # at most one overflow warning per this many seconds
+
+
 @dataclass
 class MicStats:
     overflows: int = 0       # PortAudio reported input overflow (samples lost in the driver)
@@ -178,6 +182,7 @@ class MicrophoneSource:
         self._queue: queue.Queue = queue.Queue(maxsize=n_blocks)
         self._stream = None
         self._closed = False
+        self._lost = False  # our device was not in the last re-scan
 
     @property
     def overflows(self) -> int:
@@ -185,7 +190,8 @@ class MicrophoneSource:
 
     def _choose_settings(self) -> tuple[int, int]:
         sd, idx = self.sd, self.device["index"]
-        for rate in (self.target_rate, int(self.device["default_samplerate"])):
+        rates = dict.fromkeys((self.target_rate, int(self.device["default_samplerate"])) + STANDARD_RATES)
+        for rate in rates:  # 16 kHz, the device's default, then the standard rates a card may accept instead
             for channels in (1, min(2, self.device["channels"])):
                 try:
                     sd.check_input_settings(device=idx, channels=channels, samplerate=rate, dtype="float32")
@@ -203,6 +209,8 @@ class MicrophoneSource:
             self.stats.dropped_blocks += 1
 
     def _open(self) -> None:
+        if self._lost:  # never open whatever now has the old index
+            raise DeviceError(f"{self.device['name']!r} is not connected")
         self._stream = self.sd.InputStream(
             device=self.device["index"], channels=self.channels, samplerate=self.sample_rate, dtype="float32",
             blocksize=max(1, int(self.block_seconds * self.sample_rate)), callback=self._callback)
@@ -220,6 +228,7 @@ class MicrophoneSource:
     def __iter__(self) -> Iterator[np.ndarray]:
         backoff = 0.5
         first = True
+        warned, warned_at = 0, -OVERFLOW_WARN_SECONDS
         while not self._closed:
             resampler = StreamResampler(self.sample_rate, self.target_rate)
             try:
@@ -251,6 +260,10 @@ class MicrophoneSource:
                     continue
                 last_audio = time.monotonic()
                 backoff = 0.5
+                if self.overflows > warned and last_audio - warned_at >= OVERFLOW_WARN_SECONDS:
+                    self.on_status(f"input overflow: {self.overflows} block(s) lost so far (the machine is too busy "
+                                   "or too slow for this model; see `edge-ser bench`)")
+                    warned, warned_at = self.overflows, last_audio
                 mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
                 out = resampler(mono)
                 if out.size:
@@ -276,7 +289,9 @@ class MicrophoneSource:
             for d in list_input_devices():
                 if d["name"] == self.device["name"]:
                     self.device = d
+                    self._lost = False
                     return
+            self._lost = True
         except Exception as exc:  # keep the old device; the next open reports the error
             self.on_status(f"cannot re-scan audio devices ({_short(exc)})")
 
