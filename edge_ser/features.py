@@ -106,8 +106,32 @@ def _skew(v: np.ndarray) -> float:
     return float(((v - v.mean()) ** 3).mean() / (sd ** 3 + 1e-6))
 
 
+def _pitch_proxy(x: np.ndarray, active: np.ndarray, low_bands: int = 48, lags=(3, 17)) -> np.ndarray:
+    """Crude F0 cue from the unpooled log-mel: below 1 kHz Slaney mel bands are equally spaced (~23 Hz at 16 kHz,
+    128 mels), so a voiced frame's harmonics repeat every F0/spacing bands.  Per active frame, the lag of the
+    strongest autocorrelation across the low bands (parabolically refined) and its strength; returns mean, std,
+    10th/90th percentile of the lag over voiced frames, mean strength and the voiced share."""
+    low = 10.0 ** (x[:low_bands, active] / 20.0)
+    low = low - low.mean(axis=0, keepdims=True)
+    energy = (low ** 2).sum(axis=0) + 1e-12
+    lo, hi = lags
+    ac = np.stack([(low[:-k] * low[k:]).sum(axis=0) / energy for k in range(lo - 1, hi + 1)])  # lags lo-1..hi
+    inner = ac[1:-1]
+    best = inner.argmax(axis=0)
+    strength = inner.max(axis=0)
+    cols = np.arange(inner.shape[1])
+    left, mid, right = ac[best, cols], ac[best + 1, cols], ac[best + 2, cols]
+    denom = left - 2 * mid + right
+    shift = np.where(np.abs(denom) > 1e-9, 0.5 * (left - right) / np.where(np.abs(denom) > 1e-9, denom, 1), 0.0)
+    lag = best + lo + np.clip(shift, -0.5, 0.5)
+    voiced = strength > 0.2
+    lv = lag[voiced] if voiced.any() else lag
+    return np.array([lv.mean(), lv.std(), np.percentile(lv, 10), np.percentile(lv, 90), strength.mean(),
+                     voiced.mean()])
+
+
 def band_stats(db: np.ndarray, n_frames: int, top_db: float | None = 80.0, bands: int = 32, active_db: float = 35.0,
-               n_ceps: int = 13) -> np.ndarray:
+               n_ceps: int = 13, pitch: bool = False) -> np.ndarray:
     """RFC input: level-free statistics of the window's active (speech) frames.
 
     Speaker/channel normalisation by construction: every level is relative to the window's mean level over its
@@ -115,7 +139,8 @@ def band_stats(db: np.ndarray, n_frames: int, top_db: float | None = 80.0, bands
     Mel bands are pooled to ``bands`` groups.  Per band: mean, std, 10th/90th percentile (relative), mean absolute
     frame-to-frame change.  Cepstra (DCT over the pooled bands per active frame): mean of c1.. and std of c0..
     ``n_ceps``.  Level contour of active frames: std, 90-10 percentile range, skew, mean absolute change;
-    activity ratio; spectral centroid and slope (over bands) per active frame: mean and std.
+    activity ratio; spectral centroid and slope (over bands) per active frame: mean and std.  ``pitch`` adds
+    `_pitch_proxy` (an F0 cue from the harmonic spacing in the low bands).
     """
     from scipy.fft import dct
 
@@ -140,8 +165,10 @@ def band_stats(db: np.ndarray, n_frames: int, top_db: float | None = 80.0, bands
     slope = np.polyfit(idx, rel, 1)[0] if rel.shape[1] else np.zeros(1)
     glob = np.array([lv.std(), np.percentile(lv, 90) - np.percentile(lv, 10), _skew(lv), dlv, active.mean(),
                      centroid.mean(), centroid.std(), np.mean(slope), np.std(slope)])
-    feats = np.concatenate([rel.mean(axis=1), xa.std(axis=1), pct.ravel(), delta, ceps.mean(axis=1)[1:],
-                            ceps.std(axis=1), glob])
+    parts = [rel.mean(axis=1), xa.std(axis=1), pct.ravel(), delta, ceps.mean(axis=1)[1:], ceps.std(axis=1), glob]
+    if pitch:
+        parts.append(_pitch_proxy(x, active))
+    feats = np.concatenate(parts)
     return feats.astype(np.float32)
 
 

@@ -39,6 +39,7 @@ class TrainConfig:
     kind: str = "rfc"
     window_seconds: float = 2.5
     hop_seconds: float = 0.5
+    train_hop_seconds: float | None = None  # hop between training windows (None: hop_seconds); a multiple of it
     augment: tuple = ("noise", "pitch")
     folds: int = 0
     val_fraction: float = 0.15
@@ -46,6 +47,9 @@ class TrainConfig:
     kind_options: dict = field(default_factory=dict)
     cache_dir: str | None = None
     corpus: str | None = None
+    # fine15 + a kind with partial labels (cnn): clips that carry the emotion but no intensity (CREMA-D XX) join
+    # the training part with a partial label; their loss is the marginal likelihood of their emotion.
+    partial: bool = False
 
 
 @dataclass
@@ -58,6 +62,7 @@ class Data:
     summaries: list
     cache: LogMelCache
     spec: object
+    partial: list = field(default_factory=list)  # [(Clip, label index >= n_labels)], see TrainConfig.partial
     _inputs: dict = field(default_factory=dict)
 
     def inputs(self, i: int, variant: str = "") -> np.ndarray | None:
@@ -84,17 +89,31 @@ def load_data(roots, cfg: TrainConfig, kind) -> Data:
     spk = np.array([c.speaker for c in kept])
     cache = LogMelCache(cfg.cache_dir, aug=AugmentConfig(), seed=cfg.seed)
     spec = kind.input_spec(cfg.window_seconds, cfg.hop_seconds)
-    return Data(kept, y, spk, labels, summaries, cache, spec)
+    partial = []
+    if cfg.partial:
+        if cfg.task != "fine15" or not getattr(kind, "supports_partial", False):
+            raise ValueError("partial labels need task fine15 and a kind that supports them (cnn)")
+        emotions = [lab.split("_")[0] for lab in labels[::3]]
+        partial = [(c, len(labels) + emotions.index(c.emotion)) for c in clips
+                   if c.intensity is None and c.emotion in emotions]
+    return Data(kept, y, spk, labels, summaries, cache, spec, partial)
 
 
-def design(data: Data, idx, variants=("",)):
-    """(X, y, sample_weight) over every window of the clips ``idx`` and their variants; each clip weighs 1."""
+def partial_groups(labels) -> list[list[int]]:
+    """fine15: partial label j (emotion j, intensity unknown) stands for classes 3j, 3j+1, 3j+2."""
+    return [[3 * j, 3 * j + 1, 3 * j + 2] for j in range(len(labels) // 3)]
+
+
+def design(data: Data, idx, variants=("",), every: int = 1):
+    """(X, y, sample_weight) over the windows of the clips ``idx`` and their variants (every ``every``-th window
+    of `clip_windows`); each clip weighs 1 in total."""
     xs, ys, ws = [], [], []
     for v in variants:
         for i in idx:
             x = data.inputs(i, v)
             if x is None:
                 continue
+            x = x[::every]
             xs.append(x)
             ys.append(np.full(len(x), data.y[i]))
             ws.append(np.full(len(x), 1.0 / len(x)))
@@ -128,8 +147,13 @@ SslHook = Callable[[FoldContext], list]
 
 
 def _fit(data: Data, cfg: TrainConfig, train_idx, val_idx, extra=None, seed: int = 0):
-    kind = kinds.make(cfg.kind, len(data.labels), **cfg.kind_options)
-    X, y, w = design(data, train_idx, ("",) + tuple(cfg.augment))
+    options = dict(cfg.kind_options)
+    if data.partial:
+        allowed = set(data.speakers[train_idx].tolist())
+        extra = list(extra or []) + [p for p in data.partial if p[0].speaker in allowed]
+        options["partial_groups"] = partial_groups(data.labels)
+    kind = kinds.make(cfg.kind, len(data.labels), **options)
+    X, y, w = design(data, train_idx, ("",) + tuple(cfg.augment), _every(cfg))
     if extra:
         ex, ey, ew = _extra_design(data, extra, cfg)
         X, y, w = np.concatenate([X, ex]), np.concatenate([y, ey]), np.concatenate([w, ew])
@@ -144,6 +168,12 @@ def _fit(data: Data, cfg: TrainConfig, train_idx, val_idx, extra=None, seed: int
     return kind
 
 
+def _every(cfg: TrainConfig) -> int:
+    if not cfg.train_hop_seconds:
+        return 1
+    return max(1, int(round(cfg.train_hop_seconds / cfg.hop_seconds)))
+
+
 def _extra_design(data: Data, extra, cfg: TrainConfig):
     """Window inputs of extra (pseudo-labelled) clips and their augmented copies."""
     xs, ys, ws = [], [], []
@@ -152,7 +182,7 @@ def _extra_design(data: Data, extra, cfg: TrainConfig):
             db = data.cache.get(clip, v)
             if db is None:
                 continue
-            x = np.stack([data.spec.compute(w) for w in windows_of(db, data.spec)])
+            x = np.stack([data.spec.compute(w) for w in windows_of(db, data.spec)])[::_every(cfg)]
             xs.append(x)
             ys.append(np.full(len(x), label))
             ws.append(np.full(len(x), 1.0 / len(x)))
@@ -275,8 +305,9 @@ def train_final(data: Data, cfg: TrainConfig, ssl: SslHook | None = None, log=pr
 
 def trained_on(data: Data, cfg: TrainConfig, tr, va, extra=None) -> dict:
     return {
-        "corpora": [{"corpus": s.corpus, "root": Path(s.root).name, "clips": s.found, "speakers": s.speakers}
-                    for s in data.summaries],
+        "corpora": [s.corpus for s in data.summaries],
+        "corpus_details": [{"corpus": s.corpus, "root": Path(s.root).name, "clips": s.found,
+                            "speakers": s.speakers} for s in data.summaries],
         "task_clips": int(len(data.clips)), "speakers": int(len(set(data.speakers.tolist()))),
         "train_clips": int(len(tr)), "validation_clips": int(len(va)),
         "validation_speakers": sorted(set(data.speakers[va].tolist())),
@@ -319,8 +350,11 @@ def run(roots, cfg: TrainConfig, out: Path, name: str | None = None, ssl: SslHoo
                                             f"({len(set(data.speakers[va].tolist()))} speakers)"}
     if "cv" in result:
         cv = result["cv"]
-        metrics_block.update({k: cv[k] for k in metrics.SUMMARY_KEYS})
-        metrics_block.update(protocol=cv["protocol"], folds=cv["folds"], per_fold=cv["per_fold"],
+        for k in metrics.SUMMARY_KEYS:
+            metrics_block[k] = cv[k]["mean"]
+            metrics_block[f"{k}_std"] = cv[k]["std"]
+        metrics_block.update(protocol=f"{cfg.folds}-fold actor CV, speaker-disjoint (mean over folds)",
+                             protocol_details=cv["protocol"], folds=cv["folds"], per_fold=cv["per_fold"],
                              pooled_confusion=cv["pooled_confusion"])
     if "seed000" in result:
         metrics_block["seed000_protocol"] = result["seed000"]

@@ -41,7 +41,9 @@ def test_cli_train_rfc_cv_export_parity(corpus, tmp_path, capsys):
     m = read_manifest(out)  # hashes verified
     assert m.kind == "rfc" and m.task == "basic6" and m.formats == ["onnx"] and m.window_seconds == 1.0
     assert m.input["features"] == "band_stats" and m.input["params"]["n_frames"] == 32
-    assert m.metrics["accuracy"]["mean"] == cv["accuracy"]["mean"] and "actor-fold CV" in m.metrics["protocol"]
+    assert m.metrics["accuracy"] == cv["accuracy"]["mean"] and m.metrics["accuracy_std"] == cv["accuracy"]["std"]
+    assert "actor CV" in m.metrics["protocol"] and "speaker" in m.metrics["protocol_details"]
+    assert m.trained_on["corpora"] == ["ravdess"]
     assert m.parity["onnx"]["max_abs_diff"] < 1e-3 and m.parity["onnx"]["top1_agreement"] == 1.0
     assert m.trained_on["augment"] == ["noise"]
     assert not set(m.trained_on["validation_speakers"]) & {"ravdess:xx"}

@@ -52,11 +52,14 @@ def build_network(input_shape, n_classes: int, filters=(16, 32, 48, 64), l1: flo
 class CNN:
     name = "cnn"
     formats = ("onnx", "tflite")
+    supports_partial = True
 
     def __init__(self, n_classes: int, epochs: int = 40, patience: int = 8, batch_size: int = 64, lr: float = 1e-3,
                  decay: float = 1e-6, features: str = FEATURES, params: dict | None = None, verbose: int = 0,
-                 filters=(16, 32, 48, 64)):
+                 filters=(16, 32, 48, 64), partial_groups=None):
         self.n_classes = n_classes
+        # label n_classes + j means "one of the classes partial_groups[j]" (e.g. emotion known, intensity not)
+        self.partial_groups = [list(g) for g in (partial_groups or [])]
         self.options = {"epochs": epochs, "patience": patience, "batch_size": batch_size, "lr": lr, "decay": decay,
                         "filters": list(filters)}
         self.features, self.params = features, dict(PARAMS if params is None else params)
@@ -67,12 +70,28 @@ class CNN:
     def input_spec(self, window_seconds: float, hop_seconds: float) -> InputSpec:
         return InputSpec(self.features, self.params, window_seconds, hop_seconds)
 
+    def _loss(self):
+        """Cross-entropy; for a partial label, minus the log of the summed probability of its classes."""
+        if not self.partial_groups:
+            return "sparse_categorical_crossentropy"
+        tf = _tf()
+        m = np.eye(self.n_classes, dtype=np.float32)
+        g = np.zeros((len(self.partial_groups), self.n_classes), dtype=np.float32)
+        for j, group in enumerate(self.partial_groups):
+            g[j, group] = 1.0
+        table = tf.constant(np.concatenate([m, g]))
+
+        def partial_crossentropy(y_true, y_pred):
+            rows = tf.gather(table, tf.cast(tf.reshape(y_true, [-1]), tf.int32))
+            p = tf.reduce_sum(rows * y_pred, axis=-1)
+            return -tf.math.log(tf.clip_by_value(p, 1e-7, 1.0))
+        return partial_crossentropy
+
     def _compile(self, model):
         import keras
         schedule = keras.optimizers.schedules.InverseTimeDecay(self.options["lr"], decay_steps=1,
                                                                decay_rate=self.options["decay"])
-        model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy",
-                      weighted_metrics=["accuracy"])
+        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=self._loss())
 
     def fit(self, X, y, sample_weight=None, validation=None, seed: int = 0, progress: bool = True):
         tf = _tf()
@@ -82,8 +101,10 @@ class CNN:
         y = np.asarray(y)
         w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         # balanced classes (sklearn's "balanced" rule on the clip-weighted counts)
-        per_class = np.bincount(y, weights=w, minlength=self.n_classes)
-        cw = np.where(per_class > 0, w.sum() / (self.n_classes * np.maximum(per_class, 1e-9)), 0.0)
+        full = y < self.n_classes
+        per_class = np.bincount(y[full], weights=w[full], minlength=self.n_classes)
+        cw = np.where(per_class > 0, w[full].sum() / (self.n_classes * np.maximum(per_class, 1e-9)), 0.0)
+        cw = np.concatenate([cw, np.ones(len(self.partial_groups))])  # partial labels keep their clip weight
         w = w * cw[y]
         w = (w / w.mean()).astype(np.float32)
         self.model = build_network(X.shape[1:], self.n_classes, self.options["filters"])
@@ -112,9 +133,13 @@ class CNN:
         return np.asarray(self.model.predict(X, batch_size=256, verbose=0), dtype=np.float32)
 
     def save(self, directory: Path) -> None:
+        import keras
         directory = Path(directory)
-        self.model.save(directory / "model.keras")
+        plain = keras.models.clone_model(self.model)  # without the (custom) training loss
+        plain.set_weights(self.model.get_weights())
+        plain.save(directory / "model.keras")
         (directory / "cnn.json").write_text(json.dumps({"n_classes": self.n_classes, "options": self.options,
+                                                        "partial_groups": self.partial_groups,
                                                         "features": self.features, "params": self.params,
                                                         "history": self.history}))
 

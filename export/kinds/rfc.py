@@ -89,6 +89,7 @@ class RFC:
         keep = [o for o in onx.graph.output if o.name == "probabilities"]
         del onx.graph.output[:]
         onx.graph.output.extend(keep)
+        _drop_zero_leaf_weights(onx)
         if len(self.model.classes_) != self.n_classes:
             _widen(onx, self.model.classes_, self.n_classes)
         onnx.checker.check_model(onx)
@@ -115,3 +116,22 @@ def _widen(onx, classes, n_classes: int) -> None:
     onx.graph.node.append(helper.make_node("MatMul", ["probabilities_seen", "widen_classes"], [out.name]))
     del onx.graph.output[:]
     onx.graph.output.append(helper.make_tensor_value_info(out.name, onnx.TensorProto.FLOAT, [None, n_classes]))
+
+
+def _drop_zero_leaf_weights(onx) -> None:
+    """skl2onnx writes one (leaf, class, weight) entry per class for every leaf; entries of weight 0 add nothing
+    to the class sums, so they are dropped (often half the file for a forest of fairly pure leaves)."""
+    from onnx import helper
+    for node in onx.graph.node:
+        if node.op_type != "TreeEnsembleClassifier":
+            continue
+        attrs = {a.name: a for a in node.attribute}
+        w = np.asarray(helper.get_attribute_value(attrs["class_weights"]), dtype=np.float32)
+        keep = w != 0
+        if keep.all():
+            continue
+        for name in ("class_ids", "class_nodeids", "class_treeids", "class_weights"):
+            vals = np.asarray(helper.get_attribute_value(attrs[name]))[keep]
+            vals = vals.astype(np.float32).tolist() if name == "class_weights" else vals.astype(int).tolist()
+            node.attribute.remove(attrs[name])
+            node.attribute.append(helper.make_attribute(name, vals))

@@ -1,0 +1,128 @@
+"""`make models`: train the four default models from ../shared/data (CREMA-D + RAVDESS) and install them.
+
+For each of fine15-rfc, fine15-cnn, basic6-rfc, basic6-cnn: actor-fold CV (the manifest's metrics), a final model
+on all speakers but a speaker-disjoint validation part, ONNX (+ TFLite for the CNN) with parity checks, copied into
+``edge_ser/assets/models/<name>/`` (manifest + model files only; the training output stays under ``runs/models``),
+and a report under ``reports/<name>/`` (CV numbers per fold, pooled confusion matrix).
+
+    python -m export.make_models --data ../shared/data [--only fine15-rfc] [--folds 5] [--seed 0]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from edge_ser.manifest import MODEL_FILES, read_manifest
+
+from . import metrics
+from .report import confusion_png
+from .train import TrainConfig, run
+
+REPO = Path(__file__).resolve().parent.parent
+ASSETS = REPO / "edge_ser" / "assets" / "models"
+
+# The shipped recipes (chosen by the actor-fold experiments recorded in reports/experiments.md).
+RECIPES = {
+    "fine15-rfc": dict(task="fine15", kind="rfc", augment=(), kind_options={"max_leaf_nodes": 160}),
+    "basic6-rfc": dict(task="basic6", kind="rfc", augment=(), kind_options={"max_leaf_nodes": 170}),
+    "fine15-cnn": dict(task="fine15", kind="cnn", augment=("noise", "pitch"), train_hop_seconds=1.0,
+                       kind_options={}),
+    "basic6-cnn": dict(task="basic6", kind="cnn", augment=("noise",), train_hop_seconds=1.0,
+                       kind_options={"epochs": 30, "patience": 6}),
+}
+CORPORA = ("cremad", "ravdess")
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def install(train_dir: Path, name: str) -> Path:
+    """Copy the deployable files (manifest + model files) into the package and verify them."""
+    dest = ASSETS / name
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    shutil.copy(train_dir / "manifest.json", dest / "manifest.json")
+    for fname in MODEL_FILES.values():
+        if (train_dir / fname).exists():
+            shutil.copy(train_dir / fname, dest / fname)
+    read_manifest(dest)  # hashes, frontend, labels
+    return dest
+
+
+def cv_report(result: dict, name: str, out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cv = result["cv"]
+    confusion_png(cv["pooled_confusion"], cv["labels"], out_dir / "confusion.png",
+                  f"{name}: actor-fold CV, pooled over {cv['folds']} test folds")
+    lines = [f"# {name}: speaker-independent evaluation", "", f"Protocol: {cv['protocol']}.", "",
+             "| metric | mean ± std over folds |", "|---|---|"]
+    for k in metrics.SUMMARY_KEYS:
+        lines.append(f"| {k} | {cv[k]['mean']:.3f} ± {cv[k]['std']:.3f} |")
+    lines += ["", "| fold | test speakers | clips | accuracy | balanced | macro-F1 |", "|---|---|---|---|---|---|"]
+    for f in cv["per_fold"]:
+        lines.append(f"| {f['fold'] + 1} | {len(f['test_speakers'])} | {f['n']} | {f['accuracy']:.3f} | "
+                     f"{f['balanced_accuracy']:.3f} | {f['macro_f1']:.3f} |")
+    v = result["validation"]
+    lines += ["", f"Final model (shipped): validation accuracy {v['accuracy']:.3f}, balanced "
+              f"{v['balanced_accuracy']:.3f}, macro-F1 {v['macro_f1']:.3f} on {v['n']} clips of held-out speakers.",
+              ""]
+    if "seed000" in result:
+        s = result["seed000"]
+        lines += [f"Seed 000's protocol for comparison ({s['protocol']}): accuracy {s['accuracy']['mean']:.3f}"
+                  + (f" ± {s['accuracy']['std']:.3f}" if s["repeats"] > 1 else "") + ".", ""]
+    ex = result.get("export", {})
+    for fmt in ("onnx", "tflite"):
+        if fmt in ex:
+            p = ex[fmt]
+            lines.append(f"- {fmt} ({p['quantize']}): {p['bytes'] / 1e3:.0f} KB, max |Δp| {p['max_abs_diff']:.2e}, "
+                         f"top-1 agreement {p['top1_agreement']:.3f} with the trained model on {p['n']} windows")
+    for q, p in ex.get("tflite_variants", {}).items():
+        lines.append(f"  - tflite variant {q}: {p['bytes'] / 1e3:.0f} KB, top-1 agreement {p['top1_agreement']:.3f}, "
+                     f"max |Δp| {p['max_abs_diff']:.2e}")
+    lines += ["", "![pooled confusion matrix](confusion.png)", ""]
+    path = out_dir / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    (out_dir / "metrics.json").write_text(json.dumps(result, indent=1) + "\n")
+    return path
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"), help="folder holding cremad/ ravdess/")
+    ap.add_argument("--only", action="append", choices=sorted(RECIPES), help="train only these models")
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--window-seconds", type=float, default=2.5)
+    ap.add_argument("--seed-protocol", type=int, default=0, help="also run seed 000's protocol N times")
+    ap.add_argument("--runs", default=str(REPO / "runs" / "models"))
+    ap.add_argument("--reports", default=str(REPO / "reports"))
+    args = ap.parse_args(argv)
+    data = Path(args.data)
+    roots = [data / c for c in CORPORA]
+    missing = [r for r in roots if not r.is_dir()]
+    if missing:
+        print(f"error: {missing[0]}: no such corpus folder (make models needs ../shared/data)", file=sys.stderr)
+        return 2
+    for name in args.only or list(RECIPES):
+        t = time.time()
+        cfg = TrainConfig(window_seconds=args.window_seconds, folds=args.folds, seed=args.seed, **RECIPES[name])
+        out = Path(args.runs) / name
+        if out.exists():
+            shutil.rmtree(out)
+        _log(f"== {name}")
+        result = run(roots, cfg, out, name=name, seed_protocol_repeats=args.seed_protocol, log=_log)
+        dest = install(out, name)
+        if "cv" in result:
+            cv_report(result, name, Path(args.reports) / name)
+        _log(f"== {name}: installed in {dest} ({time.time() - t:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
