@@ -383,10 +383,13 @@ def crowd_agreement(rows: list[dict], levels: dict, labelled_clips=()) -> dict:
 
 # --- the before/after experiment (python -m export.ssl) ------------------------------------------------------
 
-def experiment(roots, cfg, scfg: SslConfig, log=print) -> dict:
+def experiment(roots, cfg, scfg: SslConfig, log=print, checkpoint: Path | None = None) -> dict:
     """Actor-fold CV of ``cfg`` with SSL; "before" = each fold's set-1 model (trained exactly as plain CV trains
     it: same training/validation speakers, augmentation and seed), "after" = the fold's set-2 model, both scored
-    on the same test fold's clips."""
+    on the same test fold's clips.  With ``checkpoint``, each finished fold is appended to that JSON file (so a
+    long CNN run that must be stopped still leaves its finished folds)."""
+    import re
+
     from . import kinds, metrics, splits
     from .train import cross_validate, load_data, predict_clips
 
@@ -394,16 +397,36 @@ def experiment(roots, cfg, scfg: SslConfig, log=print) -> dict:
     data = load_data(roots, cfg, kind)
     clips, _ = corpora.load_corpora(roots, cfg.corpus)
     hook = SslHook(pool_of(clips), scfg, log, keep_models=True)
-    after = cross_validate(data, cfg, hook, log)
     folds = splits.actor_folds(data.y, data.speakers, cfg.folds, cfg.seed)
-    before = []
-    for k, ((tr, te), rec) in enumerate(zip(folds, hook.records)):
+    before, done = [], []
+
+    def score_set1(k):
+        tr, te = folds[k]
+        rec = hook.records[k]
         assert not set(rec["pool_speakers"]) & set(data.speakers[te].tolist()), "pool clip of a test speaker"
         p, ok = predict_clips(rec.pop("set1_model"), data, te)
-        m = metrics.scores(data.y[ok], p.argmax(1), list(data.labels))
-        before.append(m)
-        log(f"fold {k + 1}: set 1 accuracy {m['accuracy']:.3f} -> set 2 {after['per_fold'][k]['accuracy']:.3f} "
-            f"({rec['accepted']} of {rec['pool']} pool clips accepted, threshold {rec['threshold']:.2f})")
+        before.append(metrics.scores(data.y[ok], p.argmax(1), list(data.labels)))
+
+    def fold_log(msg: str):
+        log(msg)
+        m = re.match(r"fold (\d+)/\d+: accuracy ([0-9.]+) balanced ([0-9.]+) macro-F1 ([0-9.]+)", msg)
+        if m and len(hook.records) == len(before) + 1:  # a fold just finished: its set-1 model is the last record
+            k = len(before)
+            score_set1(k)
+            rec = hook.records[k]
+            done.append({"fold": k + 1, "before": {x: before[k][x] for x in ("n", *metrics.SUMMARY_KEYS)},
+                         "after": dict(zip(metrics.SUMMARY_KEYS, map(float, m.groups()[1:]))),
+                         **{x: rec[x] for x in ("pool", "accepted", "accepted_share", "accepted_intensity",
+                                                "threshold")}})
+            log(f"fold {k + 1}: set 1 accuracy {before[k]['accuracy']:.3f} -> set 2 {float(m.group(2)):.3f} "
+                f"({rec['accepted']} of {rec['pool']} pool clips accepted, threshold {rec['threshold']:.2f})")
+            if checkpoint is not None:
+                Path(checkpoint).write_text(json.dumps({"kind": cfg.kind, "task": cfg.task, "seed": cfg.seed,
+                                                        "folds_done": done}, indent=1) + "\n")
+
+    after = cross_validate(data, cfg, hook, fold_log)
+    for k in range(len(before), len(hook.records)):
+        score_set1(k)
     levels = {}
     for root in roots:
         levels.update(crowd_levels(root))
@@ -413,6 +436,7 @@ def experiment(roots, cfg, scfg: SslConfig, log=print) -> dict:
     return {
         "task": cfg.task, "kind": cfg.kind, "kind_options": cfg.kind_options, "augment": list(cfg.augment),
         "seed": cfg.seed, "folds": cfg.folds, "protocol": after["protocol"],
+        "train_hop_seconds": getattr(cfg, "train_hop_seconds", None),
         "ssl": {"rule": "accepted = predicted emotion equals the known emotion and confidence >= threshold",
                 "threshold": "auto (per fold, on validation speakers)" if scfg.threshold is None else scfg.threshold,
                 "rounds": scfg.rounds},
@@ -446,7 +470,8 @@ def write_report(res: dict, out_dir: Path) -> Path:
     pools = res["pool"]
     L = [f"# SSL (pseudo-labelling) for {name}: before/after on unseen speakers", "",
          f"Protocol: {res['protocol']}. Seed {res['seed']}. Model options {res['kind_options'] or 'default'}; "
-         f"augmentation {', '.join(res['augment']) or 'none'} (training part and pseudo-labelled clips).", "",
+         f"augmentation {', '.join(res['augment']) or 'none'} (training part and pseudo-labelled clips); training "
+         f"windows every {res.get('train_hop_seconds') or 'scoring hop'} s.", "",
          f"SSL: {res['ssl']['rule']}; threshold {res['ssl']['threshold']}; rounds {res['ssl']['rounds']}. In each "
          "fold the pseudo-labeller is trained on that fold's training speakers only and labels only the pool clips "
          "of those speakers (CREMA-D XX clips, neutral excluded); 'before' is the fold's set-1 model (trained "
@@ -525,10 +550,12 @@ def main(argv=None) -> int:
     cfg = TrainConfig(folds=args.folds, seed=args.seed, **recipe)
     roots = [Path(args.data) / "cremad", Path(args.data) / "ravdess"]
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
-    res = experiment(roots, cfg, SslConfig(args.threshold, args.rounds), log)
     out = Path(args.out)
     if args.threshold is not None or args.rounds != 1:
         out = out / f"t{args.threshold}-r{args.rounds}"
+    out.mkdir(parents=True, exist_ok=True)
+    res = experiment(roots, cfg, SslConfig(args.threshold, args.rounds), log,
+                     checkpoint=out / f"fine15-{args.kind}.partial.json")
     path = write_report(res, out)
     log(f"report: {path}")
     print(json.dumps({k: res[k] for k in ("before", "after", "gain", "chosen_thresholds")}, default=str))

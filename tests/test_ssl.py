@@ -146,7 +146,11 @@ def test_cv_pseudo_labels_come_only_from_each_folds_training_speakers(crema):
 
 def test_experiment_before_is_plain_cv_and_report_is_written(crema, tmp_path):
     cfg = _cfg(folds=2)
-    res = ssl.experiment([crema], cfg, ssl.SslConfig(threshold=None), log=lambda s: None)
+    res = ssl.experiment([crema], cfg, ssl.SslConfig(threshold=None), log=lambda s: None,
+                         checkpoint=tmp_path / "partial.json")
+    done = json.loads((tmp_path / "partial.json").read_text())["folds_done"]  # each fold saved as it finished
+    assert [d["fold"] for d in done] == [1, 2]
+    assert [d["before"]["accuracy"] for d in done] == [b["accuracy"] for b in res["before"]["per_fold"]]
     data = load_data([crema], cfg, kinds.make("rfc", 15, **cfg.kind_options))
     plain = cross_validate(data, cfg, None, log=lambda s: None)  # same folds, seeds: set 1 == plain CV
     assert [b["accuracy"] for b in res["before"]["per_fold"]] == [f["accuracy"] for f in plain["per_fold"]]
