@@ -279,6 +279,15 @@ class Model:
     def __repr__(self) -> str:
         return f"Model({self.name!r}, format={self.format!r}, path={str(self.path)!r})"
 
+    def warmup(self) -> float:
+        """Run the model once on a silent window (runtimes build their kernels/trees lazily on the first call, which
+        would otherwise land on the first hop); returns the seconds it took."""
+        import time
+        start = time.perf_counter()
+        silent = np.full((self.frontend.n_mels, self.n_frames), features.SILENCE_DB, dtype=np.float32)
+        self.predict(self.input_for(silent)[None])
+        return time.perf_counter() - start
+
     def input_for(self, db_window: np.ndarray) -> np.ndarray:
         """The model input for one window of log-mel frames (dB, no top_db floor): ``features.compute``."""
         spec = self.manifest.input

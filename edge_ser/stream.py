@@ -177,7 +177,7 @@ class Engine:
     """Feeds 16 kHz mono audio through the frontend, gate, model and smoothing; one Event per hop."""
 
     def __init__(self, model, hop_seconds: float = 0.5, gate: GateConfig | None = None,
-                 smoothing: SmoothingConfig | None = None):
+                 smoothing: SmoothingConfig | None = None, warmup: bool = True):
         if not hop_seconds > 0:
             raise ValueError("hop_seconds must be positive")
         self.model = model
@@ -191,6 +191,7 @@ class Engine:
             raise ValueError("smoothing alpha must be in (0, 1]")
         self.frontend = StreamingLogMel(self.config)
         self.ring = FrameRing(self.config.n_mels, model.n_frames)
+        self.warmup_s = model.warmup() if warmup and hasattr(model, "warmup") else 0.0
         self.reset()
 
     def reset(self) -> None:
