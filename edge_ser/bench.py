@@ -322,7 +322,10 @@ def manifest_accuracy(metrics: dict) -> tuple[float | None, str]:
             hits = [(p, v) for p, v in found if (p[-1] == key or p[-2:] == (key, "mean")) and prefer(p)]
             if hits:
                 p, v = hits[0]
-                return v, ".".join(p)
+                where = ".".join(p)
+                if len(p) == 1 and isinstance(metrics.get("protocol"), str):
+                    where += f" ({metrics['protocol']})"
+                return v, where
     return None, "no accuracy in manifest"
 
 
