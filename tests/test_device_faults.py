@@ -243,3 +243,80 @@ def test_signal_in_a_subprocess_exits_0_with_a_summary(rfc, sig):
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("stopped: "), err
     assert_hops(lines + [json.loads(x) for x in out.splitlines()])
+
+
+# --- the real path: PortAudio -> ALSA -> PulseAudio, with the sound server killed mid-stream -------------------
+
+def _pulse_start(env: dict) -> bool:
+    cmd = ["pulseaudio", "-n", "--daemonize=yes", "--exit-idle-time=-1", "--disallow-exit", "--use-pid-file=yes",
+           "--system=false", "-L", "module-null-sink sink_name=edge_ser_fault_sink rate=16000 channels=1",
+           "-L", "module-native-protocol-unix"]
+    try:
+        subprocess.run(cmd, env=env, capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    for _ in range(50):
+        if subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode == 0:
+            subprocess.run(["pactl", "set-default-source", "edge_ser_fault_sink.monitor"], env=env,
+                           capture_output=True)
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _pulse_kill(root: Path, sig=signal.SIGKILL) -> None:
+    try:
+        pid = int((root / "pulse" / "pid").read_text().split()[0])
+        os.kill(pid, sig)
+        for _ in range(50):
+            os.kill(pid, 0)
+            time.sleep(0.1)
+    except (OSError, ValueError):
+        pass
+
+
+@pytest.mark.integration
+def test_pulseaudio_killed_and_restarted_mid_stream(rfc):
+    """`listen` on a PulseAudio virtual microphone; the sound server is killed (SIGKILL) after 3 s and restarted
+    4 s later: listen warns, retries with backoff, reopens the device and goes on; SIGINT then exits 0."""
+    import shutil
+    import tempfile
+    if any(shutil.which(t) is None for t in ("pulseaudio", "pactl")):
+        pytest.skip("PulseAudio is not installed (make sysdeps)")
+    root = Path(tempfile.mkdtemp(prefix="edge-ser-paf-"))  # short: the socket path must fit 108 bytes
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(root), HOME=str(root), PULSE_RUNTIME_PATH=str(root / "pulse"))
+    env.pop("PULSE_SERVER", None)
+    proc = None
+    try:
+        if not _pulse_start(env):
+            pytest.skip("PulseAudio cannot start here")
+        proc = subprocess.Popen([sys.executable, "-m", "edge_ser.cli", "listen", "--model", rfc, "--json"],
+                                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = proc.stdout.readline()
+        if not first:
+            err = proc.stderr.read()
+            if "no audio input device" in err:
+                pytest.skip("PortAudio sees no PulseAudio input here (ALSA pulse plugin missing)")
+            pytest.fail(err)
+        time.sleep(3)
+        _pulse_kill(root)
+        time.sleep(4)
+        assert proc.poll() is None, proc.stderr.read()  # still running while the server is gone
+        assert _pulse_start(env)
+        time.sleep(6)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        _pulse_kill(root, signal.SIGTERM)
+        shutil.rmtree(root, ignore_errors=True)
+    events = [json.loads(first)] + [json.loads(x) for x in out.splitlines()]
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    ours = [line for line in err.splitlines() if line.startswith(("warning: ", "stopped: "))]
+    assert any("reopening" in line or "retrying" in line for line in ours), err
+    assert ours[-1].startswith("stopped: ") and "device restarts" in ours[-1], err
+    assert_hops(events)
+    # audio kept coming after the restart: more than the 3 s heard before the kill
+    assert events[-1]["t"] > 5.0, (events[-1]["t"], err)
