@@ -117,6 +117,11 @@ def design(data: Data, idx, variants=("",), every: int = 1):
             xs.append(x)
             ys.append(np.full(len(x), data.y[i]))
             ws.append(np.full(len(x), 1.0 / len(x)))
+    if not xs:  # every clip asked for is unreadable
+        from edge_ser.errors import UserError
+        failed = data.cache.failed
+        raise UserError(f"none of the {len(idx)} clips needed here is readable ({len(failed)} unreadable clips"
+                        + (f", e.g. {next(iter(failed.values()))})" if failed else ")"))
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(ws)
 
 
