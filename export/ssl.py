@@ -289,6 +289,11 @@ def pseudo_label(model_spec, roots, threshold: float | None = None, corpus: str 
                "threshold": float(threshold), **summarise(rows), "unreadable": unreadable,
                "corpora": [s.to_dict() for s in summaries],
                "rule": "accepted = predicted emotion equals the known emotion and confidence >= threshold"}
+    levels = {}
+    for root in roots:
+        levels.update(crowd_levels(root))
+    if levels:  # CREMA-D with summaryTable.csv: the independent check against the crowd's VoiceLevel
+        summary["crowd_check"] = crowd_agreement(rows, levels, [c for c in clips if c.corpus == "cremad"])
     return rows, summary
 
 

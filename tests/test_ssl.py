@@ -193,6 +193,8 @@ def test_cli_pseudo_label_writes_the_grown_dataset(crema, fine15_model, tmp_path
     assert len(rows) == summary["pool"] == len(ACTORS) * 10
     acc = [r for r in rows if r["accepted"] == "1"]
     assert len(acc) == summary["accepted"] > 0
+    ref = summary["crowd_check"]["reference_true_intensity"]  # summaryTable.csv found next to AudioWAV/
+    assert ref["n"] == len(ACTORS) * 15 and ref["mean_voice_level"]["high"]["mean_voice_level"] == 70.0
     for r in rows:
         stem_emotion = {v: k for k, v in CREMA_EMO.items()}[r["path"].rsplit("_", 2)[-2]]
         assert r["emotion"] == stem_emotion
