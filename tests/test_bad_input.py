@@ -503,3 +503,23 @@ def test_scan_catches_unpickling(tmp_path):
     sample = "import pickle\nx = np.load(f, allow_pickle=True)\nfrom joblib import load\nm = joblib.load(p)\n"
     found = [what for pattern, what in _UNPICKLING for _ in pattern.finditer(sample)]
     assert {"import", "allow_pickle=True", "unpickling call", "np.load (may unpickle object arrays)"} <= set(found)
+
+
+def test_corpus_of_only_unreadable_clips(tmp_path, rfc):
+    """Nothing readable: train and evaluate stop with one clear error line (exit 2), no traceback."""
+    root = tmp_path / "RAVDESS"
+    for actor in (1, 2):
+        for emo in ("04", "05"):
+            p = root / f"Actor_{actor:02d}" / f"03-01-{emo}-01-01-01-{actor:02d}.wav"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(b"RIFF\x00\x00")
+    proc = run_cli("evaluate", "--model", rfc, "--data", str(root), "--task", "basic6", timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "error: no readable clips to evaluate"
+    pytest.importorskip("sklearn", reason="train needs the 'train' extra")
+    proc = run_cli("train", "--data", str(root), "--task", "basic6", "--model", "rfc", "--out",
+                   str(tmp_path / "m"), "--augment", "none", env={"EDGE_SER_CACHE": str(tmp_path / "cache")},
+                   timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: none of the") and "readable" in last
