@@ -169,6 +169,7 @@ def _fit(data: Data, cfg: TrainConfig, train_idx, val_idx, extra=None, seed: int
     t = time.time()
     kind.fit(X, y, sample_weight=w, validation=validation, seed=seed)
     kind.fit_seconds = time.time() - t
+    kind.n_extra_clips = len(extra or [])
     kind.n_train_windows = int(len(X))
     return kind
 
@@ -233,7 +234,7 @@ def _fold(data: Data, cfg: TrainConfig, tr, te, fold: int, ssl: SslHook | None):
     p, ok = predict_clips(model, data, te)
     m = metrics.scores(data.y[ok], p.argmax(1), list(data.labels))
     m.update(fold=fold, test_speakers=sorted(set(data.speakers[te].tolist())), n_train_clips=int(len(tr_idx)),
-             n_extra=len(extra or []), fit_seconds=round(model.fit_seconds, 1))
+             n_extra=model.n_extra_clips, fit_seconds=round(model.fit_seconds, 1))
     return m
 
 

@@ -110,3 +110,20 @@ def test_cnn_one_epoch_exports_onnx_and_every_tflite(corpus, tmp_path):
         p = model.classify_audio(np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32))
         assert p.shape == (6,) and abs(p.sum() - 1) < 1e-3
     assert result["export"]["tflite"]["bytes"] < 300_000
+
+
+@pytest.mark.slow
+def test_cnn_partial_labels_use_only_training_speakers(tmp_path):
+    """fine15 + partial: CREMA-D XX clips (emotion known, intensity not) join the training part of their own
+    speakers only, with a marginal-likelihood loss; the exported model still has 15 outputs."""
+    pytest.importorskip("tensorflow")
+    from corpus_factory import make_cremad
+    crema = make_cremad(tmp_path / "crema", actors=(1001, 1002, 1003, 1004, 1005, 1006), seconds=0.8)
+    cfg = TrainConfig(task="fine15", kind="cnn", augment=(), window_seconds=1.0, partial=True, folds=2,
+                      kind_options={"epochs": 1, "filters": (4, 8, 8, 8)})
+    result = run([crema], cfg, tmp_path / "m", log=lambda s: None)
+    for f in result["cv"]["per_fold"]:
+        assert 0 < f["n_extra"] < 6 * 5  # XX clips of the fold's training speakers only
+        assert f["n_extra"] <= (6 - len(f["test_speakers"])) * 5
+    m = load_model(tmp_path / "m")
+    assert m.predict(np.load(tmp_path / "m" / "native" / "heldout.npz")["X"]).shape[1] == 15

@@ -126,6 +126,10 @@ class CNN:
                            batch_size=self.options["batch_size"], shuffle=True, verbose=self.verbose,
                            callbacks=callbacks)
         self.history = {k: [float(v) for v in vals] for k, vals in h.history.items()}
+        # keep an uncompiled copy: converters and saving must not meet the (custom) training loss
+        plain = build_network(X.shape[1:], self.n_classes, self.options["filters"])
+        plain.set_weights(self.model.get_weights())
+        self.model = plain
         return self
 
     def predict_proba(self, X) -> np.ndarray:
@@ -133,11 +137,8 @@ class CNN:
         return np.asarray(self.model.predict(X, batch_size=256, verbose=0), dtype=np.float32)
 
     def save(self, directory: Path) -> None:
-        import keras
         directory = Path(directory)
-        plain = keras.models.clone_model(self.model)  # without the (custom) training loss
-        plain.set_weights(self.model.get_weights())
-        plain.save(directory / "model.keras")
+        self.model.save(directory / "model.keras")
         (directory / "cnn.json").write_text(json.dumps({"n_classes": self.n_classes, "options": self.options,
                                                         "partial_groups": self.partial_groups,
                                                         "features": self.features, "params": self.params,
