@@ -102,6 +102,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed-protocol", type=int, default=0, help="also run seed 000's protocol N times")
     ap.add_argument("--runs", default=str(REPO / "runs" / "models"))
     ap.add_argument("--reports", default=str(REPO / "reports"))
+    ap.add_argument("--ssl", action="store_true", help="train the fine15 models with SSL pseudo-labelling "
+                    "(export/ssl.py) even if their recipe has no 'ssl': True")
     args = ap.parse_args(argv)
     data = Path(args.data)
     roots = [data / c for c in CORPORA]
@@ -111,12 +113,20 @@ def main(argv=None) -> int:
         return 2
     for name in args.only or list(RECIPES):
         t = time.time()
-        cfg = TrainConfig(window_seconds=args.window_seconds, folds=args.folds, seed=args.seed, **RECIPES[name])
+        recipe = dict(RECIPES[name])
+        use_ssl = recipe.pop("ssl", False) or (args.ssl and recipe["task"] == "fine15")  # see reports/ssl/
+        cfg = TrainConfig(window_seconds=args.window_seconds, folds=args.folds, seed=args.seed, **recipe)
         out = Path(args.runs) / name
         if out.exists():
             shutil.rmtree(out)
-        _log(f"== {name}")
-        result = run(roots, cfg, out, name=name, seed_protocol_repeats=args.seed_protocol, log=_log)
+        _log(f"== {name}" + (" (with SSL pseudo-labelling)" if use_ssl else ""))
+        hook = None
+        if use_ssl:
+            from .ssl import make_ssl_hook
+            hook = make_ssl_hook(roots, cfg, log=_log)
+        result = run(roots, cfg, out, name=name, ssl=hook, seed_protocol_repeats=args.seed_protocol, log=_log)
+        if hook is not None:
+            result["ssl"] = hook.finish(out)  # the grown dataset: runs/models/<name>/pseudo_labels.csv
         dest = install(out, name)
         if "cv" in result:
             cv_report(result, name, Path(args.reports) / name)
