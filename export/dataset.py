@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edge_ser import features
-from edge_ser.audio import load_audio
+from edge_ser.audio import audio_info, load_audio
 from edge_ser.errors import AudioError
 from edge_ser.frontend import FrontendConfig, log_mel
 
@@ -25,6 +25,9 @@ from . import augment
 from .corpora import Clip
 
 DEFAULT_WINDOW_SECONDS = 2.5
+# A training clip is an utterance (corpora: 1-10 s).  Longer files (a whole session recorded by mistake) are
+# reported and skipped instead of being decoded whole: an hour would take ~0.8 GB (audio + log-mel + windows).
+MAX_CLIP_SECONDS = 120.0
 DEFAULT_HOP_SECONDS = 0.5
 
 
@@ -91,6 +94,10 @@ class LogMelCache:
             except (OSError, ValueError):
                 pass
         try:
+            seconds = audio_info(clip.path).duration
+            if seconds > MAX_CLIP_SECONDS:
+                raise AudioError(f"{clip.path}: {seconds:.0f} s long; a training clip is an utterance of at most "
+                                 f"{MAX_CLIP_SECONDS:.0f} s (split long recordings first)")
             audio = load_audio(clip.path, self.frontend.sample_rate)
         except AudioError as exc:
             self.failed[clip.path] = str(exc)
