@@ -523,3 +523,26 @@ def test_corpus_of_only_unreadable_clips(tmp_path, rfc):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: none of the") and "readable" in last
+
+
+def test_long_recording_in_a_corpus(tmp_path, rfc):
+    """A 10-minute file among the clips (the hour is covered by the classify test above, same code path):
+    evaluate classifies it block by block (bounded memory); train reports it as too long for an utterance and goes
+    on (instead of decoding it whole), exiting 2 at the end."""
+    root = make_ravdess(tmp_path / "RAVDESS", actors=(1, 2, 3, 4))
+    victim = sorted((root / "Actor_04").glob("*.wav"))[0]
+    victim.unlink()
+    long = write_long(victim.with_suffix(".flac"), 600)
+    proc, peak = _peak_rss_mb("evaluate", "--model", rfc, "--data", str(root), "--task", "basic6", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.splitlines()[-1])["n"] == 44
+    assert peak < 400, f"evaluate peak RSS {peak:.0f} MB"
+    pytest.importorskip("sklearn", reason="train needs the 'train' extra")
+    out = tmp_path / "m"
+    proc = run_cli("train", "--data", str(root), "--task", "basic6", "--model", "rfc", "--out", str(out),
+                   "--augment", "none", env={"EDGE_SER_CACHE": str(tmp_path / "cache")}, timeout=600)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert errors[0] == (f"error: {long}: 600 s long; a training clip is an utterance of at most 120 s "
+                         "(split long recordings first)")
+    assert (out / "manifest.json").is_file()
