@@ -131,7 +131,7 @@ def _pitch_proxy(x: np.ndarray, active: np.ndarray, low_bands: int = 48, lags=(3
 
 
 def band_stats(db: np.ndarray, n_frames: int, top_db: float | None = 80.0, bands: int = 32, active_db: float = 35.0,
-               n_ceps: int = 13, pitch: bool = False) -> np.ndarray:
+               n_ceps: int = 13, pitch: bool = False, band_norm: bool = False) -> np.ndarray:
     """RFC input: level-free statistics of the window's active (speech) frames.
 
     Speaker/channel normalisation by construction: every level is relative to the window's mean level over its
@@ -140,7 +140,8 @@ def band_stats(db: np.ndarray, n_frames: int, top_db: float | None = 80.0, bands
     frame-to-frame change.  Cepstra (DCT over the pooled bands per active frame): mean of c1.. and std of c0..
     ``n_ceps``.  Level contour of active frames: std, 90-10 percentile range, skew, mean absolute change;
     activity ratio; spectral centroid and slope (over bands) per active frame: mean and std.  ``pitch`` adds
-    `_pitch_proxy` (an F0 cue from the harmonic spacing in the low bands).
+    `_pitch_proxy` (an F0 cue from the harmonic spacing in the low bands); ``band_norm`` subtracts each band's
+    mean over the window before the relative statistics (cepstral-mean-normalisation-like).
     """
     from scipy.fft import dct
 
@@ -154,6 +155,8 @@ def band_stats(db: np.ndarray, n_frames: int, top_db: float | None = 80.0, bands
     xa = pooled[:, active]
     ref = xa.mean()
     rel = xa - ref
+    if band_norm:  # remove each band's mean level over the window (a fixed channel/speaker envelope)
+        rel = rel - rel.mean(axis=1, keepdims=True)
     pct = np.percentile(rel, [10, 90], axis=1)
     delta = np.abs(np.diff(pooled, axis=1)).mean(axis=1) if pooled.shape[1] > 1 else np.zeros(bands)
     ceps = dct(rel, type=2, axis=0, norm="ortho")[:n_ceps]

@@ -268,7 +268,7 @@ def seed_protocol(data: Data, cfg: TrainConfig, repeats: int = 1, log=print) -> 
     results = []
     for r in range(repeats):
         tr, te = train_test_split(np.arange(len(samples)), test_size=0.2, stratify=sy, random_state=cfg.seed + r)
-        xs = [data.inputs(*samples[j]) for j in tr]
+        xs = [data.inputs(*samples[j])[::_every(cfg)] for j in tr]
         X = np.concatenate(xs)
         y = np.concatenate([np.full(len(x), sy[j]) for x, j in zip(xs, tr)])
         w = np.concatenate([np.full(len(x), 1.0 / len(x)) for x in xs])

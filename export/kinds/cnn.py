@@ -29,14 +29,20 @@ def _tf():
 
 
 def build_network(input_shape, n_classes: int, filters=(16, 32, 48, 64), l1: float = 1e-6, l2: float = 1e-4,
-                  batch_size=None):
+                  batch_size=None, batchnorm: bool = False):
     import keras
     from keras import layers, regularizers
     reg = regularizers.L1L2(l1=l1, l2=l2)
     inp = keras.Input(shape=tuple(input_shape), batch_size=batch_size, name="input")
     h = inp
     for k, (f, size) in enumerate(zip(filters, (5, 3, 3, 3))):
-        h = layers.Conv2D(f, size, padding="same", activation="relu", kernel_regularizer=reg, name=f"conv{k + 1}")(h)
+        if batchnorm:  # conv -> batch norm -> ReLU (the norm folds into the conv on export)
+            h = layers.Conv2D(f, size, padding="same", use_bias=False, kernel_regularizer=reg, name=f"conv{k + 1}")(h)
+            h = layers.BatchNormalization(name=f"bn{k + 1}")(h)
+            h = layers.ReLU(name=f"relu{k + 1}")(h)
+        else:
+            h = layers.Conv2D(f, size, padding="same", activation="relu", kernel_regularizer=reg,
+                              name=f"conv{k + 1}")(h)
         h = layers.MaxPooling2D(2, padding="same", name=f"pool{k + 1}")(h)
         if k < len(filters) - 1:
             h = layers.Dropout(0.1, name=f"drop{k + 1}")(h)
@@ -56,12 +62,12 @@ class CNN:
 
     def __init__(self, n_classes: int, epochs: int = 40, patience: int = 8, batch_size: int = 64, lr: float = 1e-3,
                  decay: float = 1e-6, features: str = FEATURES, params: dict | None = None, verbose: int = 0,
-                 filters=(16, 32, 48, 64), partial_groups=None):
+                 filters=(16, 32, 48, 64), partial_groups=None, batchnorm: bool = False):
         self.n_classes = n_classes
         # label n_classes + j means "one of the classes partial_groups[j]" (e.g. emotion known, intensity not)
         self.partial_groups = [list(g) for g in (partial_groups or [])]
         self.options = {"epochs": epochs, "patience": patience, "batch_size": batch_size, "lr": lr, "decay": decay,
-                        "filters": list(filters)}
+                        "filters": list(filters), "batchnorm": bool(batchnorm)}
         self.features, self.params = features, dict(PARAMS if params is None else params)
         self.verbose = verbose
         self.model = None
@@ -107,7 +113,8 @@ class CNN:
         cw = np.concatenate([cw, np.ones(len(self.partial_groups))])  # partial labels keep their clip weight
         w = w * cw[y]
         w = (w / w.mean()).astype(np.float32)
-        self.model = build_network(X.shape[1:], self.n_classes, self.options["filters"])
+        self.model = build_network(X.shape[1:], self.n_classes, self.options["filters"],
+                                   batchnorm=self.options.get("batchnorm", False))
         self._compile(self.model)
         callbacks = []
         if progress:
@@ -127,7 +134,8 @@ class CNN:
                            callbacks=callbacks)
         self.history = {k: [float(v) for v in vals] for k, vals in h.history.items()}
         # keep an uncompiled copy: converters and saving must not meet the (custom) training loss
-        plain = build_network(X.shape[1:], self.n_classes, self.options["filters"])
+        plain = build_network(X.shape[1:], self.n_classes, self.options["filters"],
+                                   batchnorm=self.options.get("batchnorm", False))
         plain.set_weights(self.model.get_weights())
         self.model = plain
         return self
