@@ -47,16 +47,19 @@ def _named_models() -> dict[str, Path]:
     return found
 
 
-def list_models(verify: bool = False) -> list[Manifest]:
+def list_models(verify: bool = False, errors: list | None = None) -> list[Manifest]:
     """Manifests of the installed models (the package's defaults and ``$EDGE_SER_MODELS``), sorted by name.
 
-    A directory whose manifest cannot be read is left out; with ``verify`` the file hashes are checked too.
+    A directory whose manifest cannot be read is left out (its one-line reason appended to ``errors`` if given);
+    with ``verify`` the file hashes are checked too.
     """
     out = []
     for name, d in _named_models().items():
         try:
             m = read_manifest(d, verify=verify)
-        except ModelError:
+        except ModelError as exc:
+            if errors is not None:
+                errors.append(str(exc))
             continue
         m.extra = dict(m.extra, path=str(d))
         out.append(m)
