@@ -237,19 +237,26 @@ def models_cmd(as_json: bool = typer.Option(False, "--json", help="Print a JSON 
                verify: bool = typer.Option(False, "--verify", help="Also check every model file's sha256.")):
     """List the installed models (the package's defaults and $EDGE_SER_MODELS)."""
     from .models import DEFAULT_MODELS_DIR, MODELS_ENV, list_models
-    found = list_models(verify=verify)
+    broken: list = []
+    found = list_models(verify=verify, errors=broken)
+    for reason in broken:  # a tampered or unreadable model is named, not silently left out
+        print(f"error: {reason}", file=sys.stderr, flush=True)
     if as_json:
         _json_line([{**m.to_dict(), "path": m.extra.get("path")} for m in found])
+        if broken:
+            raise typer.Exit(2)
         return
     if not found:
         print(f"no models installed in {DEFAULT_MODELS_DIR}" +
               (f" or ${MODELS_ENV}={os.environ[MODELS_ENV]}" if os.environ.get(MODELS_ENV) else "") +
               " (run `make models`)")
-        return
-    print(f"{'name':14} {'task':8} {'kind':5} {'formats':12} {'window':>6}  trained on / score")
-    for m in found:
-        print(f"{m.name:14} {m.task:8} {m.kind:5} {','.join(m.formats):12} {m.window_seconds:5g}s  "
-              f"{_summary(m)}")
+    else:
+        print(f"{'name':14} {'task':8} {'kind':5} {'formats':12} {'window':>6}  trained on / score")
+        for m in found:
+            print(f"{m.name:14} {m.task:8} {m.kind:5} {','.join(m.formats):12} {m.window_seconds:5g}s  "
+                  f"{_summary(m)}")
+    if broken:
+        raise typer.Exit(2)
 
 
 def _summary(m) -> str:
