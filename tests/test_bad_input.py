@@ -549,3 +549,22 @@ def test_long_recording_in_a_corpus(tmp_path, rfc):
     assert errors[0] == (f"error: {long}: 600 s long; a training clip is an utterance of at most 120 s "
                          "(split long recordings first)")
     assert (out / "manifest.json").is_file()
+
+
+def test_models_command_names_broken_models(capsys, tmp_path, tiny_models, monkeypatch):
+    root = tmp_path / "models"
+    shutil.copytree(tiny_models["rfc"], root / "good")
+    shutil.copytree(tiny_models["cnn"], root / "tampered")
+    with open(root / "tampered" / "model.tflite", "ab") as f:
+        f.write(b"\0")
+    shutil.copytree(tiny_models["rfc"], root / "future")
+    _edit_manifest(root / "future", manifest_version=7)
+    monkeypatch.setenv("EDGE_SER_MODELS", str(root))
+    rc, out, err = run_main(capsys, "models", "--verify", "--json")
+    assert rc == 2 and "Traceback" not in err
+    names = {m["path"] for m in json.loads(out)}
+    assert str(root / "good") in names and not {str(root / "tampered"), str(root / "future")} & names
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith("error: ") for line in lines)
+    assert any("tampered" in line and "sha256" in line for line in lines)
+    assert any("future" in line and "manifest_version 7" in line for line in lines)
