@@ -186,6 +186,7 @@ def main(argv=None) -> int:
     print(f"soak: {seconds / 3600:g} h of audio through {model.name} ({model.format}); {source}", file=sys.stderr)
     result = run_soak(model, seconds, clips, seed=args.seed, progress=progress)
     result = {"benchmark": "soak", "model": model.name, "format": model.format, "model_path": str(model.path),
+              "model_sha256": model.manifest.sha256,
               "threads": 1, "audio": source, "machine": machine(),
               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "protocol": ("Engine.feed with device-like blocks of 5-250 ms (random) of shuffled real speech clips "
