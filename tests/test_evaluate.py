@@ -73,3 +73,11 @@ def test_metrics_scores_and_mean_std():
     ms = metrics.mean_std([{"accuracy": 0.5, "balanced_accuracy": 0.5, "macro_f1": 0.5},
                            {"accuracy": 0.7, "balanced_accuracy": 0.5, "macro_f1": 0.5}])
     assert abs(ms["accuracy"]["mean"] - 0.6) < 1e-9 and abs(ms["accuracy"]["std"] - 0.1) < 1e-9
+
+
+def test_missing_train_extra_says_how_to_install(monkeypatch, capsys):
+    import sys
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # as if scikit-learn were not installed
+    assert main(["evaluate", "--model", "x", "--data", "."]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "pip install 'edge-ser[train]'" in err and err.count("\n") == 1

@@ -127,3 +127,29 @@ def test_cnn_partial_labels_use_only_training_speakers(tmp_path):
         assert f["n_extra"] <= (6 - len(f["test_speakers"])) * 5
     m = load_model(tmp_path / "m")
     assert m.predict(np.load(tmp_path / "m" / "native" / "heldout.npz")["X"]).shape[1] == 15
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--model", "svm"], "unknown model kind"),
+    (["--task", "fine99"], "unknown task"),
+    (["--folds", "1"], "--folds"),
+    (["--augment", "reverb"], "unknown augmentation"),
+    (["--window-seconds", "0.1"], "--window-seconds"),
+    (["--corpus", "timit"], "unknown corpus"),
+])
+def test_cli_train_errors_are_one_line(corpus, tmp_path, extra, message, capsys):
+    argv = ["train", "--data", str(corpus), "--out", str(tmp_path / "m"), *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_cli_train_refuses_to_overwrite(corpus, tmp_path, capsys):
+    out = tmp_path / "m"
+    out.mkdir()
+    (out / "keep.txt").write_text("user data")
+    assert main(["train", "--data", str(corpus), "--out", str(out)]) == 2
+    assert "exists (use --force" in capsys.readouterr().err
+    assert (out / "keep.txt").read_text() == "user data"
+    assert main(["train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "n")]) == 2
+    assert "no such directory" in capsys.readouterr().err
