@@ -65,6 +65,8 @@ def sanitize(audio: np.ndarray, what: str = "audio") -> np.ndarray:
     return audio
 
 
+# libsndfile gets file names as bytes (os.fsencode): a name that is not valid UTF-8 (e.g. Latin-1 bytes from an
+# old archive) is still a file Python can name, but soundfile's own str -> UTF-8 encoding would refuse it.
 def check_readable(path: str | os.PathLike) -> Path:
     p = Path(path)
     if not p.exists():
@@ -81,7 +83,7 @@ def check_readable(path: str | os.PathLike) -> Path:
 def audio_info(path: str | os.PathLike) -> sf._SoundFileInfo:
     p = check_readable(path)
     try:
-        return sf.info(str(p))
+        return sf.info(os.fsencode(p))
     except Exception as exc:  # libsndfile's messages are cryptic; keep ours one line
         raise AudioError(f"{p}: not a readable audio file ({_short(exc)})") from None
 
@@ -90,7 +92,7 @@ def load_audio(path: str | os.PathLike, target_rate: int = TARGET_RATE) -> np.nd
     """Read a file as mono float32 at ``target_rate``.  Raises AudioError with a one-line reason."""
     p = check_readable(path)
     try:
-        data, rate = sf.read(str(p), dtype="float64", always_2d=True)
+        data, rate = sf.read(os.fsencode(p), dtype="float64", always_2d=True)
     except Exception as exc:
         raise AudioError(f"{p}: not a readable audio file ({_short(exc)})") from None
     if data.shape[0] == 0:
