@@ -43,7 +43,7 @@ class FileSource:
         self.block_seconds = block_seconds
         self.target_rate = target_rate
         try:
-            info = sf.info(str(self.path))
+            info = sf.info(os.fsencode(self.path))
         except Exception as exc:
             raise AudioError(f"{self.path}: not a readable audio file ({_short(exc)})") from None
         if info.frames == 0:
@@ -59,7 +59,7 @@ class FileSource:
         start = time.monotonic()
         produced = 0
         try:
-            f = sf.SoundFile(str(self.path))
+            f = sf.SoundFile(os.fsencode(self.path))
         except Exception as exc:
             raise AudioError(f"{self.path}: not a readable audio file ({_short(exc)})") from None
         with f:
