@@ -41,6 +41,10 @@ from . import cli_runtime, cli_train, cli_ssl, cli_device  # noqa: E402,F401
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning user mistakes into ``error: ...`` and exit code 2."""
+    try:  # a file name that is not UTF-8 is printed back as its original bytes, not a UnicodeEncodeError
+        sys.stdout.reconfigure(errors="surrogateescape")
+    except (AttributeError, ValueError):  # replaced or detached stdout (tests, embedding)
+        pass
     try:
         # standalone_mode=False: a command's `raise typer.Exit(code)` comes back as the return value
         rc = app(args=argv, prog_name="edge-ser", standalone_mode=False)
