@@ -104,11 +104,14 @@ PYTEST_SUMMARY="$(grep -E '(passed|failed|error)' "$WORK/pytest.log" | tail -1)"
 # --- 5. classify comparison -------------------------------------------------------------------------------------
 CLIP_ARGS=""
 for c in "$ROOTFS"/src/clips/*; do CLIP_ARGS="$CLIP_ARGS /src/clips/$(basename "$c")"; done
+# the models as they are now in the checkout (the same files on both sides)
+rm -rf "$ROOTFS/src/models" && cp -r "$REPO/edge_ser/assets/models" "$ROOTFS/src/models"
+log "models compared: $(ls "$ROOTFS/src/models" | tr '\n' ' ')"
 log "classify on x86"
-(cd "$REPO" && env -u EDGE_SER_MODELS "$HOST_PY" scripts/aarch64/classify_all.py \
+(cd "$REPO" && EDGE_SER_MODELS="$ROOTFS/src/models" "$HOST_PY" scripts/aarch64/classify_all.py \
     $(for c in $CLIP_ARGS; do echo "$ROOTFS$c"; done)) > "$WORK/x86.jsonl"
 log "classify on aarch64 (qemu)"
-in_rootfs /bin/sh -c "cd / && /opt/venv/bin/python /src/scripts/aarch64/classify_all.py $CLIP_ARGS" \
+in_rootfs /bin/sh -c "cd / && EDGE_SER_MODELS=/src/models /opt/venv/bin/python /src/scripts/aarch64/classify_all.py $CLIP_ARGS" \
     > "$WORK/aarch64.jsonl" 2> "$WORK/aarch64.stderr" || true
 set +e
 "$HOST_PY" "$REPO/scripts/aarch64/compare.py" "$WORK/x86.jsonl" "$WORK/aarch64.jsonl" --out "$WORK/compare.json"
