@@ -108,10 +108,10 @@ for c in "$ROOTFS"/src/clips/*; do CLIP_ARGS="$CLIP_ARGS /src/clips/$(basename "
 rm -rf "$ROOTFS/src/models" && cp -r "$REPO/edge_ser/assets/models" "$ROOTFS/src/models"
 log "models compared: $(ls "$ROOTFS/src/models" | tr '\n' ' ')"
 log "classify on x86"
-(cd "$REPO" && EDGE_SER_MODELS="$ROOTFS/src/models" "$HOST_PY" scripts/aarch64/classify_all.py \
+(cd "$REPO" && "$HOST_PY" scripts/aarch64/classify_all.py "$ROOTFS/src/models" \
     $(for c in $CLIP_ARGS; do echo "$ROOTFS$c"; done)) > "$WORK/x86.jsonl"
 log "classify on aarch64 (qemu)"
-in_rootfs /bin/sh -c "cd / && EDGE_SER_MODELS=/src/models /opt/venv/bin/python /src/scripts/aarch64/classify_all.py $CLIP_ARGS" \
+in_rootfs /bin/sh -c "cd / && /opt/venv/bin/python /src/scripts/aarch64/classify_all.py /src/models $CLIP_ARGS" \
     > "$WORK/aarch64.jsonl" 2> "$WORK/aarch64.stderr" || true
 set +e
 "$HOST_PY" "$REPO/scripts/aarch64/compare.py" "$WORK/x86.jsonl" "$WORK/aarch64.jsonl" --out "$WORK/compare.json"
