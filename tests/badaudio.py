@@ -29,7 +29,7 @@ def speechlike(seconds: float, sr: int = SR, seed: int = 0, amp: float = 0.3) ->
 
 def _write(path: Path, data: np.ndarray, sr: int, subtype: str | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), data, sr, subtype=subtype)
+    sf.write(os.fsencode(path), data, sr, subtype=subtype)
     return path
 
 
@@ -42,7 +42,7 @@ EXPECT = {
     "rate_96000": "ok", "nan": "error", "inf": "error", "zeros": "ok", "clipped_int": "ok", "clipped_float": "ok",
     "short_50ms": "ok", "one_sample": "ok", "directory": "error", "fifo": "error", "io_error": "error",
     "missing": "error", "non_ascii": "ok", "truncated_body_wav": "ok", "truncated_body_flac": "error",
-    "corrupt_flac": "error",
+    "corrupt_flac": "error", "latin1_name": "ok",
 }
 
 
@@ -107,6 +107,8 @@ def make_bad_files(root: Path) -> dict[str, Path]:
         damaged[i] ^= 0x5A
     (root / "corrupt_flac.flac").write_bytes(bytes(damaged))
     files["corrupt_flac"] = root / "corrupt_flac.flac"
+    # a name that is not UTF-8 (Latin-1 bytes from an old archive): Python names it with surrogates
+    files["latin1_name"] = _write(root / os.fsdecode(b"caf\xe9_latin1.wav"), y, SR, "PCM_16")
     files["non_ascii"] = _write(root / "données_émotion_日本語" / "voix_ça_va_😀.wav", y, SR, "PCM_16")
     return files
 

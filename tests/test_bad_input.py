@@ -61,7 +61,7 @@ def check_classify_row(row: dict, path: Path) -> None:
     assert row["path"] == str(path)
     assert math.isfinite(row["confidence"]) and 0 < row["confidence"] <= 1
     assert abs(sum(row["scores"].values()) - 1) < 1e-3
-    with sf.SoundFile(str(path)) as f:
+    with sf.SoundFile(os.fsencode(path)) as f:
         seconds = f.frames / f.samplerate
     assert row["duration_s"] == pytest.approx(seconds, abs=2e-3)
 
@@ -89,7 +89,7 @@ def test_listen_input_gives_events(capsys, bad, rfc, case):
     rc, out, err = run_main(capsys, "listen", "--model", rfc, "--input", bad[case], "--fast", "--json", "-q")
     assert rc == 0 and err == "", err
     events = [json.loads(line) for line in out.splitlines()]
-    with sf.SoundFile(str(bad[case])) as f:
+    with sf.SoundFile(os.fsencode(bad[case])) as f:
         seconds = f.frames / f.samplerate
     ts = [e["t"] for e in events]
     assert ts == sorted(ts) and ts[-1] == pytest.approx(seconds, abs=2e-3)
