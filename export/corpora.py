@@ -207,6 +207,9 @@ def load_corpus(root: str | Path, corpus: str | None = None) -> tuple[list[Clip]
     parse = PARSERS[name]
     ctx = {"root": root}
     summary = Summary(name, str(root))
+    for p in sorted(root.rglob("*")):  # named like audio but not a regular file: say so rather than ignore it
+        if p.suffix.lower() in AUDIO_EXTENSIONS and not p.is_file():
+            summary.skip("not a regular file (a directory, pipe or device named like audio)", p)
     clips = []
     for p in files:
         got = parse(p, ctx)
