@@ -281,6 +281,9 @@ def test_evaluate_goes_on_past_bad_clips(ravdess_bad, rfc):
     assert set(result["unreadable"]) == {str(planted[c]) for c in BAD_IN_CORPUS}
     n_files = sum(1 for p in root.rglob("*.wav") if p.is_file())
     assert result["n"] == n_files - len(BAD_IN_CORPUS)
+    # the directory and the FIFO named like clips are not clips: counted as skipped, with the reason
+    skipped = result["corpora"][0]["skipped"]
+    assert sum(n for reason, n in skipped.items() if "not a regular file" in reason) == 2
 
 
 def test_train_goes_on_past_bad_clips(ravdess_bad, tmp_path):
