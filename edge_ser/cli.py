@@ -66,6 +66,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a bug, not a user mistake; on a robot nobody reads a traceback: one line, exit 1
+        import os
+        if os.environ.get("EDGE_SER_DEBUG") or os.environ.get("PYTEST_CURRENT_TEST"):
+            raise  # developers and the test suite see the traceback
+        text = (str(exc).strip().splitlines() or [""])[0][:300]
+        print(f"error: internal error ({type(exc).__name__}: {text}); EDGE_SER_DEBUG=1 shows the traceback",
+              file=sys.stderr)
+        return 1
     return rc if isinstance(rc, int) else 0
 
 
