@@ -571,3 +571,20 @@ def test_models_command_names_broken_models(capsys, tmp_path, tiny_models, monke
     assert len(lines) == 2 and all(line.startswith("error: ") for line in lines)
     assert any("tampered" in line and "sha256" in line for line in lines)
     assert any("future" in line and "manifest_version 7" in line for line in lines)
+
+
+_BUG = ("import sys, edge_ser.cli as cli, edge_ser.models as m\n"
+        "def boom(*a, **k):\n    raise RuntimeError('simulated bug')\n"
+        "m.load_model = boom\nsys.exit(cli.main(sys.argv[1:]))\n")
+
+
+def test_an_unexpected_bug_is_one_line_not_a_traceback(bad):
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_CURRENT_TEST", "EDGE_SER_DEBUG")}
+    proc = subprocess.run([sys.executable, "-c", _BUG, "classify", str(bad["pcm_16"])], capture_output=True,
+                          text=True, cwd=REPO, env=env, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "error: internal error (RuntimeError: simulated bug); EDGE_SER_DEBUG=1 shows the traceback"]
+    proc = subprocess.run([sys.executable, "-c", _BUG, "classify", str(bad["pcm_16"])], capture_output=True,
+                          text=True, cwd=REPO, env=dict(env, EDGE_SER_DEBUG="1"), timeout=120)
+    assert proc.returncode == 1 and "Traceback" in proc.stderr and "simulated bug" in proc.stderr
