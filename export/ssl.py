@@ -41,7 +41,7 @@ CSV_FIELDS = ("path", "label", "emotion", "intensity", "confidence", "accepted",
 THRESHOLD_GRID = tuple(round(x, 2) for x in np.arange(0.0, 0.951, 0.05))
 # Default thresholds of `edge-ser pseudo-label` per model kind (no validation speakers there): the median of the
 # per-fold choices on validation speakers in reports/ssl/ (fine15-<kind>.json, "chosen_thresholds").
-DEFAULT_THRESHOLDS = {"rfc": 0.25, "cnn": 0.35}
+DEFAULT_THRESHOLDS = {"rfc": 0.25, "cnn": 0.45}
 LEVEL = {i: k for k, i in enumerate(INTENSITIES)}  # low 0, medium 1, high 2
 
 
