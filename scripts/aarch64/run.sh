@@ -51,7 +51,8 @@ log "rootfs: $(chroot "$ROOTFS" /usr/bin/env -i /usr/bin/python3 -c 'import plat
 cleanup() { for m in proc sys dev; do umount "$ROOTFS/$m" 2>/dev/null || true; done; }
 trap cleanup EXIT
 mountpoint -q "$ROOTFS/proc" || mount -t proc proc "$ROOTFS/proc"
-mountpoint -q "$ROOTFS/sys" || mount --bind /sys "$ROOTFS/sys"   # cpuinfo (onnxruntime) reads /sys/devices/system/cpu
+# (no /sys: onnxruntime's cpuinfo parses it and crashes on the x86 host's CPU topology under emulation; without it
+#  it warns "cpuinfo_initialize failed" and runs)
 mountpoint -q "$ROOTFS/dev" || mount --bind /dev "$ROOTFS/dev"
 # A clean environment inside the rootfs (the host's PIP_*, PYTHONPATH, ... do not apply there).
 in_rootfs() { chroot "$ROOTFS" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
@@ -81,20 +82,39 @@ fi
 for c in "${CLIPS[@]}"; do [ -f "$c" ] && cp "$c" "$ROOTFS/src/clips/"; done
 
 # --- install in the rootfs ------------------------------------------------------------------------------------
-log "installing the runtime in the arm64 venv (no network, wheels only)"
-in_rootfs /bin/sh -c 'rm -rf /opt/venv && python3 -m venv /opt/venv &&
-    /opt/venv/bin/pip install -q --no-index --find-links /wheels "edge-ser[tflite]" pytest hypothesis'
+if [ "${REUSE_VENV:-0}" = 1 ] && [ -x "$ROOTFS/opt/venv/bin/python" ]; then
+    log "reusing the arm64 venv (REUSE_VENV=1)"
+else
+    log "installing the runtime in the arm64 venv (pip --no-index: the downloaded wheels only)"
+    in_rootfs /bin/sh -c 'rm -rf /opt/venv && python3 -m venv /opt/venv &&
+        /opt/venv/bin/pip install -q --no-index --find-links /wheels "edge-ser[tflite]" pytest hypothesis'
+fi
 in_rootfs /opt/venv/bin/pip list 2>/dev/null | grep -iE 'edge|numpy|scipy|onnxruntime|litert|soundfile|typer' \
     | sed 's/^/    /'
 
-# --- 4. the runtime's tests -------------------------------------------------------------------------------------
+# --- 4. the runtime's tests (the checkout's tests against the checkout's edge_ser/, with the arm64 wheels) -------------------------------------------------------------------------------------
 TESTS=""
 for t in $RUNTIME_TESTS; do [ -f "$ROOTFS/src/tests/$t" ] && TESTS="$TESTS tests/$t"; done
 log "pytest under qemu-aarch64:$TESTS"
+# The tests' tiny models need scikit-learn/TensorFlow to train: train them on the host (x86) and put them in the
+# rootfs's pytest cache under the key the arm64 conftest computes, so the model tests run on aarch64 too.
+TINY="$WORK/tiny-models"
+rm -rf "$TINY" && mkdir -p "$TINY"
+if (cd "$REPO/tests" && TF_CPP_MIN_LOG_LEVEL=3 PYTHONPATH="$REPO" "$HOST_PY" -c "
+import sys; from pathlib import Path; import conftest
+root = Path(sys.argv[1]); conftest.build_rfc(root / 'tiny-rfc'); conftest.build_cnn(root / 'tiny-cnn', root / 'tiny-cnn-int8')
+" "$TINY" > "$WORK/tiny-models.log" 2>&1); then
+    KEY="$(in_rootfs /bin/sh -c 'cd /src/tests && /opt/venv/bin/python -c "import conftest; print(conftest._tiny_models_key())"' 2>/dev/null | tail -1)"
+    if [ -n "$KEY" ]; then
+        mkdir -p "$ROOTFS/src/.pytest_cache/d/edge-ser-tiny-models/$KEY"
+        cp -r "$TINY"/* "$ROOTFS/src/.pytest_cache/d/edge-ser-tiny-models/$KEY/"
+        log "tiny test models (trained on x86) placed in the arm64 pytest cache ($KEY)"
+    fi
+else
+    log "could not build the tiny test models on the host (see $WORK/tiny-models.log): those tests will skip"
+fi
 set +e
-# the tests import the installed wheel: the source copy's edge_ser/ is moved aside
-mv "$ROOTFS/src/edge_ser" "$ROOTFS/src/edge_ser.src" 2>/dev/null
-in_rootfs /bin/sh -c "cd /src && EDGE_SER_DATA=/nonexistent /opt/venv/bin/python -m pytest -q -p no:cacheprovider $TESTS" \
+in_rootfs /bin/sh -c "cd /src && EDGE_SER_DATA=/nonexistent /opt/venv/bin/python -m pytest -q $TESTS" \
     > "$WORK/pytest.log" 2>&1
 PYTEST_RC=$?
 set -e
@@ -111,13 +131,12 @@ log "classify on x86"
 (cd "$REPO" && "$HOST_PY" scripts/aarch64/classify_all.py "$ROOTFS/src/models" \
     $(for c in $CLIP_ARGS; do echo "$ROOTFS$c"; done)) > "$WORK/x86.jsonl"
 log "classify on aarch64 (qemu)"
-in_rootfs /bin/sh -c "cd / && /opt/venv/bin/python /src/scripts/aarch64/classify_all.py /src/models $CLIP_ARGS" \
+in_rootfs /bin/sh -c "cd /src && PYTHONPATH=/src /opt/venv/bin/python /src/scripts/aarch64/classify_all.py /src/models $CLIP_ARGS" \
     > "$WORK/aarch64.jsonl" 2> "$WORK/aarch64.stderr" || true
 set +e
 "$HOST_PY" "$REPO/scripts/aarch64/compare.py" "$WORK/x86.jsonl" "$WORK/aarch64.jsonl" --out "$WORK/compare.json"
 CMP_RC=$?
 set -e
-mv "$ROOTFS/src/edge_ser.src" "$ROOTFS/src/edge_ser" 2>/dev/null || true
 
 "$HOST_PY" - "$WORK" "$PYTEST_RC" "$PYTEST_SUMMARY" "$CMP_RC" "$REPO" <<'EOF'
 import json, pathlib, subprocess, sys
