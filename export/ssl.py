@@ -26,7 +26,7 @@ import csv
 import json
 import sys
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -515,13 +515,14 @@ def write_report(res: dict, out_dir: Path) -> Path:
           f"{stat(['accepted_pseudo_intensity', 'spearman', 'rho'])} | "
           f"{stat(['accepted_pseudo_intensity', 'spearman_within_emotion_mean'])} |",
           f"| whole pool: expected intensity within the known emotion | "
-          f"{stat(['expected_intensity_all_pool', 'n'], '.0f')} | {stat(['expected_intensity_all_pool', 'spearman', 'rho'])}"
-          f" | {stat(['expected_intensity_all_pool', 'spearman_within_emotion_mean'])} |",
+          f"{stat(['expected_intensity_all_pool', 'n'], '.0f')} | "
+          f"{stat(['expected_intensity_all_pool', 'spearman', 'rho'])} | "
+          f"{stat(['expected_intensity_all_pool', 'spearman_within_emotion_mean'])} |",
           f"| reference: true LO/MD/HI of the IEO clips | {stat(['reference_true_intensity', 'n'], '.0f')} | "
           f"{stat(['reference_true_intensity', 'spearman', 'rho'])} | "
           f"{stat(['reference_true_intensity', 'spearman_within_emotion_mean'])} |", "",
-          "Mean VoiceLevel per intensity:", "", "| intensity | accepted pseudo-labelled clips | IEO clips, true label |",
-          "|---|---|---|"]
+          "Mean VoiceLevel per intensity:", "",
+          "| intensity | accepted pseudo-labelled clips | IEO clips, true label |", "|---|---|---|"]
     for i in INTENSITIES:
         L.append(f"| {i} | {stat(['accepted_pseudo_intensity', 'mean_voice_level', i, 'mean_voice_level'], '.1f')} | "
                  f"{stat(['reference_true_intensity', 'mean_voice_level', i, 'mean_voice_level'], '.1f')} |")
