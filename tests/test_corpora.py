@@ -96,3 +96,24 @@ def test_errors_for_missing_or_empty_folders(tmp_path):
 def test_load_corpora_concatenates(tmp_path):
     clips, sums = corpora.load_corpora([make_tess(tmp_path / "t"), make_emodb(tmp_path / "e")])
     assert [s.corpus for s in sums] == ["tess", "emodb"] and len(clips) == 16
+
+
+def _real_data():
+    import os
+    from pathlib import Path
+    root = Path(os.environ.get("EDGE_SER_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    if not (root / "cremad").is_dir() or not (root / "ravdess").is_dir():
+        pytest.skip(f"real corpora not found in {root} (set EDGE_SER_DATA)")
+    return root
+
+
+@pytest.mark.integration
+def test_real_corpora_are_recognised():
+    root = _real_data()
+    crema, s1 = load_corpus(root / "cremad")
+    rav, s2 = load_corpus(root / "ravdess")
+    assert (s1.corpus, s1.found, s1.speakers) == ("cremad", 4082, 50) and not s1.skipped
+    assert (s2.corpus, s2.found, s2.speakers) == ("ravdess", 1080, 18)
+    assert all(c.sex in ("male", "female") for c in crema)
+    assert len(for_task(crema + rav, "fine15")[0]) == 750 + 720
+    assert len(for_task(crema + rav, "basic6")[0]) == 4082 + 792

@@ -81,3 +81,19 @@ def test_missing_train_extra_says_how_to_install(monkeypatch, capsys):
     assert main(["evaluate", "--model", "x", "--data", "."]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "pip install 'edge-ser[train]'" in err and err.count("\n") == 1
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", ["fine15-rfc", "basic6-cnn"])
+def test_shipped_model_on_real_clips(name, capsys):
+    import os
+    from pathlib import Path
+    root = Path(os.environ.get("EDGE_SER_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    if not (root / "ravdess").is_dir():
+        pytest.skip(f"real corpora not found in {root} (set EDGE_SER_DATA)")
+    from edge_ser.models import known_names
+    if name not in known_names():
+        pytest.skip(f"default model {name} not installed")
+    assert main(["evaluate", "--model", name, "--data", str(root / "ravdess"), "--limit", "12", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["model"] == name and r["n"] == 12 and FIELDS <= set(r)
