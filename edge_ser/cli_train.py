@@ -76,8 +76,9 @@ def train_cmd(
     seed: int = typer.Option(0, "--seed", help="Seed for splits, augmentation and training."),
     window_seconds: float = typer.Option(2.5, "--window-seconds", help="Model window length in seconds."),
     hop_seconds: float = typer.Option(0.5, "--hop-seconds", help="Hop between windows (training and scoring)."),
-    augment: str = typer.Option("noise,pitch", "--augment",
-                                help="Augmentations of the training part: noise,pitch,stretch,lowpass or 'none'."),
+    augment: str = typer.Option("auto", "--augment",
+                                help="Augmentations of the training part: noise,pitch,stretch,lowpass, 'none', or "
+                                     "'auto' (cnn: noise,pitch; rfc: none — measured best)."),
     corpus: Optional[str] = typer.Option(None, "--corpus", help="Force the corpus type of every --data folder."),
     name: Optional[str] = typer.Option(None, "--name", help="Model name in the manifest (default: the folder's)."),
     seed_protocol: int = typer.Option(0, "--seed-protocol",
@@ -97,6 +98,8 @@ def train_cmd(
         raise UserError("--window-seconds must be between 0.5 and 10")
     if not 0.05 <= hop_seconds <= window_seconds:
         raise UserError("--hop-seconds must be between 0.05 and the window length")
+    if augment.strip() == "auto":
+        augment = "noise,pitch" if model == "cnn" else "none"
     augs = tuple(a.strip() for a in augment.split(",") if a.strip() and a.strip() != "none")
     if out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"{out}: exists (use --force to overwrite)")
