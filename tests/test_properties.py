@@ -187,7 +187,6 @@ def test_engine_any_chunking_same_events_in_order(engine, segments, sizes):
 @given(seconds=st.floats(0.0, 3.0), hop=st.sampled_from([0.1, 0.25, 0.5, 1.0, 1.5]),
        sizes=st.lists(st.integers(1, 30000), min_size=1, max_size=5), seed=st.integers(0, 1000))
 def test_engine_hops_match_audio_consumed(tiny_models, seconds, hop, sizes, seed):
-    from edge_ser.models import load_model
     from edge_ser.stream import Engine
     model = _cached_model(tiny_models["rfc"])
     engine = Engine(model, hop_seconds=hop)

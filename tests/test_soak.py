@@ -12,7 +12,7 @@ import pytest
 
 from conftest import REPO
 
-from benchmarks.soak import SR, run_soak, speech_clips
+from benchmarks.soak import run_soak, speech_clips
 
 
 @pytest.fixture(scope="module")
