@@ -321,9 +321,11 @@ def _available_formats(model: str) -> list[str] | None:
 
 
 def choose(target: str | None = None, model: str | None = None, fmt: str | None = None, threads: int | None = None,
-           hop_seconds: float | None = None, seconds: float = 0.3) -> RuntimeSettings:
+           hop_seconds: float | None = None, seconds: float = 8.0) -> RuntimeSettings:
     """``--profile auto``: calibrate every candidate model and format on this machine and pick the most accurate
-    (by its manifest's cross-validated metric) whose measured cost fits the budget.
+    (by its manifest's cross-validated metric) whose measured cost fits the budget.  The cost per hop is the
+    CPU time of a speech hop through the stream engine (`edge_ser.bench.calibrate`), the memory the peak RSS of
+    the process that measured it.
 
     target None: the budget of the profile detected for this machine, costs as measured.  target NAME: that
     profile's budget, with the costs measured here scaled by ``speed(this machine) / speed(NAME)`` (the profiles'
@@ -355,11 +357,11 @@ def choose(target: str | None = None, model: str | None = None, fmt: str | None 
         best = max(fitting, key=lambda r: (accuracy(r), -r["hop_ms_on_target"]))
         verdict = (f"the most accurate that fits ({_fmt_acc(best)}; "
                    f"{best['hop_ms_on_target']:.2f} ms per hop <= {allowed_ms:.1f} ms allowed, "
-                   f"~{best['rss_mb']:.0f} MB <= {budget_profile.budget.memory_mb:.0f} MB)")
+                   f"peak {best['rss_mb']:.0f} MB <= {budget_profile.budget.memory_mb:.0f} MB)")
     else:
         best = min(rows, key=lambda r: r["hop_ms_on_target"])
         verdict = (f"NO candidate fits {allowed_ms:.1f} ms per hop / {budget_profile.budget.memory_mb:.0f} MB: "
-                   f"using the cheapest ({best['hop_ms_on_target']:.2f} ms per hop, ~{best['rss_mb']:.0f} MB)")
+                   f"using the cheapest ({best['hop_ms_on_target']:.2f} ms per hop, peak {best['rss_mb']:.0f} MB)")
     where = (f"budget of {budget_profile.name}" + (f" (this machine: {how})" if not target else
              f", costs measured on this machine ({how}, speed factor {host.hardware.cpu_speed_factor}) "
              f"scaled x{scale:.2f} to {budget_profile.name}'s estimated speed {budget_profile.hardware.cpu_speed_factor}"))
