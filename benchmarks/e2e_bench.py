@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def hop_cost(model: str, fmt: str, threads: int, seconds: float) -> dict:
     r = bench.run(model, fmt=fmt, threads=threads, hop_seconds=0.5, seconds=seconds)
-    keep = ("model", "format", "frontend_ms", "features_ms", "inference_ms", "hop_ms", "hop_ms_p95", "rtf",
+    keep = ("model", "format", "frontend_ms", "features_ms", "inference_ms", "hop_ms", "hop_ms_p95", "hop_cpu_ms", "rtf",
             "peak_rss_mb", "cold_start_s", "model_bytes", "speech_hops", "hops_timed", "hop_ms_is", "protocol")
     return {k: r[k] for k in keep if k in r}
 

@@ -124,15 +124,15 @@ def markdown(r: dict, source: str = "") -> str:
         out += ["", "**End to end** per 0.5 s hop through the stream engine (median over speech hops of a "
                 f"fresh process streaming {r['end_to_end'][0].get('protocol', '').split(' s of')[0]} s), and "
                 "`edge-ser listen --input 30s.wav --fast` (3 runs)", "",
-                "| model | format | frontend ms | features ms | inference ms | hop ms | RTF | listen peak RSS MB | "
-                "cold start s |", "|---|---|---|---|---|---|---|---|---|"]
+                "| model | format | frontend ms | features ms | inference ms | hop ms (CPU ms) | RTF | "
+                "listen peak RSS MB | cold start s |", "|---|---|---|---|---|---|---|---|---|"]
         for e in r["end_to_end"]:
             lr = listen.get((e["model"], e["format"]), {})
             if "error" in e:
                 out.append(f"| {e['model']} | {e['format']} | error: {e['error']} |||||||")
                 continue
             out.append(f"| {e['model']} | {e['format']} | {_f(e['frontend_ms'])} | {_f(e.get('features_ms'))} | "
-                       f"{_f(e['inference_ms'])} | {_f(e['hop_ms'])} | {_f(e['rtf'], 5)} | "
+                       f"{_f(e['inference_ms'])} | {_f(e['hop_ms'])} ({_f(e.get('hop_cpu_ms'))}) | {_f(e['rtf'], 5)} | "
                        f"{_f(lr.get('peak_rss_mb_max'), 1)} | {_f(lr.get('cold_start_s_median'))} |")
     return "\n".join(out) + "\n"
 
