@@ -76,3 +76,25 @@ def listen(model: str, fmt: str, wav: Path, runs: int = 3, threads: int = 1) -> 
             "peak_rss_mb_max": max(r["peak_rss_mb"] for r in ok), "events": ok[0]["events"],
             "speech_events": ok[0]["speech_events"], "replay_s": ok[0]["total_s"], "command": ok[0]["command"],
             "runs": len(ok)}
+
+
+def blas_threads(model: str, fmt: str, seconds: float = 10.0) -> dict:
+    """The stream engine's hop with numpy's BLAS on every core (what numpy does by default) against one thread
+    (edge_ser's default since it sets OPENBLAS_NUM_THREADS=1): the frontend's mel matmul is tiny, and spreading it
+    over busy cores stalls it."""
+    out = {}
+    for label, n in (("all_cores", str(os.cpu_count() or 1)), ("one_thread", "1")):
+        saved = {v: os.environ.get(v) for v in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")}
+        try:
+            for v in saved:
+                os.environ[v] = n
+            r = bench.run(model, fmt=fmt, threads=1, hop_seconds=0.5, seconds=seconds)
+        finally:
+            for v, old in saved.items():
+                if old is None:
+                    os.environ.pop(v, None)
+                else:
+                    os.environ[v] = old
+        out[label] = {"blas_threads": int(n), "hop_ms": r["hop_ms"], "hop_ms_p95": r.get("hop_ms_p95"),
+                      "frontend_ms": r["frontend_ms"], "load": bench.machine()["loadavg_1_5_15"]}
+    return out

@@ -134,6 +134,14 @@ def markdown(r: dict, source: str = "") -> str:
             out.append(f"| {e['model']} | {e['format']} | {_f(e['frontend_ms'])} | {_f(e.get('features_ms'))} | "
                        f"{_f(e['inference_ms'])} | {_f(e['hop_ms'])} ({_f(e.get('hop_cpu_ms'))}) | {_f(e['rtf'], 5)} | "
                        f"{_f(lr.get('peak_rss_mb_max'), 1)} | {_f(lr.get('cold_start_s_median'))} |")
+    b = r.get("blas_threads")
+    if b:
+        a, o = b["all_cores"], b["one_thread"]
+        out += ["", f"**numpy BLAS threads** ({b['model']} {b['format']}, per speech hop, wall-clock median / p95): "
+                f"BLAS on all {a['blas_threads']} cores {_f(a['hop_ms'])} / {_f(a['hop_ms_p95'])} ms (frontend "
+                f"{_f(a['frontend_ms'])} ms), one thread {_f(o['hop_ms'])} / {_f(o['hop_ms_p95'])} ms (frontend "
+                f"{_f(o['frontend_ms'])} ms), load {a['load']}: `import edge_ser` sets OPENBLAS_NUM_THREADS=1 "
+                "unless the user set it."]
     return "\n".join(out) + "\n"
 
 

@@ -161,6 +161,12 @@ def main(argv=None) -> int:
                 results["listen"].append(dict(model=read_manifest(d).name, format=fmt, input="30 s replay (sample.wav looped)",
                                               **lr))
 
+    if models:
+        cnn = next((d for d in models if read_manifest(d).kind == "cnn"), models[0])
+        fmt = read_manifest(cnn).formats[0]
+        log(f"BLAS threads: {cnn.name} {fmt} with numpy's BLAS on every core vs one thread")
+        results["blas_threads"] = dict(model=cnn.name, format=fmt, **e2e_bench.blas_threads(str(cnn), fmt))
+
     results["machine_after"] = {"loadavg_1_5_15": bench.machine()["loadavg_1_5_15"]}
     results["duration_s"] = round(time.time() - started, 1)
     results["target_results"] = check_targets(results)
