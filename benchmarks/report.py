@@ -28,7 +28,7 @@ TARGETS = {
 
 # Why a target can be missed (shown under the table for the targets this run missed).
 MISS_REASONS = {
-    "frontend_vs_floor": "the stages around the FFTs (window, power, dense mel matmul, dB) cost about as much as the "
+    "frontend_vs_floor": "the stages around the FFTs (window, power, dense mel matmul, dB) cost more than the "
                          "FFTs themselves; `python -m benchmarks.profile_frontend` breaks it down (a sparse mel "
                          "projection, ~2 non-zero weights per FFT bin, does the matmul's work in about a quarter "
                          "of its time)",
