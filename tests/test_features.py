@@ -55,11 +55,44 @@ def test_fit_frames_centre_crop():
 def test_compute_every_feature_is_finite_and_shaped():
     rng = np.random.default_rng(0)
     db = rng.normal(-40, 10, (128, 80)).astype(np.float32)
-    cases = {"log_mel_image": {"n_frames": 63}, "log_mel_stats": {"n_frames": 63}}
-    for name, params in cases.items():
+    cases = [("log_mel_image", {"n_frames": 63}), ("log_mel_stats", {"n_frames": 63}),
+             ("band_stats", {"n_frames": 63}), ("band_stats", {"n_frames": 63, "pitch": True, "band_norm": True}),
+             ("log_mel_image", {"n_frames": 63, "pool_bands": 2, "pool_frames": 2, "norm": "band"})]
+    for name, params in cases:
         x = features.compute(db, name, params)
         assert np.all(np.isfinite(x))
         assert x.dtype == np.float32
+
+
+def test_pooled_image_shape_and_gain_invariance():
+    rng = np.random.default_rng(1)
+    db = rng.normal(-40, 10, (128, 80)).astype(np.float32)
+    a = features.log_mel_image(db, 79, pool_bands=2, pool_frames=2)
+    assert a.shape == (64, 39, 1)
+    b = features.log_mel_image(db + 12.0, 79, pool_bands=2, pool_frames=2)  # +12 dB gain
+    np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_band_stats_ignore_gain_and_silence_padding():
+    from edge_ser.frontend import log_mel
+    sr = 16000
+    t = np.arange(int(1.5 * sr)) / sr
+    y = (np.sin(2 * np.pi * 180 * t) * (1 + 0.5 * np.sin(2 * np.pi * 4 * t))).astype(np.float32) * 0.1
+    y += np.random.default_rng(0).normal(0, 1e-3, len(y)).astype(np.float32)
+    f1 = features.band_stats(log_mel(y, top_db=None), 79)
+    f2 = features.band_stats(log_mel(4 * y, top_db=None), 79)  # +12 dB
+    np.testing.assert_allclose(f1, f2, rtol=1e-3, atol=1e-2)
+
+
+def test_pitch_proxy_tracks_f0():
+    from edge_ser.frontend import log_mel
+    sr = 16000
+    t = np.arange(int(2.5 * sr)) / sr
+    lags = []
+    for f0 in (110.0, 220.0):
+        y = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 10)).astype(np.float32)
+        lags.append(features.band_stats(log_mel(y, top_db=None), 79, pitch=True)[-6])
+    assert abs(lags[1] / lags[0] - 2.0) < 0.15  # an octave doubles the harmonic spacing
 
 
 def test_compute_unknown_features_raises():
