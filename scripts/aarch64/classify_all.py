@@ -29,8 +29,8 @@ def main(models_dir: str, clips: list[str]) -> int:
                 continue
             for c in clips:
                 probs = model.classify_audio(audio[c])
-                d = model.describe(probs)
-                print(json.dumps({"model": m.name, "format": fmt, "path": Path(c).name, "label": d["label"],
+                described = model.describe(probs)
+                print(json.dumps({"model": m.name, "format": fmt, "path": Path(c).name, "label": described["label"],
                                   "scores": [float(p) for p in probs]}), flush=True)
     return 0
 

@@ -72,7 +72,7 @@ log "building the edge-ser wheel of $REPO"
 
 # A copy of the tracked tree (tests, sample clip) and a few real clips for the comparison.
 rm -rf "$ROOTFS/src" && mkdir -p "$ROOTFS/src/clips"
-(cd "$REPO" && git ls-files -z | xargs -0 cp --parents -t "$ROOTFS/src" 2>/dev/null || true)
+(cd "$REPO" && git ls-files -z | xargs -0 cp -P --parents -t "$ROOTFS/src" 2>/dev/null || true)  # -P: keep symlinks
 CLIPS=("$REPO/edge_ser/assets/sample.wav")
 if [ -d "$DATA/cremad/AudioWAV" ]; then
     for n in 1001_IEO_ANG_HI 1012_IEO_HAP_HI 1015_IEO_SAD_LO 1020_DFA_NEU_XX 1033_ITS_FEA_XX 1050_TIE_DIS_XX; do
@@ -84,10 +84,11 @@ for c in "${CLIPS[@]}"; do [ -f "$c" ] && cp "$c" "$ROOTFS/src/clips/"; done
 # --- install in the rootfs ------------------------------------------------------------------------------------
 if [ "${REUSE_VENV:-0}" = 1 ] && [ -x "$ROOTFS/opt/venv/bin/python" ]; then
     log "reusing the arm64 venv (REUSE_VENV=1)"
+    in_rootfs /opt/venv/bin/pip install -q --no-index --find-links /wheels sounddevice
 else
     log "installing the runtime in the arm64 venv (pip --no-index: the downloaded wheels only)"
     in_rootfs /bin/sh -c 'rm -rf /opt/venv && python3 -m venv /opt/venv &&
-        /opt/venv/bin/pip install -q --no-index --find-links /wheels "edge-ser[tflite]" pytest hypothesis'
+        /opt/venv/bin/pip install -q --no-index --find-links /wheels "edge-ser[tflite,mic]" pytest hypothesis'
 fi
 in_rootfs /opt/venv/bin/pip list 2>/dev/null | grep -iE 'edge|numpy|scipy|onnxruntime|litert|soundfile|typer' \
     | sed 's/^/    /'
