@@ -155,8 +155,11 @@ def test_directory_among_files_is_expanded(capsys, tmp_path, rfc):
 
 # --- an hour, in bounded memory --------------------------------------------------------------------------
 
-_PEAK = ("import resource, sys\nfrom edge_ser.cli import main\nrc = main(sys.argv[1:])\n"
-         "print('peak_rss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+# VmHWM, not ru_maxrss: on Linux ru_maxrss survives fork+exec, so a child of a big pytest process (TensorFlow loaded
+# by earlier tests) would report the parent's RSS.
+_PEAK = ("import sys\nfrom edge_ser.cli import main\nrc = main(sys.argv[1:])\n"
+         "hwm = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]\n"
+         "print('peak_rss_kb', hwm, file=sys.stderr)\n"
          "sys.exit(rc)\n")
 
 
