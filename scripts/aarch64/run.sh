@@ -68,7 +68,7 @@ log "downloading cp311 aarch64 wheels"
     | grep -v '^WARNING: Location' || true
 ls "$WHEELS" | sed 's/^/    /'
 log "building the edge-ser wheel of $REPO"
-"$HOST_PY" -m pip wheel -q --no-deps --no-build-isolation -w "$WHEELS" "$REPO" 2>&1 | grep -v '^WARNING: Location' || true
+"$HOST_PY" -m pip wheel -q --no-deps -w "$WHEELS" "$REPO" 2>&1 | grep -v '^WARNING: Location' || true
 
 # A copy of the tracked tree (tests, sample clip) and a few real clips for the comparison.
 rm -rf "$ROOTFS/src" && mkdir -p "$ROOTFS/src/clips"
