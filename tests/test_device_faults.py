@@ -3,7 +3,7 @@
 A fake `sounddevice` (tests/fakes/sounddevice.py) simulates each fault: no input device, an unknown device, rates
 the device refuses, overflows, transient open failures, a hung driver, the device vanishing mid-stream (coming back,
 also with a new index, or never).  The CLI runs in-process with the fake in ``sys.modules`` (Ctrl-C delivered with
-``_thread.interrupt_main``), and in a subprocess with the fake on PYTHONPATH for real SIGINT/SIGTERM.
+a real SIGINT sent to this process, repeated until listen returns), and in a subprocess with the fake on PYTHONPATH for real SIGINT/SIGTERM.
 """
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-import _thread
 from pathlib import Path
 
 import pytest
@@ -44,15 +43,26 @@ def rfc(tiny_models) -> str:
 
 def listen(capsys, rfc, *args, interrupt_after: float | None = None):
     """Run `listen --json` in-process; optionally press Ctrl-C after some wall seconds."""
-    timer = None
+    done = threading.Event()
+    presser = None
     if interrupt_after is not None:
-        timer = threading.Timer(interrupt_after, _thread.interrupt_main)
-        timer.start()
+        def press():
+            # A real SIGINT, repeated every second until listen returns: one interrupt can be lost when it lands
+            # in a finalizer (Python ignores exceptions there), and a lost Ctrl-C would hang the suite.
+            if done.wait(interrupt_after):
+                return
+            while True:
+                os.kill(os.getpid(), signal.SIGINT)
+                if done.wait(1.0):
+                    return
+        presser = threading.Thread(target=press, daemon=True)
+        presser.start()
     try:
         rc = cli_main(["listen", "--model", rfc, "--json", *map(str, args)])
     finally:
-        if timer is not None:
-            timer.cancel()
+        done.set()
+        if presser is not None:
+            presser.join()
     out, err = capsys.readouterr()
     events = [json.loads(line) for line in out.splitlines()]
     return rc, events, err
