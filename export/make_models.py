@@ -25,7 +25,7 @@ from .train import TrainConfig, run
 REPO = Path(__file__).resolve().parent.parent
 ASSETS = REPO / "edge_ser" / "assets" / "models"
 
-# The shipped recipes (chosen by the actor-fold experiments recorded in reports/experiments.md).
+# The shipped recipes (chosen by the actor-fold experiments listed in the README, section Results).
 RECIPES = {
     # 200 trees x ~400 leaves: the most leaves a 10 MB model.onnx holds, spent on fewer, deeper trees (measured
     # better than the seed's 500 trees cut to 160-170 leaves each; see README results)
