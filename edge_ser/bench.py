@@ -255,15 +255,18 @@ def run(model: str, fmt: str | None = None, threads: int = 1, hop_seconds: float
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(Path(__file__).resolve().parent.parent)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
     t0 = time.perf_counter()
+    # Unbuffered bytes: a buffered text readline() may read the result line ahead into Python's buffer, where
+    # communicate() (which reads the pipe itself) never sees it.
     proc = subprocess.Popen([sys.executable, "-m", "edge_ser.bench", json.dumps(args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
-    first_line = proc.stdout.readline()
+                            stderr=subprocess.PIPE, bufsize=0, env=env)
+    first_line = proc.stdout.readline().decode("utf-8", "replace")
     cold = time.perf_counter() - t0
     try:
         rest, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         raise UserError(f"bench of {model} did not finish within {timeout:.0f} s") from None
+    rest, err = rest.decode("utf-8", "replace"), err.decode("utf-8", "replace")
     if proc.returncode != 0 or not first_line:
         msg = (err or "").strip().splitlines()
         msg = [m for m in msg if m.startswith("error:")] or msg
