@@ -13,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 
 AMIN = 1e-10
-BLOCK_FRAMES = 64  # rfft is fastest on blocks of a few dozen frames (cache-sized)
+BLOCK_FRAMES = 32  # rfft + mel are fastest on blocks of a few dozen frames (cache-sized; 32 measured best here)
 
 
 @dataclass(frozen=True)
