@@ -4,12 +4,18 @@ harmonic tones, converted with skl2onnx / the TFLite converter) so the runner te
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# A suite started in the background (`cmd &` in a script, nohup, some CI runners) inherits SIGINT *ignored*, and
+# Python keeps it ignored: Ctrl-C tests would then wait forever, in this process and in the CLI subprocesses it
+# starts (an ignored signal stays ignored across exec).  Put Python's Ctrl-C handler back.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parent.parent
 SR = 16000

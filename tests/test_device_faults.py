@@ -2,8 +2,8 @@
 
 A fake `sounddevice` (tests/fakes/sounddevice.py) simulates each fault: no input device, an unknown device, rates
 the device refuses, overflows, transient open failures, a hung driver, the device vanishing mid-stream (coming back,
-also with a new index, or never).  The CLI runs in-process with the fake in ``sys.modules`` (Ctrl-C delivered with
-a real SIGINT sent to this process, repeated until listen returns), and in a subprocess with the fake on PYTHONPATH for real SIGINT/SIGTERM.
+also with a new index, or never).  The CLI runs in-process with the fake in ``sys.modules`` (Ctrl-C raised in the
+main thread from the microphone loop's clock, see `_CtrlCAt`), and in a subprocess with the fake on PYTHONPATH for real SIGINT/SIGTERM.
 """
 from __future__ import annotations
 
@@ -41,28 +41,54 @@ def rfc(tiny_models) -> str:
     return str(tiny_models["rfc"])
 
 
+class _CtrlCAt:
+    """Ctrl-C at a wall-clock deadline, raised as KeyboardInterrupt in the main thread from the microphone loop's
+    own clock calls (``time.monotonic`` / ``time.sleep`` in edge_ser.sources), i.e. where a real Ctrl-C surfaces.
+    Deterministic, unlike a signal sent to this process: libraries loaded earlier in the suite (PortAudio with
+    PulseAudio) can change how SIGINT reaches the main thread, and a lost Ctrl-C hangs a retry loop for good.
+    Real SIGINT/SIGTERM are tested in a subprocess below."""
+
+    def __init__(self, after: float):
+        self.deadline = time.monotonic() + after
+        self.fired = False
+
+    def _check(self):
+        if (not self.fired and threading.current_thread() is threading.main_thread()
+                and time.monotonic() >= self.deadline):
+            self.fired = True
+            raise KeyboardInterrupt
+
+    def monotonic(self):
+        self._check()
+        return time.monotonic()
+
+    def sleep(self, seconds):
+        end = time.monotonic() + seconds
+        while True:
+            self._check()
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.05))
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
 def listen(capsys, rfc, *args, interrupt_after: float | None = None):
     """Run `listen --json` in-process; optionally press Ctrl-C after some wall seconds."""
-    done = threading.Event()
-    presser = None
-    if interrupt_after is not None:
-        def press():
-            # A real SIGINT, repeated every second until listen returns: one interrupt can be lost when it lands
-            # in a finalizer (Python ignores exceptions there), and a lost Ctrl-C would hang the suite.
-            if done.wait(interrupt_after):
-                return
-            while True:
-                os.kill(os.getpid(), signal.SIGINT)
-                if done.wait(1.0):
-                    return
-        presser = threading.Thread(target=press, daemon=True)
-        presser.start()
+    from unittest import mock
+
+    import edge_ser.sources as sources
+
+    clock = mock.patch.object(sources, "time", _CtrlCAt(interrupt_after)) if interrupt_after is not None else None
+    if clock is not None:
+        clock.start()
     try:
         rc = cli_main(["listen", "--model", rfc, "--json", *map(str, args)])
     finally:
-        done.set()
-        if presser is not None:
-            presser.join()
+        if clock is not None:
+            clock.stop()
     out, err = capsys.readouterr()
     events = [json.loads(line) for line in out.splitlines()]
     return rc, events, err
