@@ -19,8 +19,11 @@ TASK_NAMES = ("fine15", "basic6", "emotion5", "ravdess8")
 
 def _need_train_extra(what: str):
     """Import the training package or fail with one line saying how to install it."""
+    import importlib.util
+
     try:
-        import sklearn  # noqa: F401
+        if importlib.util.find_spec("sklearn") is None:  # the training extra's marker, without importing it here
+            raise ModuleNotFoundError("scikit-learn", name="sklearn")
         import export.train  # noqa: F401
         return export.train
     except ImportError as exc:
