@@ -32,6 +32,7 @@ from pathlib import Path, PurePosixPath
 from . import __version__
 from .errors import UserError
 from .manifest import read_manifest, sha256_of
+from .paths import check_output_file
 
 BUNDLE_VERSION = 1
 INDEX = "bundle.json"
@@ -95,13 +96,7 @@ def build(profile_name: str, out: Path, models: list[str] | None = None, force: 
 
     if profile_name == "auto" or profile_name.startswith("auto:"):
         raise BundleError("package needs a named profile (auto chooses on the device itself)")
-    out = Path(out)
-    if out.exists() and not force:
-        raise BundleError(f"{out}: already exists (use --force to overwrite)")
-    if out.exists() and out.is_dir():
-        raise BundleError(f"{out}: is a directory")
-    if not out.parent.is_dir():
-        raise BundleError(f"{out.parent}: no such directory")
+    out = check_output_file(out, force, BundleError)
     profile = load_profile(profile_name)
     specs = [profile.model] + [m for m in (models or []) if m != profile.model]
     files: dict[str, Path] = {}

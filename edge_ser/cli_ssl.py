@@ -14,6 +14,7 @@ import typer
 
 from .cli import app
 from .errors import UserError
+from .paths import check_output_file
 
 
 def _log(msg: str) -> None:
@@ -43,12 +44,7 @@ def pseudo_label_cmd(
     for d in data:
         if not d.is_dir():
             raise UserError(f"{d}: no such directory" if not d.exists() else f"{d}: not a directory")
-    if out.exists() and not force:
-        raise UserError(f"{out}: exists (use --force to overwrite)")
-    if out.exists() and out.is_dir():
-        raise UserError(f"{out}: is a directory (--out takes a CSV file name)")
-    if not out.parent.is_dir():
-        raise UserError(f"{out.parent}: no such directory")
+    check_output_file(out, force, hint="--out takes a CSV file name")
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise UserError("--threshold must be between 0 and 1")
     if fmt is not None and fmt not in ("onnx", "tflite"):

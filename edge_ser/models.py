@@ -18,6 +18,7 @@ from . import features
 from .errors import ModelError
 from .frontend import log_mel
 from .manifest import MODEL_FILES, Manifest, read_manifest
+from .paths import search_dirs
 
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent / "assets" / "models"
 MODELS_ENV = "EDGE_SER_MODELS"  # optional extra directory of models, searched before the defaults
@@ -27,12 +28,7 @@ FORMATS = tuple(MODEL_FILES)  # ("onnx", "tflite")
 # --- registry ------------------------------------------------------------------------------------------
 
 def models_dirs() -> list[Path]:
-    dirs = []
-    extra = os.environ.get(MODELS_ENV)
-    if extra:
-        dirs.append(Path(extra))
-    dirs.append(DEFAULT_MODELS_DIR)
-    return dirs
+    return search_dirs(MODELS_ENV, DEFAULT_MODELS_DIR)
 
 
 def _named_models() -> dict[str, Path]:

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import UserError
+from .paths import search_dirs
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -100,12 +101,7 @@ class RuntimeSettings:
 # --- reading profiles ---------------------------------------------------------------------------------------
 
 def _search_dirs() -> list[Path]:
-    dirs = []
-    extra = os.environ.get(PROFILES_ENV)
-    if extra:
-        dirs.append(Path(extra))
-    dirs.append(PROFILES_DIR)
-    return dirs
+    return search_dirs(PROFILES_ENV, PROFILES_DIR)
 
 
 def profile_paths() -> dict[str, Path]:

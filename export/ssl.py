@@ -33,6 +33,7 @@ import numpy as np
 
 from edge_ser.errors import UserError
 from edge_ser.labels import FINE_EMOTIONS, INTENSITIES, split_label, task_labels
+from edge_ser.paths import check_output_file
 
 from . import corpora
 
@@ -137,11 +138,7 @@ def rows_for(clips, d: Decisions, round_: int) -> list[dict]:
 def write_csv(rows: list[dict], path: Path, force: bool = False) -> Path:
     """The grown dataset (every pool clip; ``accepted`` 1 for the pseudo-labelled ones).  Never overwrites an
     existing file unless ``force``."""
-    path = Path(path)
-    if path.exists() and not force:
-        raise SslError(f"{path}: exists (use --force to overwrite)")
-    if path.parent and not path.parent.exists():
-        raise SslError(f"{path.parent}: no such directory")
+    path = check_output_file(path, force, SslError)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
