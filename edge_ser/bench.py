@@ -32,26 +32,29 @@ FIELDS = ("model", "format", "frontend_ms", "inference_ms", "hop_ms", "rtf", "pe
 
 # --- machine and memory ---------------------------------------------------------------------------------------
 
-def rss_mb() -> float:
-    """Current resident memory of this process (MB)."""
+def _status_mb(field: str) -> float | None:
+    """A memory field of /proc/self/status (Linux) in MB, or None where there is none."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024.0
     except OSError:
         pass
-    return peak_rss_mb()
+    return None
+
+
+def rss_mb() -> float:
+    """Current resident memory of this process (MB)."""
+    current = _status_mb("VmRSS")
+    return current if current is not None else peak_rss_mb()
 
 
 def peak_rss_mb() -> float:
     """Peak resident memory of this process (MB): VmHWM of its current address space (``ru_maxrss`` would also
     count the memory of the parent it was forked from before exec)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
+    peak = _status_mb("VmHWM")
+    if peak is not None:
+        return peak
     import resource
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
