@@ -4,10 +4,6 @@ from __future__ import annotations
 import json
 import os
 
-# The runtime computes small matrix products (mel filters, tiny models) one hop at a time: OpenBLAS's worker
-# threads would spin after each one and take the cores the FFT and the model need (measured 2x slower log_mel on
-# 2 busy cores).  One BLAS thread unless the user says otherwise; effective when numpy is not yet loaded.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import signal
 import sys
 import time
