@@ -139,7 +139,6 @@ def build_cnn(out_float: Path, out_int8: Path) -> tuple[Path, Path]:
     (fixed batch 1, int8 input and output tensors)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
-    import tensorflow as tf
     from edge_ser.frontend import FrontendConfig
     from edge_ser.manifest import write_manifest
 
@@ -163,20 +162,13 @@ def build_cnn(out_float: Path, out_int8: Path) -> tuple[Path, Path]:
     model.fit(x, ys[idx], epochs=40, batch_size=32, verbose=0)
 
     def convert(keras_model, int8: bool) -> bytes:
-        fixed = net(batch_size=1) if int8 else keras_model
-        if int8:
-            fixed.set_weights(keras_model.get_weights())
-        conv = tf.lite.TFLiteConverter.from_keras_model(fixed)
-        if int8:
-            def representative():
-                for i in range(0, len(x), 4):
-                    yield [x[i:i + 1]]
-            conv.optimizations = [tf.lite.Optimize.DEFAULT]
-            conv.representative_dataset = representative
-            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            conv.inference_input_type = tf.int8
-            conv.inference_output_type = tf.int8
-        return conv.convert()
+        from export.kinds.cnn import to_tflite  # the converter the shipped models go through
+
+        if not int8:
+            return to_tflite(keras_model)
+        fixed = net(batch_size=1)  # also covers the runner's batch-1 path
+        fixed.set_weights(keras_model.get_weights())
+        return to_tflite(fixed, "int8", x[::4])
 
     spec = {"features": "log_mel_image", "params": params, "shape": [int(s) for s in shape], "dtype": "float32"}
     for out, int8, name in ((out_float, False, "tiny-cnn"), (out_int8, True, "tiny-cnn-int8")):
@@ -202,7 +194,7 @@ def _tiny_models_key() -> str:
     from importlib.metadata import PackageNotFoundError, version
     h = hashlib.sha256()
     for f in (Path(__file__), REPO / "edge_ser" / "frontend.py", REPO / "edge_ser" / "features.py",
-              REPO / "edge_ser" / "manifest.py", REPO / "edge_ser" / "labels.py"):
+              REPO / "edge_ser" / "manifest.py", REPO / "edge_ser" / "labels.py", REPO / "export" / "kinds" / "cnn.py"):
         h.update(f.read_bytes())
     for pkg in ("scikit-learn", "skl2onnx", "tensorflow-cpu", "tensorflow", "keras", "onnx"):
         try:

@@ -189,25 +189,33 @@ class CNN:
             return path
         if fmt != "tflite":
             raise ValueError(f"a CNN exports to onnx or tflite, not {fmt}")
-        conv = tf.lite.TFLiteConverter.from_keras_model(self.model)
-        if quantize == "dynamic":
-            conv.optimizations = [tf.lite.Optimize.DEFAULT]
-            conv._experimental_disable_per_channel_quantization_for_dense_layers = True
-        elif quantize == "int8":
-            if representative is None or not len(representative):
-                raise ValueError("int8 quantisation needs a representative dataset")
-            rep = np.asarray(representative, dtype=np.float32)
-
-            def gen():
-                for i in range(len(rep)):
-                    yield [rep[i:i + 1]]
-            conv.optimizations = [tf.lite.Optimize.DEFAULT]
-            conv.representative_dataset = gen
-            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            conv.inference_input_type = tf.int8
-            conv.inference_output_type = tf.int8
-        elif quantize != "none":
-            raise ValueError(f"unknown quantisation {quantize!r} (none, dynamic, int8)")
         path = directory / "model.tflite"
-        path.write_bytes(conv.convert())
+        path.write_bytes(to_tflite(self.model, quantize, representative))
         return path
+
+
+def to_tflite(model, quantize: str = "none", representative=None) -> bytes:
+    """A Keras model as TFLite: float32 (``none``), dynamic range, or full int8 calibrated on ``representative``
+    inputs.  Uses ``from_keras_model`` (``from_concrete_functions`` drops a Keras 3 model's weights); dynamic range
+    keeps per-tensor quantisation for dense layers so tflite-runtime 2.14 can load the file too."""
+    tf = _tf()
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    if quantize == "dynamic":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv._experimental_disable_per_channel_quantization_for_dense_layers = True
+    elif quantize == "int8":
+        if representative is None or not len(representative):
+            raise ValueError("int8 quantisation needs a representative dataset")
+        rep = np.asarray(representative, dtype=np.float32)
+
+        def gen():
+            for i in range(len(rep)):
+                yield [rep[i:i + 1]]
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = gen
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = tf.int8
+        conv.inference_output_type = tf.int8
+    elif quantize != "none":
+        raise ValueError(f"unknown quantisation {quantize!r} (none, dynamic, int8)")
+    return conv.convert()
