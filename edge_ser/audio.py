@@ -102,5 +102,9 @@ def load_audio(path: str | os.PathLike, target_rate: int = TARGET_RATE) -> np.nd
 
 
 def _short(exc: Exception) -> str:
+    """libsndfile's reason on one line, without its "Error opening b'<path>': " (our message names the file)."""
     text = str(exc).strip().splitlines()
-    return (text[-1] if text else type(exc).__name__)[:200]
+    reason = text[-1] if text else type(exc).__name__
+    if reason.startswith("Error opening ") and ": " in reason:
+        reason = reason.split(": ", 1)[1]
+    return reason[:200]
