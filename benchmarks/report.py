@@ -36,8 +36,12 @@ MISS_REASONS = {
                            "filter construction) do not",
     "streaming_update": "a 0.5 s update computes 15-16 of the 2.5 s window's 79 frames, so frame counts bound the "
                         "ratio at ~5x; the per-push overhead keeps it below",
-    "listen_peak_rss_mb": "onnxruntime holds the random forests (6.7-8.1 MB ONNX) as ~100 MB of tree tables; the "
-                          "CNNs stay well under",
+    "listen_peak_rss_mb": "while onnxruntime loads a random forest (160-168k tree nodes, 6.7-8.1 MB ONNX) it holds "
+                          "the tree attributes several times over (the parsed model, the graph's copy, the kernel's "
+                          "vectors and node maps): 86-100 MB for a moment on top of the 63 MB the process has by "
+                          "then (Python, numpy, typer with pydantic, onnxruntime), 35-40 MB of it stay; no session "
+                          "option changes that, the peak grows with the number of tree nodes and leaf class entries "
+                          "(see the memory-by-stage table); the CNNs stay well under",
     "cold_start_s": "onnxruntime builds the forests' tree tables when the model loads",
     "cnn_int8_agreement": "the full-int8 variant of that CNN disagrees with float on some windows; export/ then ships "
                           "the dynamic-range variant (see the shipped row's agreement)",
@@ -157,6 +161,10 @@ def markdown(r: dict, source: str = "") -> str:
             out.append(f"| {e['model']} | {e['format']} | {_f(e['frontend_ms'])} | {_f(e.get('features_ms'))} | "
                        f"{_f(e['inference_ms'])} | {_f(e['hop_ms'])} ({_f(e.get('hop_cpu_ms'))}) | {_f(e['rtf'], 5)} | "
                        f"{_f(lr.get('peak_rss_mb_max'), 1)} | {_f(lr.get('cold_start_s_median'))} |")
+    if r.get("listen_memory"):
+        from .listen_memory import table
+        out += ["", "**listen memory by stage** (`edge-ser listen --input 30s.wav --fast` in a fresh process, "
+                "`python -m benchmarks.listen_memory`)", "", table(r["listen_memory"])]
     b = r.get("blas_threads")
     if b:
         a, o = b["all_cores"], b["one_thread"]

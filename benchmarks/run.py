@@ -46,7 +46,7 @@ from edge_ser.frontend import FrontendConfig  # noqa: E402
 from edge_ser.manifest import read_manifest  # noqa: E402
 from edge_ser.models import DEFAULT_MODELS_DIR, load_model  # noqa: E402
 
-from . import e2e_bench, frontend_bench, models_bench  # noqa: E402
+from . import e2e_bench, frontend_bench, listen_memory, models_bench  # noqa: E402
 from .report import TARGETS, check_targets, markdown, update_readme  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -160,6 +160,9 @@ def main(argv=None) -> int:
                 lr = e2e_bench.listen(str(d), fmt, wav, runs=3, threads=threads)
                 results["listen"].append(dict(model=read_manifest(d).name, format=fmt, input="30 s replay (sample.wav looped)",
                                               **lr))
+        log("listen memory by stage")
+        results["listen_memory"] = [listen_memory.stages(str(d), fmt, wav, threads) for d in models
+                                    for fmt in read_manifest(d).formats]
 
     if models:
         cnn = next((d for d in models if read_manifest(d).kind == "cnn"), models[0])

@@ -80,3 +80,25 @@ def test_device_modules_import_only_the_runtime():
             "if m in sys.modules]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(REPO), check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_listen_memory_stages(tiny_models, tmp_path):
+    # the per-stage memory probe runs the real `edge-ser listen` command and reports every stage in order
+    from benchmarks import listen_memory
+    wav = listen_memory.replay_wav(tmp_path, seconds=3)
+    r = listen_memory.stages(str(tiny_models["rfc"]), "onnx", wav)
+    assert "error" not in r, r
+    names = [s["stage"] for s in r["stages"]]
+    assert names == ["start", "cli parsed", "runtime imported", "model loaded", "engine built", "first event",
+                     "last event", "exit"]
+    peaks = [s["hwm_mb"] for s in r["stages"]]
+    assert peaks == sorted(peaks)  # a high-water mark never goes down
+    assert all(s["rss_mb"] <= s["hwm_mb"] for s in r["stages"])
+    assert r["peak_rss_mb"] == peaks[-1] and r["peak_at"] in names
+    assert "| model loaded |" in listen_memory.table([r])
+
+
+def test_listen_memory_reports_a_failing_listen(tmp_path):
+    from benchmarks import listen_memory
+    r = listen_memory.stages("no-such-model", "onnx", tmp_path / "missing.wav")
+    assert r["error"].startswith("error:") and "no-such-model" in r["error"]
