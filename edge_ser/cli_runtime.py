@@ -62,6 +62,9 @@ def _expand(paths: List[Path]) -> List[Path]:
     return out
 
 
+ADAPT_MODES = ("file", "together", "none")
+
+
 @app.command("classify")
 def classify_cmd(
     paths: List[Path] = typer.Argument(..., help="Audio files (wav, flac, ... any rate/channels) or directories.",
@@ -72,19 +75,35 @@ def classify_cmd(
                                           "model, format and threads."),
     fmt: Optional[str] = typer.Option(None, "--format", help="onnx or tflite (default: onnx if the model has it)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Inference threads (default 1)."),
+    adapt: str = typer.Option("file", "--adapt", help="Speaker adaptation of models trained with it: 'file' "
+                              "(each file adapts to itself), 'together' (the files are one speaker: adapt to all "
+                              "of them first), 'none' (the training population's statistics)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line per file."),
 ):
     """Predict the emotion (and intensity) of whole audio files."""
     from .models import load_model
 
+    if adapt not in ADAPT_MODES:
+        raise UserError(f"--adapt must be one of {', '.join(ADAPT_MODES)}, got {adapt!r}")
     s = _settings(profile, model, fmt, threads)
     m = load_model(s.model, fmt=s.fmt, threads=s.threads)
+    files = list(_expand(paths))
+    shared = None
+    if adapt == "together" and m.speaker_norm is not None:
+        shared = m.speaker_stats()
+        for path in files:
+            try:
+                if not path.is_dir():
+                    m.adapt_file(path, shared)
+            except UserError:
+                pass  # reported below, when the file is classified
     failed = 0
-    for path in _expand(paths):
+    for path in files:
         try:
             if path.is_dir():
                 raise UserError(f"{path}: no audio files in this directory")
-            probs, seconds = m.classify_file(path)  # block by block: bounded memory for any length
+            # block by block: bounded memory for any length
+            probs, seconds = m.classify_file(path, stats=shared, update=adapt == "file")
         except UserError as exc:
             failed += 1
             print(f"error: {exc}", file=sys.stderr, flush=True)
@@ -94,7 +113,8 @@ def classify_cmd(
         if as_json:
             _json_line({"path": str(path), **{k: result[k] for k in ("label", "emotion", "intensity",
                                                                      "confidence", "scores")},
-                        "model": m.name, "format": m.format, "duration_s": duration})
+                        "model": m.name, "format": m.format, "duration_s": duration,
+                        "adapt": adapt if m.speaker_norm is not None else None})
         else:
             second = sorted(result["scores"].items(), key=lambda kv: -kv[1])[1]
             what = result["emotion"] + (f" {result['intensity']}" if result["intensity"] else "")
@@ -128,6 +148,8 @@ def listen_cmd(
     fast: bool = typer.Option(False, "--fast", help="With --input: replay as fast as possible."),
     hop: Optional[float] = typer.Option(None, "--hop", help="Seconds between events (default 0.5 or the "
                                         "profile's)."),
+    adapt: bool = typer.Option(True, "--adapt/--no-adapt", help="Speaker adaptation (models trained with it): "
+                               "standardise by the statistics of the speech heard so far in this session."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line per hop."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No header or summary on stderr."),
 ):
@@ -146,7 +168,7 @@ def listen_cmd(
 
     s = _settings(profile, model, fmt, threads, hop)
     m = load_model(s.model, fmt=s.fmt, threads=s.threads)
-    engine = Engine(m, hop_seconds=s.hop_seconds)
+    engine = Engine(m, hop_seconds=s.hop_seconds, adapt=adapt)
     say = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     if input is not None:
         from .sources import FileSource

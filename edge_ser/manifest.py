@@ -12,7 +12,10 @@ from .errors import ModelError
 from .frontend import FrontendConfig
 from .labels import TASKS
 
-MANIFEST_VERSION = 1
+# 2 added the optional input.speaker_norm (edge_ser.adapt); a runtime that ignored it would feed such a model
+# unnormalised inputs, so version-1 runtimes must refuse version 2.  Version 1 manifests are still read.
+MANIFEST_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
 MODEL_FILES = {"onnx": "model.onnx", "tflite": "model.tflite"}
 
 
@@ -43,6 +46,19 @@ class Manifest:
     def n_frames(self) -> int:
         """Frames in one model window."""
         return self.frontend_config.frames_for(int(round(self.window_seconds * self.frontend_config.sample_rate)))
+
+    def speaker_norm(self):
+        """The input's `edge_ser.adapt.SpeakerNorm`, or None for a model trained without speaker normalisation."""
+        spec = self.input.get("speaker_norm")
+        if spec is None:
+            return None
+        from .adapt import SpeakerNorm
+        try:
+            if not isinstance(spec, dict):
+                raise ValueError("must be an object")
+            return SpeakerNorm.from_manifest(spec, self.input.get("shape", []))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{self.name}: input.speaker_norm is invalid ({exc})") from None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,9 +95,9 @@ def read_manifest(model_dir: Path, verify: bool = True) -> Manifest:
     if not isinstance(data, dict):
         raise ModelError(f"{path}: manifest is not a JSON object")
     version = data.get("manifest_version", MANIFEST_VERSION)
-    if version != MANIFEST_VERSION:
+    if version not in SUPPORTED_VERSIONS:
         raise ModelError(f"{path}: manifest_version {version!r} is not supported by edge-ser {__version__} "
-                         f"(expects {MANIFEST_VERSION})")
+                         f"(reads {', '.join(map(str, SUPPORTED_VERSIONS))})")
     known = set(Manifest.__dataclass_fields__)
     try:
         m = Manifest(**{k: v for k, v in data.items() if k in known})
@@ -140,6 +156,8 @@ def verify_manifest(model_dir: Path, m: Manifest) -> None:
         raise ModelError(f"{where}: manifest lists no labels")
     if m.input.get("features") not in features.FEATURES:
         raise ModelError(f"{where}: unknown input features {m.input.get('features')!r}")
+    if m.input.get("speaker_norm") is not None:
+        m.speaker_norm()  # shapes and values
     if not (isinstance(m.window_seconds, (int, float)) and 0 < m.window_seconds <= 30):
         raise ModelError(f"{where}: window_seconds must be in (0, 30]")
     if not m.formats:

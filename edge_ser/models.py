@@ -282,6 +282,7 @@ class Model:
         self.frontend = manifest.frontend_config
         self.n_frames = manifest.n_frames
         self.input_shape = tuple(int(s) for s in manifest.input.get("shape", ()))
+        self.speaker_norm = manifest.speaker_norm()  # edge_ser.adapt.SpeakerNorm, or None
         self._runner = runner
 
     @property
@@ -301,8 +302,19 @@ class Model:
         import time
         start = time.perf_counter()
         silent = np.full((self.frontend.n_mels, self.n_frames), features.SILENCE_DB, dtype=np.float32)
-        self.predict(self.input_for(silent)[None])
+        self.predict(self.normalize(self.input_for(silent)[None]))
         return time.perf_counter() - start
+
+    def speaker_stats(self):
+        """Fresh statistics of one speaker (`edge_ser.adapt.SpeakerStats`), or None if the model does not adapt."""
+        return None if self.speaker_norm is None else self.speaker_norm.stats()
+
+    def normalize(self, inputs: np.ndarray, stats=None) -> np.ndarray:
+        """Model inputs ``(batch, *shape)`` as the model expects them: standardised by the speaker's ``stats``
+        (the training population's when None) for a model trained with speaker normalisation, else unchanged."""
+        if self.speaker_norm is None:
+            return inputs
+        return self.speaker_norm.apply(inputs, stats)
 
     def input_for(self, db_window: np.ndarray) -> np.ndarray:
         """The model input for one window of log-mel frames (dB, no top_db floor): ``features.compute``."""
@@ -337,19 +349,36 @@ class Model:
         hop = self.manifest.hop_seconds if hop_seconds is None else hop_seconds
         return max(1, int(round(hop * self.frontend.sample_rate / self.frontend.hop_length)))
 
-    def classify_audio(self, audio16k: np.ndarray, hop_seconds: float | None = None) -> np.ndarray:
-        """Probabilities per label for a clip: the mean over windows cut by ``features.clip_windows``."""
+    def clip_inputs(self, audio16k: np.ndarray, hop_seconds: float | None = None) -> np.ndarray:
+        """A clip's model inputs before speaker normalisation, one per window cut by ``features.clip_windows``."""
         db = self.frames(audio16k)
         windows = features.clip_windows(db, self.n_frames, self.hop_frames(hop_seconds))
-        x = np.stack([self.input_for(w) for w in windows])
-        return self.predict(x).mean(axis=0)
+        return np.stack([self.input_for(w) for w in windows])
 
-    def classify_blocks(self, blocks, hop_seconds: float | None = None, batch: int = 32) -> tuple[np.ndarray, int]:
+    def classify_audio(self, audio16k: np.ndarray, hop_seconds: float | None = None, stats=None,
+                       update: bool = True) -> np.ndarray:
+        """Probabilities per label for a clip: the mean over windows cut by ``features.clip_windows``.
+
+        A speaker-normalised model adapts to the clip itself (fresh statistics) unless ``stats`` are given (a
+        speaker's statistics, updated with this clip's windows first unless ``update`` is False)."""
+        x = self.clip_inputs(audio16k, hop_seconds)
+        if self.speaker_norm is not None:
+            stats = self.speaker_stats() if stats is None else stats
+            if update:
+                stats.update(x)
+        return self.predict(self.normalize(x, stats)).mean(axis=0)
+
+    def classify_blocks(self, blocks, hop_seconds: float | None = None, batch: int = 32, stats=None,
+                        update: bool = True, predict: bool = True) -> tuple[np.ndarray, int]:
         """`classify_audio` for a clip arriving in blocks of 16 kHz mono audio, in bounded memory whatever its
         length: the streaming frontend gives the same frames as ``frames()``, the same windows are cut (the
         `features.clip_windows` rule: every ``hop`` from the start, one more aligned to the end, or one padded
         window for a short clip) and their probabilities averaged.  Only one window plus a hop of frames and
-        ``batch`` model inputs are held.  Returns ``(probabilities, samples consumed)``."""
+        ``batch`` model inputs are held.  Returns ``(probabilities, samples consumed)``.
+
+        A speaker-normalised model adapts as `classify_audio` does, batch by batch: each batch is standardised by
+        the statistics of every window so far (for a clip of up to ``batch`` windows: of the whole clip).
+        ``predict=False`` only adds the windows to ``stats`` (the probabilities returned are then zeros)."""
         from .frontend import StreamingLogMel
 
         n, hop = self.n_frames, self.hop_frames(hop_seconds)
@@ -363,10 +392,17 @@ class Model:
         count = 0
         samples = 0
 
+        if self.speaker_norm is not None and stats is None:
+            stats = self.speaker_stats()
+
         def run(final: bool = False):
             nonlocal acc, count
             if pending and (final or len(pending) >= batch):
-                acc += self.predict(np.stack(pending)).sum(axis=0, dtype=np.float64)
+                x = np.stack(pending)
+                if stats is not None and update:
+                    stats.update(x)
+                if predict:
+                    acc += self.predict(self.normalize(x, stats)).sum(axis=0, dtype=np.float64)
                 count += len(pending)
                 pending.clear()
 
@@ -396,14 +432,22 @@ class Model:
         run(final=True)
         return (acc / max(count, 1)).astype(np.float32), samples
 
-    def classify_file(self, path, hop_seconds: float | None = None) -> tuple[np.ndarray, float]:
+    def classify_file(self, path, hop_seconds: float | None = None, stats=None, update: bool = True,
+                      predict: bool = True) -> tuple[np.ndarray, float]:
         """Probabilities per label for an audio file read block by block (bounded memory, any length, rate or
-        channel count); returns ``(probabilities, duration in seconds)``.  AudioError for unreadable audio."""
+        channel count); returns ``(probabilities, duration in seconds)``.  AudioError for unreadable audio.
+        ``stats``/``update``: speaker adaptation, as in `classify_blocks`."""
         from .sources import FileSource
 
         source = FileSource(path, realtime=False, block_seconds=1.0, target_rate=self.frontend.sample_rate)
-        probs, samples = self.classify_blocks(iter(source), hop_seconds)
+        probs, samples = self.classify_blocks(iter(source), hop_seconds, stats=stats, update=update, predict=predict)
         return probs, samples / self.frontend.sample_rate
+
+    def adapt_file(self, path, stats, hop_seconds: float | None = None) -> int:
+        """Add an audio file's windows to a speaker's ``stats`` without classifying it; returns the windows added."""
+        before = stats.windows
+        self.classify_file(path, hop_seconds, stats=stats, update=True, predict=False)
+        return stats.windows - before
 
     def describe(self, probs: np.ndarray) -> dict:
         """label, emotion, intensity, confidence and scores for one probability vector."""

@@ -177,7 +177,7 @@ class Engine:
     """Feeds 16 kHz mono audio through the frontend, gate, model and smoothing; one Event per hop."""
 
     def __init__(self, model, hop_seconds: float = 0.5, gate: GateConfig | None = None,
-                 smoothing: SmoothingConfig | None = None, warmup: bool = True):
+                 smoothing: SmoothingConfig | None = None, warmup: bool = True, adapt: bool = True):
         if not hop_seconds > 0:
             raise ValueError("hop_seconds must be positive")
         self.model = model
@@ -192,7 +192,14 @@ class Engine:
         self.frontend = StreamingLogMel(self.config)
         self.ring = FrameRing(self.config.n_mels, model.n_frames)
         self.warmup_s = model.warmup() if warmup and hasattr(model, "warmup") else 0.0
+        # speaker adaptation (models trained with speaker normalisation): statistics of the speech heard so far;
+        # kept across reset() (same room, same people), cleared by reset_adaptation()
+        self.adapt = bool(adapt) and getattr(model, "speaker_norm", None) is not None
+        self.reset_adaptation()
         self.reset()
+
+    def reset_adaptation(self) -> None:
+        self.adaptation = self.model.speaker_stats() if self.adapt else None
 
     def reset(self) -> None:
         self.frontend.reset()
@@ -244,7 +251,12 @@ class Engine:
                       noise_floor_db=floor)
         if speech and db.shape[1] > 0:
             self._silent_run = 0
-            probs = self.model.predict(self.model.input_for(db)[None])[0]
+            x = self.model.input_for(db)[None]
+            if self.adaptation is not None and db.shape[1] >= self.model.n_frames:  # full windows of speech only
+                self.adaptation.update(x)
+            if hasattr(self.model, "normalize"):
+                x = self.model.normalize(x, self.adaptation)
+            probs = self.model.predict(x)[0]
             a = self.smoothing.alpha
             self._smoothed = probs if self._smoothed is None else a * probs + (1 - a) * self._smoothed
             s = self._smoothed
