@@ -157,6 +157,9 @@ def evaluate_cmd(
     fmt: Optional[str] = typer.Option(None, "--format", help="onnx or tflite (default: onnx if present)."),
     corpus: Optional[str] = typer.Option(None, "--corpus", help="Force the corpus type."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Score a random subset of this many clips."),
+    adapt: str = typer.Option("speaker", "--adapt", help="For models trained with speaker normalisation: "
+                              "'speaker' adapts to each speaker's clips (no labels used), 'clip' adapts each clip "
+                              "to itself like `classify`, 'none' uses the training population's statistics."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ):
     """Score a model on a corpus with the exported file (as `classify` runs it)."""
@@ -169,7 +172,7 @@ def evaluate_cmd(
         raise UserError("--limit must be at least 1")
     _need_train_extra("evaluate")
     from export.evaluate import evaluate
-    result = evaluate(model, data, task, corpus=corpus, fmt=fmt, limit=limit, progress=not as_json)
+    result = evaluate(model, data, task, corpus=corpus, fmt=fmt, limit=limit, progress=not as_json, adapt=adapt)
     if report is not None:
         from export.report import write_report
         path = write_report(result, report)

@@ -131,7 +131,7 @@ def _pitch_proxy(x: np.ndarray, active: np.ndarray, low_bands: int = 48, lags=(3
 
 
 def band_stats(db: np.ndarray, n_frames: int, top_db: float | None = 80.0, bands: int = 32, active_db: float = 35.0,
-               n_ceps: int = 13, pitch: bool = False, band_norm: bool = False) -> np.ndarray:
+               n_ceps: int = 13, pitch: bool = False, band_norm: bool = False, absolute: bool = False) -> np.ndarray:
     """RFC input: level-free statistics of the window's active (speech) frames.
 
     Speaker/channel normalisation by construction: every level is relative to the window's mean level over its
@@ -141,7 +141,9 @@ def band_stats(db: np.ndarray, n_frames: int, top_db: float | None = 80.0, bands
     ``n_ceps``.  Level contour of active frames: std, 90-10 percentile range, skew, mean absolute change;
     activity ratio; spectral centroid and slope (over bands) per active frame: mean and std.  ``pitch`` adds
     `_pitch_proxy` (an F0 cue from the harmonic spacing in the low bands); ``band_norm`` subtracts each band's
-    mean over the window before the relative statistics (cepstral-mean-normalisation-like).
+    mean over the window before the relative statistics (cepstral-mean-normalisation-like).  ``absolute`` adds
+    the levels themselves (dB): the active frames' mean, maximum and median level and each band's mean over them.
+    They depend on gain and microphone, so they are only meaningful relative to the speaker (`edge_ser.adapt`).
     """
     from scipy.fft import dct
 
@@ -171,6 +173,8 @@ def band_stats(db: np.ndarray, n_frames: int, top_db: float | None = 80.0, bands
     parts = [rel.mean(axis=1), xa.std(axis=1), pct.ravel(), delta, ceps.mean(axis=1)[1:], ceps.std(axis=1), glob]
     if pitch:
         parts.append(_pitch_proxy(x, active))
+    if absolute:
+        parts += [np.array([ref, level[active].max(), np.percentile(level[active], 50)]), xa.mean(axis=1)]
     feats = np.concatenate(parts)
     return feats.astype(np.float32)
 

@@ -43,6 +43,8 @@ class InputSpec:
     window_seconds: float = DEFAULT_WINDOW_SECONDS
     hop_seconds: float = DEFAULT_HOP_SECONDS
     frontend: FrontendConfig = field(default_factory=lambda: FrontendConfig(top_db=None))
+    # speaker normalisation (edge_ser.adapt): {"axes": [...], "prior_windows": k}, or None for none
+    speaker_norm: dict | None = None
 
     @property
     def n_frames(self) -> int:
@@ -58,8 +60,11 @@ class InputSpec:
     def compute(self, window_db: np.ndarray) -> np.ndarray:
         return features.compute(window_db, self.features, self.full_params())
 
-    def manifest_input(self, shape) -> dict:
-        return {"features": self.features, "params": self.full_params(), "shape": list(shape), "dtype": "float32"}
+    def manifest_input(self, shape, norm=None) -> dict:
+        out = {"features": self.features, "params": self.full_params(), "shape": list(shape), "dtype": "float32"}
+        if norm is not None:  # edge_ser.adapt.SpeakerNorm (population statistics of the training part)
+            out["speaker_norm"] = norm.to_manifest()
+        return out
 
 
 class LogMelCache:

@@ -3,6 +3,11 @@
 Each clip is classified as the runtime classifies a file (`Model.classify_audio`: log-mel over the clip, windows
 cut by `features.clip_windows`, mean of window probabilities).  A fine15 model can also be scored on ``emotion5``
 (probabilities summed over intensities).
+
+A model trained with speaker normalisation (`edge_ser.adapt`) is scored with ``adapt``: ``speaker`` (default) adapts
+to each speaker's statistics over all of that speaker's clips being scored (unlabelled: no label is used), as the
+training did; ``clip`` adapts each clip to itself, as `edge-ser classify FILE` does; ``none`` uses the training
+population's statistics.
 """
 from __future__ import annotations
 
@@ -28,10 +33,15 @@ def _collapse(model_labels: list[str], task: str) -> np.ndarray:
     return m
 
 
+ADAPT_MODES = ("speaker", "clip", "none")
+
+
 def evaluate(model_spec, roots, task: str | None = None, corpus: str | None = None, fmt: str | None = None,
-             limit: int | None = None, progress: bool = True) -> dict:
+             limit: int | None = None, progress: bool = True, adapt: str = "speaker") -> dict:
     from edge_ser.models import load_model
 
+    if adapt not in ADAPT_MODES:
+        raise UserError(f"adapt must be one of {', '.join(ADAPT_MODES)}, got {adapt!r}")
     model = load_model(model_spec, fmt=fmt)
     task = task or model.manifest.task
     try:
@@ -53,11 +63,20 @@ def evaluate(model_spec, roots, task: str | None = None, corpus: str | None = No
         rng = np.random.default_rng(0)
         sel = np.sort(rng.permutation(len(kept))[:limit])
         kept, labs = [kept[i] for i in sel], [labs[i] for i in sel]
+    adapting = model.speaker_norm is not None
+    stats = {}
+    if adapting and adapt == "speaker":  # first pass: each speaker's statistics over all their clips
+        for c in tqdm(kept, desc="speaker statistics", unit="clip", disable=not progress, mininterval=2.0,
+                      leave=False):
+            try:
+                model.adapt_file(c.path, stats.setdefault(c.speaker, model.speaker_stats()))
+            except AudioError:
+                pass  # reported by the scoring pass
     y_true, y_pred, failed = [], [], {}
     for c, lab in tqdm(list(zip(kept, labs)), desc="evaluate", unit="clip", disable=not progress,
                        mininterval=2.0, leave=False):
         try:  # block by block, exactly as `edge-ser classify` (bounded memory for a clip of any length)
-            p, _ = model.classify_file(c.path)
+            p, _ = model.classify_file(c.path, stats=stats.get(c.speaker), update=adapt == "clip")
         except AudioError as exc:
             failed[c.path] = str(exc)
             continue
@@ -73,7 +92,13 @@ def evaluate(model_spec, roots, task: str | None = None, corpus: str | None = No
     out["corpora"] = [s.to_dict() for s in summaries]
     out["left_out_by_task"] = dict(left)
     out["unreadable"] = failed
+    out["adapt"] = adapt if adapting else None
+    how = {"speaker": "standardised by each speaker's statistics over all of that speaker's clips scored here "
+                      "(no labels used)",
+           "clip": "each clip adapted to itself, like `edge-ser classify`",
+           "none": "standardised by the training population's statistics"}
     out["protocol"] = ("every clip of the task in the given corpora, classified like `edge-ser classify` "
                        f"(windows of {model.window_seconds} s every {model.manifest.hop_seconds} s, mean of window "
-                       "probabilities), with the exported model file")
+                       "probabilities), with the exported model file"
+                       + (f"; speaker normalisation: inputs {how[adapt]}" if adapting else ""))
     return out

@@ -50,11 +50,18 @@ class TrainConfig:
     # fine15 + a kind with partial labels (cnn): clips that carry the emotion but no intensity (CREMA-D XX) join
     # the training part with a partial label; their loss is the marginal likelihood of their emotion.
     partial: bool = False
+    # speaker-normalised kinds: the adaptation regimes of the training windows and their shares (see `design`)
+    adapt_mix: dict = field(default_factory=lambda: {"speaker": 0.5, "clip": 0.25, "few": 0.25})
+    adapt_sample: bool = False  # True: one regime per clip and variant, drawn by share (no extra windows)
 
 
 @dataclass
 class Data:
-    """The task's clips with their integer labels and speakers, and a cache of window inputs per clip/variant."""
+    """The task's clips with their integer labels and speakers, and a cache of window inputs per clip/variant.
+
+    With speaker normalisation (``spec.speaker_norm``), `inputs` are standardised by the statistics of the clip's
+    speaker (`edge_ser.adapt`): over all the speaker's clips of the task in the same augmentation variant, shrunk
+    toward the population statistics of the current training part (`set_population`, called per fold)."""
     clips: list
     y: np.ndarray
     speakers: np.ndarray
@@ -63,20 +70,100 @@ class Data:
     cache: LogMelCache
     spec: object
     partial: list = field(default_factory=list)  # [(Clip, label index >= n_labels)], see TrainConfig.partial
+    norm: object = None  # edge_ser.adapt.SpeakerNorm of the current training part
+    norm_seed: int = 0
+    _raw: dict = field(default_factory=dict)
     _inputs: dict = field(default_factory=dict)
+    _stats: dict = field(default_factory=dict)
+
+    def raw(self, i: int, variant: str = "") -> np.ndarray | None:
+        """Model inputs (before speaker normalisation) of every window of clip i or its variant; None if unreadable."""
+        key = (i, variant)
+        if key not in self._raw:
+            self._raw[key] = self._compute(self.clips[i], variant)
+        return self._raw[key]
+
+    def _compute(self, clip, variant: str) -> np.ndarray | None:
+        db = self.cache.get(clip, variant)
+        return None if db is None else np.stack([self.spec.compute(w) for w in windows_of(db, self.spec)])
+
+    def set_population(self, idx) -> None:
+        """Fit the population statistics on the clips ``idx`` (a training part; originals only)."""
+        if self.spec.speaker_norm is None:
+            return
+        from edge_ser.adapt import SpeakerNorm
+        xs = [x for x in (self.raw(i) for i in idx) if x is not None]
+        self._inputs.clear()
+        self._stats.clear()
+        if not xs:  # nothing readable: `design` reports it
+            self.norm = None
+            return
+        cfg = self.spec.speaker_norm
+        self.norm = SpeakerNorm.fit_population(np.concatenate(xs), cfg.get("axes", ()),
+                                               cfg.get("prior_windows", 20.0))
+
+    def speaker_stats(self, speaker, variant: str = ""):
+        """The statistics of ``speaker``'s clips of the task in ``variant`` (None: no such clips)."""
+        key = (speaker, variant)
+        if key not in self._stats:
+            st = self.norm.stats()
+            for j in np.flatnonzero(self.speakers == speaker):
+                x = self.raw(int(j), variant)
+                if x is not None:
+                    st.update(x)
+            self._stats[key] = st if st.windows else None
+        return self._stats[key]
+
+    def normalize(self, x: np.ndarray, speaker, variant: str = "") -> np.ndarray:
+        if self.spec.speaker_norm is None:
+            return x
+        if self.norm is None:
+            raise RuntimeError("speaker normalisation needs set_population() first")
+        return self.norm.apply(x, self.speaker_stats(speaker, variant))
 
     def inputs(self, i: int, variant: str = "") -> np.ndarray | None:
-        """Model inputs of every window of clip i (or its augmented variant); None if unreadable."""
+        """Model inputs of every window of clip i (or its augmented variant), as the model sees them."""
         key = (i, variant)
         if key not in self._inputs:
-            db = self.cache.get(self.clips[i], variant)
-            self._inputs[key] = None if db is None else np.stack([self.spec.compute(w) for w in windows_of(db, self.spec)])
+            x = self.raw(i, variant)
+            self._inputs[key] = None if x is None else self.normalize(x, self.speakers[i], variant)
         return self._inputs[key]
 
+    def regime_inputs(self, i: int, variant: str, regime: str) -> np.ndarray | None:
+        """Clip i's inputs normalised as a listener who heard ``regime`` of its speaker would: ``speaker`` (all of
+        the speaker's clips, = `inputs`), ``clip`` (the clip alone, like `edge-ser classify FILE`), ``few`` (the
+        clip and two other clips of the speaker, drawn reproducibly: a listener some seconds into a session)."""
+        if regime == "speaker" or self.spec.speaker_norm is None:
+            return self.inputs(i, variant)
+        x = self.raw(i, variant)
+        if x is None:
+            return None
+        stats = self.norm.stats().update(x)
+        if regime == "few":
+            others = [int(j) for j in np.flatnonzero(self.speakers == self.speakers[i]) if j != i]
+            rng = np.random.default_rng([self.norm_seed, i, len(variant)])
+            for j in rng.permutation(others)[:2]:
+                other = self.raw(int(j), variant)
+                if other is not None:
+                    stats.update(other)
+        elif regime != "clip":
+            raise ValueError(f"unknown adaptation regime {regime!r}")
+        return self.norm.apply(x, stats)
+
+    def external(self, clip, variant: str = "") -> np.ndarray | None:
+        """Model inputs of a clip outside the task set (pseudo-labelled or partial), normalised by its speaker's
+        statistics from the task set (or its own windows if the speaker has no clips there)."""
+        x = self._compute(clip, variant)
+        if x is None or self.spec.speaker_norm is None:
+            return x
+        stats = self.speaker_stats(clip.speaker, variant) if clip.speaker in set(self.speakers.tolist()) else None
+        return self.norm.apply(x, stats if stats is not None else self.norm.stats().update(x))
+
     def warm(self, idx, variants=("",), desc="features"):
-        todo = [(i, v) for v in variants for i in idx if (i, v) not in self._inputs]
+        """Compute (and keep) the raw inputs of clips ``idx`` in ``variants``."""
+        todo = [(i, v) for v in variants for i in idx if (i, v) not in self._raw]
         for i, v in tqdm(todo, desc=desc, unit="clip", leave=False, mininterval=2.0):
-            self.inputs(i, v)
+            self.raw(i, v)
 
 
 def load_data(roots, cfg: TrainConfig, kind) -> Data:
@@ -104,19 +191,31 @@ def partial_groups(labels) -> list[list[int]]:
     return [[3 * j, 3 * j + 1, 3 * j + 2] for j in range(len(labels) // 3)]
 
 
-def design(data: Data, idx, variants=("",), every: int = 1):
+def design(data: Data, idx, variants=("",), every: int = 1, mix: dict | None = None, sample: bool = False):
     """(X, y, sample_weight) over the windows of the clips ``idx`` and their variants (every ``every``-th window
-    of `clip_windows`); each clip weighs 1 in total."""
+    of `clip_windows`); each clip weighs 1 in total.
+
+    ``mix`` (training parts of speaker-normalised models): ``{regime: share}`` — each clip's windows appear once per
+    adaptation regime (`Data.regime_inputs`), weighted by its share, so the model works however much of the
+    speaker the runtime has heard (one file, a few seconds of a session, a whole speaker).  ``sample``: instead,
+    one regime per clip and variant, drawn with probability = share (reproducibly), at full weight."""
     xs, ys, ws = [], [], []
+    regimes = mix if (mix and data.spec.speaker_norm is not None) else {"speaker": 1.0}
+    names, shares = list(regimes), np.array(list(regimes.values()), dtype=np.float64)
     for v in variants:
         for i in idx:
-            x = data.inputs(i, v)
-            if x is None:
-                continue
-            x = x[::every]
-            xs.append(x)
-            ys.append(np.full(len(x), data.y[i]))
-            ws.append(np.full(len(x), 1.0 / len(x)))
+            chosen = regimes.items()
+            if sample and len(names) > 1:
+                rng = np.random.default_rng([data.norm_seed, int(i), len(v), 7])
+                chosen = [(names[rng.choice(len(names), p=shares / shares.sum())], 1.0)]
+            for regime, share in chosen:
+                x = data.regime_inputs(i, v, regime)
+                if x is None:
+                    continue
+                x = x[::every]
+                xs.append(x)
+                ys.append(np.full(len(x), data.y[i]))
+                ws.append(np.full(len(x), share / len(x)))
     if not xs:  # every clip asked for is unreadable
         from edge_ser.errors import UserError
         failed = data.cache.failed
@@ -125,10 +224,11 @@ def design(data: Data, idx, variants=("",), every: int = 1):
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(ws)
 
 
-def predict_clips(model, data: Data, idx, variant: str = "") -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities per readable clip, the clip indices): mean of window probabilities as the runtime does."""
-    ok = [i for i in idx if data.inputs(i, variant) is not None]
-    xs = [data.inputs(i, variant) for i in ok]
+def predict_clips(model, data: Data, idx, variant: str = "", regime: str = "speaker") -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities per readable clip, the clip indices): mean of window probabilities as the runtime does
+    (speaker-normalised models: adapted as ``regime`` says, see `Data.regime_inputs`)."""
+    ok = [i for i in idx if data.raw(i, variant) is not None]
+    xs = [data.regime_inputs(i, variant, regime) for i in ok]
     owner = np.concatenate([np.full(len(x), k) for k, x in enumerate(xs)])
     p = model.predict_proba(np.concatenate(xs))
     return clip_probs(p, owner, len(ok)), np.asarray(ok)
@@ -158,7 +258,7 @@ def _fit(data: Data, cfg: TrainConfig, train_idx, val_idx, extra=None, seed: int
         extra = list(extra or []) + [p for p in data.partial if p[0].speaker in allowed]
         options["partial_groups"] = partial_groups(data.labels)
     kind = kinds.make(cfg.kind, len(data.labels), **options)
-    X, y, w = design(data, train_idx, ("",) + tuple(cfg.augment), _every(cfg))
+    X, y, w = design(data, train_idx, ("",) + tuple(cfg.augment), _every(cfg), cfg.adapt_mix, cfg.adapt_sample)
     if extra:
         ex, ey, ew = _extra_design(data, extra, cfg)
         X, y, w = np.concatenate([X, ex]), np.concatenate([y, ey]), np.concatenate([w, ew])
@@ -185,10 +285,10 @@ def _extra_design(data: Data, extra, cfg: TrainConfig):
     xs, ys, ws = [], [], []
     for clip, label in extra:
         for v in ("",) + tuple(cfg.augment):
-            db = data.cache.get(clip, v)
-            if db is None:
+            x = data.external(clip, v)
+            if x is None:
                 continue
-            x = np.stack([data.spec.compute(w) for w in windows_of(db, data.spec)])[::_every(cfg)]
+            x = x[::_every(cfg)]
             xs.append(x)
             ys.append(np.full(len(x), label))
             ws.append(np.full(len(x), 1.0 / len(x)))
@@ -203,10 +303,10 @@ def _predict_external(data: Data, model, clips) -> np.ndarray:
     out = np.full((len(clips), len(data.labels)), np.nan, np.float32)
     xs, owner = [], []
     for k, c in enumerate(clips):
-        db = data.cache.get(c)
-        if db is None:
+        x = data.external(c)
+        if x is None:
             continue
-        xs.append(np.stack([data.spec.compute(w) for w in windows_of(db, data.spec)]))
+        xs.append(x)
         owner.append(np.full(len(xs[-1]), k))
     if xs:
         owner = np.concatenate(owner)
@@ -220,6 +320,7 @@ def _fold(data: Data, cfg: TrainConfig, tr, te, fold: int, ssl: SslHook | None):
     rest, va = splits.holdout(data.y[tr], data.speakers[tr], cfg.val_fraction, cfg.seed + 100 + fold)
     tr_idx, va_idx = tr[rest], tr[va]
     splits.check_disjoint(data.speakers, tr_idx, va_idx, te)
+    data.set_population(tr_idx)
     extra = None
     if ssl is not None:
         excluded = set(data.speakers[va_idx].tolist()) | set(data.speakers[te].tolist())
@@ -235,6 +336,10 @@ def _fold(data: Data, cfg: TrainConfig, tr, te, fold: int, ssl: SslHook | None):
     m = metrics.scores(data.y[ok], p.argmax(1), list(data.labels))
     m.update(fold=fold, test_speakers=sorted(set(data.speakers[te].tolist())), n_train_clips=int(len(tr_idx)),
              n_extra=model.n_extra_clips, fit_seconds=round(model.fit_seconds, 1))
+    if data.spec.speaker_norm is not None:  # what `edge-ser classify FILE` gives: each clip adapted to itself
+        p, ok = predict_clips(model, data, te, regime="clip")
+        mc = metrics.scores(data.y[ok], p.argmax(1), list(data.labels))
+        m["clip_adapt"] = {k: mc[k] for k in metrics.SUMMARY_KEYS}
     return m
 
 
@@ -247,9 +352,12 @@ def cross_validate(data: Data, cfg: TrainConfig, ssl: SslHook | None = None, log
         data.warm(tr, tuple(cfg.augment), f"fold {k + 1}/{cfg.folds} augmented features")
         m = _fold(data, cfg, tr, te, k, ssl)
         log(f"fold {k + 1}/{cfg.folds}: accuracy {m['accuracy']:.3f} balanced {m['balanced_accuracy']:.3f} "
-            f"macro-F1 {m['macro_f1']:.3f} (n={m['n']}, {m['fit_seconds']} s)")
+            f"macro-F1 {m['macro_f1']:.3f} (n={m['n']}, {m['fit_seconds']} s)"
+            + (f"; each clip adapted to itself: accuracy {m['clip_adapt']['accuracy']:.3f}" if "clip_adapt" in m else ""))
         results.append(m)
     summary = metrics.mean_std(results)
+    if all("clip_adapt" in r for r in results):
+        summary["clip_adapt"] = metrics.mean_std([r["clip_adapt"] for r in results])
     return {"protocol": PROTOCOL_CV.format(k=cfg.folds, seed=cfg.seed, aug=", ".join(cfg.augment) or "none",
                                            val=cfg.val_fraction, win=cfg.window_seconds, hop=cfg.hop_seconds),
             "folds": cfg.folds, **summary,
@@ -263,6 +371,7 @@ def seed_protocol(data: Data, cfg: TrainConfig, repeats: int = 1, log=print) -> 
     from sklearn.model_selection import train_test_split
     variants = ("",) + tuple(cfg.augment)
     data.warm(range(len(data.clips)), variants, "features (all variants)")
+    data.set_population(range(len(data.clips)))
     samples = [(i, v) for v in variants for i in range(len(data.clips)) if data.inputs(i, v) is not None]
     sy = np.array([data.y[i] for i, _ in samples])
     results = []
@@ -293,6 +402,7 @@ def train_final(data: Data, cfg: TrainConfig, ssl: SslHook | None = None, log=pr
     splits.check_disjoint(data.speakers, tr, va)
     data.warm(range(len(data.clips)), ("",), "features")
     data.warm(tr, tuple(cfg.augment), "augmented features")
+    data.set_population(tr)
     extra = None
     if ssl is not None:
         excluded = set(data.speakers[va].tolist())
@@ -359,6 +469,8 @@ def run(roots, cfg: TrainConfig, out: Path, name: str | None = None, ssl: SslHoo
         for k in metrics.SUMMARY_KEYS:
             metrics_block[k] = cv[k]["mean"]
             metrics_block[f"{k}_std"] = cv[k]["std"]
+        if "clip_adapt" in cv:  # the same folds, each test clip adapted to itself (as `classify FILE` does)
+            metrics_block["clip_adapt"] = cv["clip_adapt"]
         metrics_block.update(protocol=f"{cfg.folds}-fold actor CV, speaker-disjoint (mean over folds)",
                              protocol_details=cv["protocol"], folds=cv["folds"], per_fold=cv["per_fold"],
                              pooled_confusion=cv["pooled_confusion"])
@@ -366,7 +478,7 @@ def run(roots, cfg: TrainConfig, out: Path, name: str | None = None, ssl: SslHoo
         metrics_block["seed000_protocol"] = result["seed000"]
     manifest = Manifest(
         name=name or out.name, kind=cfg.kind, task=cfg.task, labels=list(data.labels), formats=[],
-        input=data.spec.manifest_input(Xv.shape[1:]), frontend=data.spec.frontend.to_dict(),
+        input=data.spec.manifest_input(Xv.shape[1:], data.norm), frontend=data.spec.frontend.to_dict(),
         window_seconds=cfg.window_seconds, hop_seconds=cfg.hop_seconds, trained_on=trained_on(data, cfg, tr, va, extra),
         metrics=metrics_block, extra={"model": model.describe(), "train_config": _jsonable(asdict(cfg))})
     (native / "manifest.json").write_text(json.dumps(manifest.to_dict(), indent=2) + "\n")

@@ -15,6 +15,10 @@ from ..dataset import InputSpec
 
 FEATURES = "log_mel_image"
 PARAMS = {"top_db": 80.0, "norm": "utterance", "pool_bands": 2, "pool_frames": 2}
+# with speaker normalisation the image keeps its dB levels and is standardised per mel band by the speaker's
+# statistics (edge_ser.adapt), so loudness relative to the speaker's usual voice stays visible
+SPEAKER_PARAMS = dict(PARAMS, norm="none")
+SPEAKER_NORM = {"axes": [1], "prior_windows": 10.0}  # one statistic per mel band (pooled over time)
 
 
 def _tf():
@@ -62,19 +66,21 @@ class CNN:
 
     def __init__(self, n_classes: int, epochs: int = 40, patience: int = 8, batch_size: int = 64, lr: float = 1e-3,
                  decay: float = 1e-6, features: str = FEATURES, params: dict | None = None, verbose: int = 0,
-                 filters=(16, 32, 48, 64), partial_groups=None, batchnorm: bool = False):
+                 filters=(16, 32, 48, 64), partial_groups=None, batchnorm: bool = False, speaker_norm: bool = True):
         self.n_classes = n_classes
         # label n_classes + j means "one of the classes partial_groups[j]" (e.g. emotion known, intensity not)
         self.partial_groups = [list(g) for g in (partial_groups or [])]
         self.options = {"epochs": epochs, "patience": patience, "batch_size": batch_size, "lr": lr, "decay": decay,
                         "filters": list(filters), "batchnorm": bool(batchnorm)}
-        self.features, self.params = features, dict(PARAMS if params is None else params)
+        self.speaker_norm = dict(SPEAKER_NORM) if speaker_norm else None
+        default = SPEAKER_PARAMS if speaker_norm else PARAMS
+        self.features, self.params = features, dict(default if params is None else params)
         self.verbose = verbose
         self.model = None
         self.history = {}
 
     def input_spec(self, window_seconds: float, hop_seconds: float) -> InputSpec:
-        return InputSpec(self.features, self.params, window_seconds, hop_seconds)
+        return InputSpec(self.features, self.params, window_seconds, hop_seconds, speaker_norm=self.speaker_norm)
 
     def _loss(self):
         """Cross-entropy; for a partial label, minus the log of the summed probability of its classes."""
@@ -150,6 +156,7 @@ class CNN:
         (directory / "cnn.json").write_text(json.dumps({"n_classes": self.n_classes, "options": self.options,
                                                         "partial_groups": self.partial_groups,
                                                         "features": self.features, "params": self.params,
+                                                        "speaker_norm": self.speaker_norm,
                                                         "history": self.history}))
 
     def load(self, directory: Path) -> "CNN":
@@ -159,12 +166,13 @@ class CNN:
         meta = json.loads((directory / "cnn.json").read_text())
         self.n_classes, self.options = meta["n_classes"], meta["options"]
         self.features, self.params, self.history = meta["features"], meta["params"], meta.get("history", {})
+        self.speaker_norm = meta.get("speaker_norm")
         self.model = keras.models.load_model(directory / "model.keras", compile=False)
         return self
 
     def describe(self) -> dict:
         d = {"network": "4 x (Conv2D + ReLU + MaxPool), dropout 0.1/0.5, L1+L2, dense 64, softmax",
-             **self.options}
+             **self.options, "speaker_norm": self.speaker_norm is not None}
         if self.model is not None:
             d["parameters"] = int(self.model.count_params())
             if self.history.get("loss"):

@@ -15,6 +15,9 @@ from ..dataset import InputSpec
 
 FEATURES = "band_stats"
 PARAMS = {"top_db": 80.0, "bands": 32, "active_db": 35.0, "n_ceps": 13}
+# with speaker normalisation the absolute levels become informative (relative to the speaker's usual level)
+SPEAKER_PARAMS = dict(PARAMS, absolute=True)
+SPEAKER_NORM = {"axes": [], "prior_windows": 10.0}  # one statistic per feature
 
 
 class RFC:
@@ -23,17 +26,19 @@ class RFC:
 
     def __init__(self, n_classes: int, n_estimators: int = 200, max_leaf_nodes: int | None = 400,
                  min_samples_leaf: int = 2, max_features: str | float = "sqrt", features: str = FEATURES,
-                 params: dict | None = None, n_jobs: int = 2, max_onnx_mb: float = 10.0):
+                 params: dict | None = None, n_jobs: int = 2, max_onnx_mb: float = 10.0, speaker_norm: bool = True):
         self.n_classes = n_classes
         self.options = {"n_estimators": n_estimators, "max_leaf_nodes": max_leaf_nodes,
                         "min_samples_leaf": min_samples_leaf, "max_features": max_features}
-        self.features, self.params = features, dict(PARAMS if params is None else params)
+        self.speaker_norm = dict(SPEAKER_NORM) if speaker_norm else None
+        default = SPEAKER_PARAMS if speaker_norm else PARAMS
+        self.features, self.params = features, dict(default if params is None else params)
         self.n_jobs = n_jobs
         self.max_onnx_mb = max_onnx_mb
         self.model = None
 
     def input_spec(self, window_seconds: float, hop_seconds: float) -> InputSpec:
-        return InputSpec(self.features, self.params, window_seconds, hop_seconds)
+        return InputSpec(self.features, self.params, window_seconds, hop_seconds, speaker_norm=self.speaker_norm)
 
     def fit(self, X, y, sample_weight=None, validation=None, seed: int = 0, progress: bool = True):
         from sklearn.ensemble import RandomForestClassifier
@@ -55,7 +60,8 @@ class RFC:
     def save(self, directory: Path) -> None:
         import joblib
         joblib.dump({"model": self.model, "n_classes": self.n_classes, "options": self.options,
-                     "features": self.features, "params": self.params}, Path(directory) / "rfc.joblib",
+                     "features": self.features, "params": self.params, "speaker_norm": self.speaker_norm},
+                    Path(directory) / "rfc.joblib",
                     compress=3)
 
     def load(self, directory: Path) -> "RFC":
@@ -63,13 +69,15 @@ class RFC:
         d = joblib.load(Path(directory) / "rfc.joblib")
         self.model, self.n_classes, self.options = d["model"], d["n_classes"], d["options"]
         self.features, self.params = d["features"], d["params"]
+        self.speaker_norm = d.get("speaker_norm")
         return self
 
     def n_leaves(self) -> int:
         return int(sum(t.get_n_leaves() for t in self.model.estimators_))
 
     def describe(self) -> dict:
-        d = {"estimator": "sklearn RandomForestClassifier", "class_weight": "balanced", **self.options}
+        d = {"estimator": "sklearn RandomForestClassifier", "class_weight": "balanced", **self.options,
+             "speaker_norm": self.speaker_norm is not None}
         if self.model is not None:
             d["leaves"] = self.n_leaves()
             d["n_features"] = int(self.model.n_features_in_)

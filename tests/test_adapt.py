@@ -1,0 +1,224 @@
+"""edge_ser.adapt (speaker normalisation) and its use in training, evaluation, classify and the stream engine."""
+import json
+
+import numpy as np
+import pytest
+
+from edge_ser.adapt import EPS, SpeakerNorm
+from edge_ser.errors import ModelError
+
+
+def _norm(rng, shape=(4, 6), axes=(1,), prior=5.0):
+    pop = rng.normal(size=(200,) + shape) * 2 + 3
+    return SpeakerNorm.fit_population(pop, axes, prior), pop
+
+
+def test_population_statistics_pool_the_named_axes(rng):
+    norm, pop = _norm(rng)
+    assert norm.mean.shape == (4, 1) and norm.pooled == 6
+    np.testing.assert_allclose(norm.mean[:, 0], pop.mean(axis=(0, 2)), rtol=1e-12)
+    np.testing.assert_allclose(norm.var[:, 0], pop.var(axis=(0, 2)), rtol=1e-12)
+    per_element = SpeakerNorm.fit_population(pop, (), 5.0)
+    assert per_element.mean.shape == (4, 6) and per_element.pooled == 1
+
+
+def test_no_speech_heard_means_population_statistics(rng):
+    norm, _ = _norm(rng)
+    x = rng.normal(size=(3, 4, 6))
+    expected = (x - norm.mean) / (np.sqrt(norm.var) + EPS)
+    np.testing.assert_allclose(norm.apply(x, norm.stats()), expected, rtol=1e-5)
+    np.testing.assert_allclose(norm.apply(x, None), expected, rtol=1e-5)
+
+
+def test_statistics_are_the_speaker_windows_plus_a_prior_of_k_windows(rng):
+    norm, _ = _norm(rng, prior=5.0)
+    speaker = rng.normal(size=(40, 4, 6)) * 0.5 - 7
+    stats = norm.stats().update(speaker[:15]).update(speaker[15:])  # in pieces = at once
+    assert stats.windows == 40
+    mean, var = stats.mean_var()
+    # the prior as 5 windows whose every element has the population's mean and variance
+    n, k = 40 * 6, 5 * 6
+    m = (speaker.sum(axis=(0, 2)) + k * norm.mean[:, 0]) / (n + k)
+    second = (np.square(speaker).sum(axis=(0, 2)) + k * (norm.var[:, 0] + norm.mean[:, 0] ** 2)) / (n + k)
+    np.testing.assert_allclose(mean[:, 0], m, rtol=1e-10)
+    np.testing.assert_allclose(var[:, 0], second - m ** 2, rtol=1e-8)
+    # a long session converges to the speaker's own statistics
+    long = norm.stats().update(np.concatenate([speaker] * 5000))
+    lm, lv = long.mean_var()
+    np.testing.assert_allclose(lm[:, 0], speaker.mean(axis=(0, 2)), atol=0.05)
+    np.testing.assert_allclose(lv[:, 0], speaker.var(axis=(0, 2)), rtol=0.05)
+    z = norm.apply(speaker, long)
+    assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.05
+
+
+def test_wrong_input_shape_is_refused(rng):
+    norm, _ = _norm(rng)
+    with pytest.raises(ValueError, match="shape"):
+        norm.stats().update(np.zeros((2, 5, 6)))
+
+
+def test_manifest_round_trip_and_invalid_specs(rng):
+    norm, _ = _norm(rng)
+    back = SpeakerNorm.from_manifest(json.loads(json.dumps(norm.to_manifest())), [4, 6])
+    assert back.axes == (1,) and back.prior_windows == 5.0
+    np.testing.assert_allclose(back.mean, norm.mean, atol=1e-6)
+    spec = norm.to_manifest()
+    with pytest.raises(ValueError, match="expected"):
+        SpeakerNorm.from_manifest(spec, [5, 6])
+    with pytest.raises(ValueError, match="axes"):
+        SpeakerNorm.from_manifest(dict(spec, axes=[3]), [4, 6])
+    with pytest.raises(ValueError, match="non-negative"):
+        SpeakerNorm.from_manifest(dict(spec, var=[[-1.0]] * 4), [4, 6])
+    with pytest.raises(ValueError, match="prior_windows"):
+        SpeakerNorm.from_manifest(dict(spec, prior_windows=0), [4, 6])
+
+
+# --- a tiny real model trained with speaker normalisation ----------------------------------------------------
+
+pytest.importorskip("sklearn")
+
+
+@pytest.fixture(scope="module")
+def adapted(tmp_path_factory):
+    """A basic6 RFC with speaker normalisation trained on a generated RAVDESS-layout corpus (2-fold CV)."""
+    from corpus_factory import make_ravdess
+
+    from export.train import TrainConfig, run
+
+    base = tmp_path_factory.mktemp("adapt")
+    import os
+    os.environ["EDGE_SER_CACHE"] = str(base / "cache")
+    corpus = make_ravdess(base / "ravdess", actors=(1, 2, 3, 4, 5, 6), seconds=1.2)
+    out = base / "basic6-rfc"
+    cfg = TrainConfig(task="basic6", kind="rfc", augment=(), folds=2, window_seconds=1.0,
+                      kind_options={"n_estimators": 20, "max_leaf_nodes": 30})
+    result = run([corpus], cfg, out, log=lambda *a: None)
+    return corpus, out, result
+
+
+def test_training_writes_the_population_statistics_and_both_cv_regimes(adapted):
+    from edge_ser.manifest import read_manifest
+    from edge_ser.models import load_model
+
+    _, out, result = adapted
+    m = read_manifest(out)
+    assert m.manifest_version == 2
+    sn = m.input["speaker_norm"]
+    assert sn["axes"] == [] and sn["prior_windows"] == 10.0 and len(sn["mean"]) == m.input["shape"][0]
+    assert m.input["params"]["absolute"] is True
+    cv = result["cv"]
+    assert set(cv["clip_adapt"]) == {"accuracy", "balanced_accuracy", "macro_f1"}
+    assert all("clip_adapt" in f for f in cv["per_fold"])
+    assert m.metrics["clip_adapt"]["accuracy"]["mean"] == cv["clip_adapt"]["accuracy"]["mean"]
+    model = load_model(out)
+    assert model.speaker_norm is not None and model.speaker_norm.shape == tuple(m.input["shape"])
+
+
+def test_runtime_normalises_a_speaker_exactly_as_training_did(adapted):
+    """Training's speaker-normalised inputs of a clip == the runtime's: the clip's raw inputs standardised by the
+    statistics of every clip of its speaker (Model.adapt_file), with the manifest's population prior."""
+    from edge_ser.audio import load_audio
+    from edge_ser.models import load_model
+    from export import kinds
+    from export.train import TrainConfig, load_data
+
+    corpus, out, _ = adapted
+    model = load_model(out)
+    cfg = TrainConfig(task="basic6", kind="rfc", window_seconds=1.0)
+    data = load_data([corpus], cfg, kinds.make("rfc", 6))
+    data.norm = model.speaker_norm
+    speaker = data.speakers[0]
+    stats = model.speaker_stats()
+    for j in np.flatnonzero(data.speakers == speaker):
+        model.adapt_file(data.clips[j].path, stats)
+    for i in np.flatnonzero(data.speakers == speaker)[:3]:
+        runtime = model.normalize(model.clip_inputs(load_audio(data.clips[i].path)), stats)
+        np.testing.assert_allclose(runtime, data.inputs(int(i)), atol=2e-4)
+        clip_alone = model.normalize(model.clip_inputs(load_audio(data.clips[i].path)),
+                                     model.speaker_stats().update(model.clip_inputs(load_audio(data.clips[i].path))))
+        np.testing.assert_allclose(clip_alone, data.regime_inputs(int(i), "", "clip"), atol=2e-4)
+
+
+def test_evaluate_adapt_modes(adapted, capsys):
+    from edge_ser.cli import main
+
+    corpus, out, _ = adapted
+    results = {}
+    for mode in ("speaker", "clip", "none"):
+        assert main(["evaluate", "--model", str(out), "--data", str(corpus), "--adapt", mode, "--json"]) == 0
+        results[mode] = json.loads(capsys.readouterr().out)
+        assert results[mode]["adapt"] == mode and results[mode]["n"] == 6 * 11
+    assert "each speaker's statistics" in results["speaker"]["protocol"]
+    assert main(["evaluate", "--model", str(out), "--data", str(corpus), "--adapt", "bogus"]) == 2
+    assert "adapt must be one of" in capsys.readouterr().err
+
+
+def test_classify_adapt_modes(adapted, capsys):
+    from edge_ser.audio import load_audio
+    from edge_ser.cli import main
+    from edge_ser.models import load_model
+
+    corpus, out, _ = adapted
+    files = sorted(str(p) for p in (corpus / "Actor_01").glob("*.wav"))[:4]
+    model = load_model(out)
+    outputs = {}
+    for mode in ("file", "together", "none"):
+        assert main(["classify", *files, "--model", str(out), "--adapt", mode, "--json"]) == 0
+        outputs[mode] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert [o["adapt"] for o in outputs[mode]] == [mode] * 4
+    # 'file': each file alone == Model.classify_audio with fresh statistics
+    p = model.classify_audio(load_audio(files[0]))
+    assert outputs["file"][0]["scores"] == model.describe(p)["scores"]
+    # 'together': statistics of all four files, then each file scored with them
+    stats = model.speaker_stats()
+    for f in files:
+        stats.update(model.clip_inputs(load_audio(f)))
+    p = model.classify_audio(load_audio(files[1]), stats=stats, update=False)
+    assert outputs["together"][1]["scores"] == model.describe(p)["scores"]
+    # 'none': the population alone
+    p = model.predict(model.normalize(model.clip_inputs(load_audio(files[2])), None)).mean(axis=0)
+    assert outputs["none"][2]["scores"] == model.describe(p)["scores"]
+    assert main(["classify", files[0], "--model", str(out), "--adapt", "speaker"]) == 2
+    assert "--adapt must be one of" in capsys.readouterr().err
+
+
+def test_engine_adapts_on_full_speech_windows_only_and_keeps_it_across_reset(adapted):
+    from corpus_factory import tone
+
+    from edge_ser.models import load_model
+    from edge_ser.stream import Engine
+
+    _, out, _ = adapted
+    model = load_model(out)
+    engine = Engine(model, hop_seconds=0.5, warmup=False)
+    silence = np.zeros(16000 * 2, np.float32)
+    engine.feed(silence)
+    assert engine.adaptation.windows == 0  # no speech, nothing learnt
+    speech = np.concatenate([tone("angry", "high", 1.0, seed=k) for k in range(4)])
+    events = engine.feed(speech)
+    speech_hops = sum(e.speech for e in events)
+    assert 0 < engine.adaptation.windows <= speech_hops
+    heard = engine.adaptation.windows
+    engine.reset()
+    assert engine.adaptation.windows == heard
+    engine.reset_adaptation()
+    assert engine.adaptation.windows == 0
+    off = Engine(model, hop_seconds=0.5, warmup=False, adapt=False)
+    off.feed(speech)
+    assert off.adaptation is None
+
+
+def test_invalid_speaker_norm_in_a_manifest_is_a_model_error(adapted, tmp_path):
+    import shutil
+
+    from edge_ser.models import load_model
+
+    _, out, _ = adapted
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    path = bad / "manifest.json"
+    m = json.loads(path.read_text())
+    m["input"]["speaker_norm"]["mean"] = m["input"]["speaker_norm"]["mean"][:-1]
+    path.write_text(json.dumps(m))
+    with pytest.raises(ModelError, match="speaker_norm is invalid"):
+        load_model(bad)
