@@ -5,6 +5,8 @@ A model's manifest names its features in ``input.features`` with their parameter
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from .frontend import AMIN, apply_top_db
@@ -101,6 +103,16 @@ def log_mel_stats(db: np.ndarray, n_frames: int, top_db: float | None = 80.0, ba
     return feats.astype(np.float32)
 
 
+@lru_cache(maxsize=8)
+def _dct_matrix(n: int, n_out: int) -> np.ndarray:
+    """The first ``n_out`` rows of the orthonormal DCT-II of length ``n`` (scipy.fft.dct(..., norm="ortho")); a
+    matrix product here spares the runtime scipy.fft's import (~20 MB resident) for a 32-point transform."""
+    k = np.arange(n_out)[:, None]
+    m = np.cos(np.pi * (np.arange(n)[None, :] + 0.5) * k / n) * np.sqrt(2.0 / n)
+    m[0] /= np.sqrt(2.0)
+    return m
+
+
 def _skew(v: np.ndarray) -> float:
     sd = v.std()
     return float(((v - v.mean()) ** 3).mean() / (sd ** 3 + 1e-6))
@@ -145,8 +157,6 @@ def band_stats(db: np.ndarray, n_frames: int, top_db: float | None = 80.0, bands
     the levels themselves (dB): the active frames' mean, maximum and median level and each band's mean over them.
     They depend on gain and microphone, so they are only meaningful relative to the speaker (`edge_ser.adapt`).
     """
-    from scipy.fft import dct
-
     x = _floor(fit_frames(np.asarray(db, dtype=np.float32), n_frames), top_db).astype(np.float64)
     n_mels = x.shape[0]
     if n_mels % bands:
@@ -161,7 +171,7 @@ def band_stats(db: np.ndarray, n_frames: int, top_db: float | None = 80.0, bands
         rel = rel - rel.mean(axis=1, keepdims=True)
     pct = np.percentile(rel, [10, 90], axis=1)
     delta = np.abs(np.diff(pooled, axis=1)).mean(axis=1) if pooled.shape[1] > 1 else np.zeros(bands)
-    ceps = dct(rel, type=2, axis=0, norm="ortho")[:n_ceps]
+    ceps = _dct_matrix(bands, min(n_ceps, bands)) @ rel
     lv = level[active] - ref
     dlv = np.abs(np.diff(lv)).mean() if lv.size > 1 else 0.0
     idx = np.arange(bands, dtype=np.float64)

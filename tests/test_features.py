@@ -98,3 +98,12 @@ def test_pitch_proxy_tracks_f0():
 def test_compute_unknown_features_raises():
     with pytest.raises(ValueError):
         features.compute(_db(4), "nope", {})
+
+
+def test_band_stats_cepstra_equal_scipy_dct():
+    """band_stats' DCT is a numpy matrix product (no scipy.fft import at run time) equal to scipy's ortho DCT-II."""
+    from scipy.fft import dct
+
+    from edge_ser.features import _dct_matrix
+    x = np.random.default_rng(3).normal(size=(32, 40))
+    np.testing.assert_allclose(_dct_matrix(32, 13) @ x, dct(x, type=2, axis=0, norm="ortho")[:13], atol=1e-12)

@@ -100,6 +100,7 @@ class RFC:
         del onx.graph.output[:]
         onx.graph.output.extend(keep)
         _drop_zero_leaf_weights(onx)
+        _drop_default_attributes(onx)
         if len(self.model.classes_) != self.n_classes:
             _widen(onx, self.model.classes_, self.n_classes)
         onnx.checker.check_model(onx)
@@ -145,3 +146,21 @@ def _drop_zero_leaf_weights(onx) -> None:
             vals = vals.astype(np.float32).tolist() if name == "class_weights" else vals.astype(int).tolist()
             node.attribute.remove(attrs[name])
             node.attribute.append(helper.make_attribute(name, vals))
+
+
+# optional TreeEnsemble attributes skl2onnx writes with nothing but their default values (the spec's defaults:
+# hit rates 1, missing values go false); onnxruntime holds each while it builds the trees (~5 MB of peak load
+# memory for a 200-tree forest), so they are left out when every value is the default
+_DEFAULT_ATTRIBUTES = {"nodes_hitrates": 1.0, "nodes_missing_value_tracks_true": 0}
+
+
+def _drop_default_attributes(onx) -> None:
+    from onnx import helper
+    for node in onx.graph.node:
+        if node.op_type != "TreeEnsembleClassifier":
+            continue
+        for a in list(node.attribute):
+            if a.name in _DEFAULT_ATTRIBUTES:
+                vals = np.asarray(helper.get_attribute_value(a))
+                if vals.size and np.all(vals == _DEFAULT_ATTRIBUTES[a.name]):
+                    node.attribute.remove(a)
