@@ -168,7 +168,7 @@ def build_cnn(out_float: Path, out_int8: Path) -> tuple[Path, Path]:
             return to_tflite(keras_model)
         fixed = net(batch_size=1)  # also covers the runner's batch-1 path
         fixed.set_weights(keras_model.get_weights())
-        return to_tflite(fixed, "int8", x[::4])
+        return to_tflite(fixed, "int8", x[::4], integer_io=True)  # int8 tensors in and out: the runner's path
 
     spec = {"features": "log_mel_image", "params": params, "shape": [int(s) for s in shape], "dtype": "float32"}
     for out, int8, name in ((out_float, False, "tiny-cnn"), (out_int8, True, "tiny-cnn-int8")):

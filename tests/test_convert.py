@@ -59,3 +59,34 @@ def test_export_needs_a_trained_directory(tmp_path, capsys):
     assert "no native/" in capsys.readouterr().err
     assert main(["export", "--model", str(tmp_path / "nope"), "--format", "onnx"]) == 2
     assert "no such model directory" in capsys.readouterr().err
+
+
+def test_int8_tflite_keeps_first_conv_and_head_in_float(tmp_path):
+    """The int8 recipe: float32 input/output, int8 middle layers, the first convolution and the logits' dense layer
+    (and softmax) in float; ``integer_io`` gives the fully integer file.  Both run in the runtime's TFLite runner."""
+    pytest.importorskip("tensorflow")
+    from edge_ser.models import TFLiteRunner
+    from export.kinds.cnn import build_network, to_tflite
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 16, 12, 1)).astype(np.float32)
+    net = build_network(x.shape[1:], 5, filters=(4, 8, 8, 8))
+    expected = net.predict(x[64:], verbose=0)
+    labels = list("abcde")
+
+    (tmp_path / "mixed.tflite").write_bytes(to_tflite(net, "int8", x[:64]))
+    runner = TFLiteRunner(tmp_path / "mixed.tflite")
+    assert runner.inp["dtype"] == np.float32 and runner.out["dtype"] == np.float32
+    weights = {t["name"]: t["dtype"] for t in runner.interpreter.get_tensor_details()
+               if t["name"].endswith(("/convolution", "/MatMul"))}
+    kinds = {layer: {d for n, d in weights.items() if f"/{layer}" in n}
+             for layer in ("conv1", "conv2", "conv4", "dense", "probabilities")}
+    assert kinds == {"conv1": {np.float32}, "conv2": {np.int8}, "conv4": {np.int8}, "dense": {np.int8},
+                     "probabilities": {np.float32}}
+    got = np.concatenate([runner(x[i:i + 1], labels) for i in range(64, 96)])
+    assert np.abs(got - expected).max() < 0.02
+
+    (tmp_path / "integer.tflite").write_bytes(to_tflite(net, "int8", x[:64], integer_io=True))
+    runner = TFLiteRunner(tmp_path / "integer.tflite")
+    assert runner.inp["dtype"] == np.int8 and runner.out["dtype"] == np.int8
+    got = np.concatenate([runner(x[i:i + 1], labels) for i in range(64, 96)])
+    assert np.abs(got - expected).max() < 0.05

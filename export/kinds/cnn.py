@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -202,10 +203,21 @@ class CNN:
         return path
 
 
-def to_tflite(model, quantize: str = "none", representative=None) -> bytes:
-    """A Keras model as TFLite: float32 (``none``), dynamic range, or full int8 calibrated on ``representative``
-    inputs.  Uses ``from_keras_model`` (``from_concrete_functions`` drops a Keras 3 model's weights); dynamic range
-    keeps per-tensor quantisation for dense layers so tflite-runtime 2.14 can load the file too."""
+def to_tflite(model, quantize: str = "none", representative=None, integer_io: bool = False) -> bytes:
+    """A Keras model as TFLite: float32 (``none``), dynamic range, or int8 calibrated on ``representative`` inputs.
+
+    ``int8`` (mixed precision): every layer's weights and activations are int8 (convolutions per channel, dense
+    layers per tensor) except the first convolution and the classifier head (the logits' dense layer and the
+    softmax), which stay float32, as do the input and output tensors.  Quantised logits (steps of 1/255 of their
+    calibrated range, ~0.1) and an int8 softmax (steps of 1/256) turn a float model's near-ties into exact ties that
+    argmax breaks towards the first class, and the first convolution sees the input at int8 resolution: with both
+    in float, the int8 file's top-1 agreement with the float model on held-out speakers' windows rose from 94-95%
+    to 98-99% (fine15-cnn; basic6-cnn 98-98.5% -> 98.5-99%) for ~2 KB and no measurable time (measurements in the
+    commit that introduced this).  Calibrating on more windows or on augmented copies did not help (augmented:
+    worse).  ``integer_io=True``: fully integer instead, int8 input/output and every layer int8 (for integer-only
+    accelerators; lower agreement).
+    Uses ``from_keras_model`` (``from_concrete_functions`` drops a Keras 3 model's weights); dense layers are
+    quantised per tensor in dynamic range and int8 so tflite-runtime 2.14 can load the file too."""
     tf = _tf()
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     if quantize == "dynamic":
@@ -221,9 +233,41 @@ def to_tflite(model, quantize: str = "none", representative=None) -> bytes:
                 yield [rep[i:i + 1]]
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.representative_dataset = gen
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        conv.inference_input_type = tf.int8
-        conv.inference_output_type = tf.int8
+        conv._experimental_disable_per_channel_quantization_for_dense_layers = True
+        with warnings.catch_warnings():  # "Statistics for quantized inputs were expected": TF's own calibration
+            warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+            if integer_io:
+                conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+                conv.inference_input_type = tf.int8
+                conv.inference_output_type = tf.int8
+                return conv.convert()
+            # calibrate, then quantise with the float layers left out (what tf.lite.experimental's
+            # QuantizationDebugger does for its denylists)
+            from tensorflow.lite.python.convert import mlir_quantize
+            conv._experimental_calibrate_only = True
+            calibrated = conv.convert()
+            return mlir_quantize(calibrated, disable_per_channel_for_dense_layers=True, denylisted_ops=["SOFTMAX"],
+                                 denylisted_nodes=_float_layers(calibrated))
     elif quantize != "none":
         raise ValueError(f"unknown quantisation {quantize!r} (none, dynamic, int8)")
     return conv.convert()
+
+
+def _float_layers(flatbuffer: bytes) -> list[str]:
+    """Output tensor names of the layers the int8 recipe keeps in float: the convolution / dense layer reading the
+    model's input, and the dense layer feeding the softmax (the logits)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+    m = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    graph = m.subgraphs[0]
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in m.operatorCodes]
+    ops = [(codes[op.opcodeIndex], list(op.inputs), list(op.outputs)) for op in graph.operators]
+    op_ = schema.BuiltinOperator
+    layers = (op_.CONV_2D, op_.DEPTHWISE_CONV_2D, op_.FULLY_CONNECTED)
+    keep = [outs[0] for code, ins, outs in ops if code in layers and ins and ins[0] in set(graph.inputs)]
+    producer = {t: (code, outs) for code, _ins, outs in ops for t in outs}
+    for code, ins, _outs in ops:
+        if code == op_.SOFTMAX and ins[0] in producer and producer[ins[0]][0] == op_.FULLY_CONNECTED:
+            keep.append(ins[0])
+    name = graph.tensors
+    return [name[t].name.decode() if isinstance(name[t].name, bytes) else name[t].name for t in keep]
