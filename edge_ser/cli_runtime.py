@@ -182,7 +182,9 @@ def listen_cmd(
         where = (f"input device {d['index']}: {d['name']} at {source.sample_rate} Hz"
                  + ("" if source.sample_rate == 16000 else " resampled to 16000 Hz"))
     say(f"listening: {where}; model {m.name} ({m.format}, {s.threads} thread(s)), hop {s.hop_seconds:g} s, "
-        f"window {m.window_seconds:g} s [{s.reason}]" + ("" if input is not None else "; Ctrl-C to stop"))
+        f"window {m.window_seconds:g} s"
+        + ("" if m.speaker_norm is None else f", adapting to the speaker{'' if adapt else ' off (--no-adapt)'}")
+        + f" [{s.reason}]" + ("" if input is not None else "; Ctrl-C to stop"))
 
     previous = signal.getsignal(signal.SIGTERM)
     if previous in (signal.SIG_DFL, None) and _main_thread():
