@@ -458,7 +458,9 @@ def run(roots, cfg: TrainConfig, out: Path, name: str | None = None, ssl: SslHoo
     native.mkdir(exist_ok=True)
     model.save(native)
     Xv, yv, _ = design(data, va)
-    np.savez_compressed(native / "heldout.npz", X=Xv[:512], y=yv[:512])
+    # parity windows spread over every validation speaker (the first 512 covered only 3 of basic6's 10)
+    pick = np.unique(np.linspace(0, len(Xv) - 1, min(len(Xv), 2048)).round().astype(int))
+    np.savez_compressed(native / "heldout.npz", X=Xv[pick], y=yv[pick])
     Xr, _, _ = design(data, tr[np.random.default_rng(cfg.seed).permutation(len(tr))[:200]])
     np.save(native / "representative.npy", Xr[:400])
     metrics_block = {"validation": {k: val[k] for k in ("n", *metrics.SUMMARY_KEYS)},
