@@ -276,10 +276,32 @@ def pseudo_label(model_spec, roots, threshold: float | None = None, corpus: str 
                        f"CREMA-D *_XX) in {', '.join(map(str, roots))}")
     probs = np.full((len(pool), len(model.labels)), np.nan, np.float32)
     unreadable = {}
+    stats = {}
+    if model.speaker_norm is not None:
+        # speaker adaptation as in training: each speaker's statistics over their labelled fine15 clips (CREMA-D's
+        # IEO sentence), or over their pool clips when the --data folders hold none of those
+        labelled, _, _ = corpora.for_task(clips, "fine15")
+        pool_speakers = {c.speaker for c in pool}
+        by_speaker: dict = {}
+        for c in labelled:
+            if c.speaker in pool_speakers:
+                by_speaker.setdefault(c.speaker, []).append(c)
+        for c in pool:
+            if c.speaker not in by_speaker or by_speaker[c.speaker][0].intensity is None:
+                by_speaker.setdefault(c.speaker, []).append(c)
+        for spk, members in tqdm(list(by_speaker.items()), desc="speaker statistics", unit="speaker",
+                                 disable=not progress, mininterval=2.0, leave=False):
+            st = model.speaker_stats()
+            for c in members:
+                try:
+                    model.adapt_file(c.path, st)
+                except AudioError:
+                    pass  # an unreadable pool clip is reported below
+            stats[spk] = st
     for k, c in enumerate(tqdm(pool, desc="pseudo-label", unit="clip", disable=not progress, mininterval=2.0,
                                leave=False)):
-        try:
-            probs[k] = model.classify_file(c.path)[0]  # block by block, as `edge-ser classify`
+        try:  # block by block, as `edge-ser classify` (adapted to the clip's speaker)
+            probs[k] = model.classify_file(c.path, stats=stats.get(c.speaker), update=False)[0]
         except AudioError as exc:
             unreadable[c.path] = str(exc)
     d = decide(probs, [c.emotion for c in pool], model.labels, threshold)
@@ -287,7 +309,9 @@ def pseudo_label(model_spec, roots, threshold: float | None = None, corpus: str 
     summary = {"model": model.name, "model_path": str(model.path), "format": model.format,
                "threshold": float(threshold), **summarise(rows), "unreadable": unreadable,
                "corpora": [s.to_dict() for s in summaries],
-               "rule": "accepted = predicted emotion equals the known emotion and confidence >= threshold"}
+               "rule": "accepted = predicted emotion equals the known emotion and confidence >= threshold",
+               "adapt": ("each clip standardised by its speaker's statistics (their labelled fine15 clips, else "
+                         "their pool clips)") if model.speaker_norm is not None else None}
     levels = {}
     for root in roots:
         levels.update(crowd_levels(root))
