@@ -97,7 +97,7 @@ class SpeakerNorm:
         """From ``input.speaker_norm``; ValueError when it does not fit the input shape."""
         shape = tuple(int(s) for s in input_shape)
         axes = tuple(int(a) for a in spec.get("axes", ()))
-        if any(not 0 <= a < len(shape) for a in axes):
+        if any(not 0 <= a < len(shape) for a in axes) or len(set(axes)) != len(axes):
             raise ValueError(f"speaker_norm axes {list(axes)} do not fit an input of shape {list(shape)}")
         want = tuple(1 if i in axes else s for i, s in enumerate(shape))
         mean = np.asarray(spec["mean"], dtype=np.float64)
@@ -108,6 +108,6 @@ class SpeakerNorm:
         if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(var)) and np.all(var >= 0)):
             raise ValueError("speaker_norm statistics must be finite with non-negative variances")
         prior = float(spec.get("prior_windows", 20.0))
-        if not prior > 0:
-            raise ValueError("speaker_norm prior_windows must be positive")
+        if not (np.isfinite(prior) and prior > 0):
+            raise ValueError("speaker_norm prior_windows must be a positive number")
         return cls(shape, axes, mean, var, prior)

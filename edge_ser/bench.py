@@ -143,9 +143,10 @@ def time_components(model, audio: np.ndarray, hop_seconds: float, max_hops: int 
         frames = fe.push(audio[pos:pos + hop])
         pos += hop
         ring = np.concatenate([ring, frames], axis=1)[:, -n_frames:]
-    x = model.input_for(ring)
-    model.predict(x[None])
-    model.predict(x[None])
+    stats = model.speaker_stats()  # a speaker-normalised model adapts hop by hop, as `listen` does
+    x = model.input_for(ring)[None]
+    model.predict(model.normalize(x, stats))
+    model.predict(model.normalize(x, stats))
     t_fe, t_feat, t_inf = [], [], []
     start = time.perf_counter()
     while pos + hop <= len(audio):
@@ -153,9 +154,12 @@ def time_components(model, audio: np.ndarray, hop_seconds: float, max_hops: int 
         frames = fe.push(audio[pos:pos + hop])
         t1 = time.perf_counter()
         ring = np.concatenate([ring, frames], axis=1)[:, -n_frames:]
-        x = model.input_for(ring)
+        x = model.input_for(ring)[None]
+        if stats is not None:
+            stats.update(x)
+        x = model.normalize(x, stats)
         t2 = time.perf_counter()
-        model.predict(x[None])
+        model.predict(x)
         t3 = time.perf_counter()
         t_fe.append(t1 - t0)
         t_feat.append(t2 - t1)
@@ -228,7 +232,7 @@ def _worker(args: dict) -> None:
         first = "engine event"
     except ImportError:  # pragma: no cover - the stream engine is part of the runtime
         x = model.input_for(model.frames(audio[: int(model.window_seconds * SAMPLE_RATE)]))
-        model.predict(x[None])
+        model.predict(model.normalize(x[None]))
         first = "first window's prediction"
     print(json.dumps({"first_event": first}), flush=True)
     result = {"model": model.name, "model_path": str(model.path), "format": model.format,

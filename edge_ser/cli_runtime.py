@@ -183,7 +183,8 @@ def listen_cmd(
                  + ("" if source.sample_rate == 16000 else " resampled to 16000 Hz"))
     say(f"listening: {where}; model {m.name} ({m.format}, {s.threads} thread(s)), hop {s.hop_seconds:g} s, "
         f"window {m.window_seconds:g} s"
-        + ("" if m.speaker_norm is None else f", adapting to the speaker{'' if adapt else ' off (--no-adapt)'}")
+        + ("" if m.speaker_norm is None else (", adapting to the speaker" if adapt else
+                                              ", speaker adaptation off (--no-adapt)"))
         + f" [{s.reason}]" + ("" if input is not None else "; Ctrl-C to stop"))
 
     previous = signal.getsignal(signal.SIGTERM)

@@ -75,6 +75,8 @@ def sha256_of(path: Path) -> str:
 def write_manifest(model_dir: Path, manifest: Manifest) -> Path:
     """Fill in ``formats`` and ``sha256`` from the model files present and write ``manifest.json``."""
     model_dir = Path(model_dir)
+    # the oldest version that describes the model, so older runtimes still run models they can run
+    manifest.manifest_version = MANIFEST_VERSION if manifest.input.get("speaker_norm") is not None else 1
     manifest.formats = [fmt for fmt, fname in MODEL_FILES.items() if (model_dir / fname).exists()]
     manifest.sha256 = {MODEL_FILES[f]: sha256_of(model_dir / MODEL_FILES[f]) for f in manifest.formats}
     path = model_dir / "manifest.json"

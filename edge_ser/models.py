@@ -436,8 +436,15 @@ class Model:
                       predict: bool = True) -> tuple[np.ndarray, float]:
         """Probabilities per label for an audio file read block by block (bounded memory, any length, rate or
         channel count); returns ``(probabilities, duration in seconds)``.  AudioError for unreadable audio.
-        ``stats``/``update``: speaker adaptation, as in `classify_blocks`."""
+        ``stats``/``update``: speaker adaptation, as in `classify_blocks`, except that a speaker-normalised model
+        given no ``stats`` reads the file twice: its statistics over the whole file first, then the windows scored
+        with them (what training's "each clip alone" regime is, for a file of any length)."""
         from .sources import FileSource
+
+        if predict and update and stats is None and self.speaker_norm is not None:
+            stats = self.speaker_stats()
+            self.adapt_file(path, stats, hop_seconds)
+            update = False
 
         source = FileSource(path, realtime=False, block_seconds=1.0, target_rate=self.frontend.sample_rate)
         probs, samples = self.classify_blocks(iter(source), hop_seconds, stats=stats, update=update, predict=predict)

@@ -278,16 +278,17 @@ def pseudo_label(model_spec, roots, threshold: float | None = None, corpus: str 
     unreadable = {}
     stats = {}
     if model.speaker_norm is not None:
-        # speaker adaptation as in training: each speaker's statistics over their labelled fine15 clips (CREMA-D's
-        # IEO sentence), or over their pool clips when the --data folders hold none of those
+        # speaker adaptation: each speaker's statistics over their labelled fine15 clips (CREMA-D's IEO sentence),
+        # as training computed them, or over their pool clips when the --data folders hold none of those
         labelled, _, _ = corpora.for_task(clips, "fine15")
         pool_speakers = {c.speaker for c in pool}
         by_speaker: dict = {}
         for c in labelled:
             if c.speaker in pool_speakers:
                 by_speaker.setdefault(c.speaker, []).append(c)
+        no_labelled = pool_speakers - set(by_speaker)
         for c in pool:
-            if c.speaker not in by_speaker or by_speaker[c.speaker][0].intensity is None:
+            if c.speaker in no_labelled:
                 by_speaker.setdefault(c.speaker, []).append(c)
         for spk, members in tqdm(list(by_speaker.items()), desc="speaker statistics", unit="speaker",
                                  disable=not progress, mininterval=2.0, leave=False):
@@ -453,8 +454,9 @@ def experiment(roots, cfg, scfg: SslConfig, log=print, checkpoint: Path | None =
                                                         "folds_done": done}, indent=1) + "\n")
 
     after = cross_validate(data, cfg, hook, fold_log)
-    for k in range(len(before), len(hook.records)):
-        score_set1(k)
+    if len(before) != len(hook.records):  # each fold's set-1 model is scored as its fold ends (fold_log), while
+        # the fold's population statistics are in place; scoring it now would use the last fold's
+        raise RuntimeError(f"scored {len(before)} of {len(hook.records)} folds' set-1 models (fold log not parsed)")
     levels = {}
     for root in roots:
         levels.update(crowd_levels(root))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -141,7 +142,7 @@ class Data:
         stats = self.norm.stats().update(x)
         if regime == "few":
             others = [int(j) for j in np.flatnonzero(self.speakers == self.speakers[i]) if j != i]
-            rng = np.random.default_rng([self.norm_seed, i, len(variant)])
+            rng = np.random.default_rng([self.norm_seed, i, _variant_id(variant)])
             for j in rng.permutation(others)[:2]:
                 other = self.raw(int(j), variant)
                 if other is not None:
@@ -166,6 +167,11 @@ class Data:
             self.raw(i, v)
 
 
+def _variant_id(variant: str) -> int:
+    """A stable integer per augmentation variant, for seeding its draws ("" -> 0)."""
+    return zlib.crc32(variant.encode()) if variant else 0
+
+
 def load_data(roots, cfg: TrainConfig, kind) -> Data:
     clips, summaries = corpora.load_corpora(roots, cfg.corpus)
     kept, labs, _left = corpora.for_task(clips, cfg.task)
@@ -183,7 +189,7 @@ def load_data(roots, cfg: TrainConfig, kind) -> Data:
         emotions = [lab.split("_")[0] for lab in labels[::3]]
         partial = [(c, len(labels) + emotions.index(c.emotion)) for c in clips
                    if c.intensity is None and c.emotion in emotions]
-    return Data(kept, y, spk, labels, summaries, cache, spec, partial)
+    return Data(kept, y, spk, labels, summaries, cache, spec, partial, norm_seed=cfg.seed)
 
 
 def partial_groups(labels) -> list[list[int]]:
@@ -206,7 +212,7 @@ def design(data: Data, idx, variants=("",), every: int = 1, mix: dict | None = N
         for i in idx:
             chosen = regimes.items()
             if sample and len(names) > 1:
-                rng = np.random.default_rng([data.norm_seed, int(i), len(v), 7])
+                rng = np.random.default_rng([data.norm_seed, int(i), _variant_id(v), 7])
                 chosen = [(names[rng.choice(len(names), p=shares / shares.sum())], 1.0)]
             for regime, share in chosen:
                 x = data.regime_inputs(i, v, regime)
@@ -457,11 +463,13 @@ def run(roots, cfg: TrainConfig, out: Path, name: str | None = None, ssl: SslHoo
     native = out / "native"
     native.mkdir(exist_ok=True)
     model.save(native)
-    Xv, yv, _ = design(data, va)
-    # parity windows spread over every validation speaker (the first 512 covered only 3 of basic6's 10)
+    # parity windows spread over every validation speaker (the first 512 covered only 3 of basic6's 10), in every
+    # adaptation regime the runtime produces (whole speaker, the clip alone, a few clips)
+    Xv, yv, _ = design(data, va, mix=cfg.adapt_mix)
     pick = np.unique(np.linspace(0, len(Xv) - 1, min(len(Xv), 2048)).round().astype(int))
     np.savez_compressed(native / "heldout.npz", X=Xv[pick], y=yv[pick])
-    Xr, _, _ = design(data, tr[np.random.default_rng(cfg.seed).permutation(len(tr))[:200]])
+    Xr, _, _ = design(data, tr[np.random.default_rng(cfg.seed).permutation(len(tr))[:200]], mix=cfg.adapt_mix,
+                      sample=True)
     np.save(native / "representative.npy", Xr[:400])
     metrics_block = {"validation": {k: val[k] for k in ("n", *metrics.SUMMARY_KEYS)},
                      "validation_protocol": "final model, speaker-disjoint validation part "

@@ -222,3 +222,37 @@ def test_invalid_speaker_norm_in_a_manifest_is_a_model_error(adapted, tmp_path):
     path.write_text(json.dumps(m))
     with pytest.raises(ModelError, match="speaker_norm is invalid"):
         load_model(bad)
+
+
+def test_classify_file_adapts_to_the_whole_file_whatever_its_length(adapted, tmp_path):
+    """A file longer than one batch of windows (32) is still adapted to all of itself, like training's
+    each-clip-alone regime and `classify_audio`."""
+    import soundfile as sf
+    from corpus_factory import tone
+
+    from edge_ser.models import load_model
+
+    _, out, _ = adapted
+    model = load_model(out)
+    y = np.concatenate([tone(e, "high", 2.0, seed=k) for k, e in enumerate(["angry", "sad", "happy"] * 4)])
+    path = tmp_path / "long.wav"
+    sf.write(str(path), y, 16000)
+    assert len(model.clip_inputs(y)) > 32
+    p_file, seconds = model.classify_file(path)
+    np.testing.assert_allclose(p_file, model.classify_audio(y), atol=1e-5)
+    assert seconds == pytest.approx(24.0)
+
+
+def test_manifest_version_is_the_oldest_that_describes_the_model(adapted, tmp_path):
+    import shutil
+
+    from edge_ser.manifest import read_manifest, write_manifest
+
+    _, out, _ = adapted
+    plain = tmp_path / "plain"
+    shutil.copytree(out, plain)
+    m = read_manifest(plain)
+    assert m.manifest_version == 2
+    del m.input["speaker_norm"]
+    write_manifest(plain, m)
+    assert json.loads((plain / "manifest.json").read_text())["manifest_version"] == 1
