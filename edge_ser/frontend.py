@@ -148,25 +148,44 @@ def hann_window(n_fft: int) -> np.ndarray:
     return w
 
 
-def _power_to_db(mel_power: np.ndarray) -> np.ndarray:
-    return 10.0 * np.log10(np.maximum(mel_power, AMIN))
+class _Workspace:
+    """Preallocated arrays for the frames of one block (up to ``block`` frames): the windowed frames, their
+    spectra, the power of the used bins and the mel power, reused by every block of a call or stream."""
+
+    def __init__(self, cfg: FrontendConfig, block: int = BLOCK_FRAMES):
+        self.cfg = cfg
+        self.block = block
+        self.lo, self.hi, self.groups = _mel_plan(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax)
+        self.window = hann_window(cfg.n_fft)
+        self.windowed = np.empty((block, cfg.n_fft), dtype=np.float64)  # float64, as librosa
+        self.spectrum = np.empty((block, cfg.n_fft // 2 + 1), dtype=np.complex128)
+        self.power = np.empty((block, self.hi - self.lo), dtype=np.float32)
+        self.mel = np.zeros((block, cfg.n_mels), dtype=np.float32)  # filters with no bin stay 0, as librosa
 
 
-def _mel_power_of_frames(frames: np.ndarray, cfg: FrontendConfig) -> np.ndarray:
-    """Mel power ``(n, n_mels)`` of windowed frames ``(n, n_fft)`` (rows may be strided views)."""
-    lo, hi, groups = _mel_plan(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax)
-    window = hann_window(cfg.n_fft)
-    out = np.zeros((frames.shape[0], cfg.n_mels), dtype=np.float32)
-    for start in range(0, frames.shape[0], BLOCK_FRAMES):
-        block = frames[start:start + BLOCK_FRAMES] * window  # float64, as librosa
-        spec = np.fft.rfft(block, axis=-1)[:, lo:hi]
-        power = spec.real ** 2
-        power += spec.imag ** 2
-        power = power.astype(np.float32)
-        rows = out[start:start + BLOCK_FRAMES]
-        for a, b, m0, m1, w in groups:
-            np.matmul(power[:, a:b], w, out=rows[:, m0:m1])
-    return out
+def _mel_power_of_frames(frames: np.ndarray, work: _Workspace) -> np.ndarray:
+    """Mel power ``(n, n_mels)`` of frames ``(n <= work.block, n_fft)`` (rows may be strided views), in
+    ``work.mel`` (overwritten by the next call)."""
+    n = frames.shape[0]
+    windowed = np.multiply(frames, work.window, out=work.windowed[:n])
+    spec = np.fft.rfft(windowed, axis=-1, out=work.spectrum[:n])[:, work.lo:work.hi]
+    power = spec.real ** 2
+    power += spec.imag ** 2
+    power32 = work.power[:n]
+    power32[...] = power
+    mel = work.mel[:n]
+    for a, b, m0, m1, w in work.groups:
+        np.matmul(power32[:, a:b], w, out=mel[:, m0:m1])
+    return mel
+
+
+def _log_mel_frames(frames: np.ndarray, work: _Workspace, out: np.ndarray) -> None:
+    """dB mel power of ``frames (n, n_fft)`` into ``out (n_mels, n)`` (float32, may be a view), block by block."""
+    for start in range(0, frames.shape[0], work.block):
+        mel = _mel_power_of_frames(frames[start:start + work.block], work)
+        np.maximum(mel, AMIN, out=mel)
+        np.log10(mel, out=mel)
+        np.multiply(mel, 10.0, out=out[:, start:start + mel.shape[0]].T)
 
 
 def _as_signal(audio) -> np.ndarray:
@@ -198,10 +217,11 @@ def log_mel(audio, sample_rate: int = 16000, n_fft: int = 2048, hop_length: int 
     frames = np.lib.stride_tricks.as_strided(
         padded, shape=(n_frames, n_fft), strides=(padded.strides[0] * hop_length, padded.strides[0]),
         writeable=False)
-    db = _power_to_db(_mel_power_of_frames(frames, cfg)).T
-    if top_db is not None:
-        db = apply_top_db(db, top_db)
-    return np.ascontiguousarray(db, dtype=np.float32)
+    db = np.empty((n_mels, n_frames), dtype=np.float32)
+    _log_mel_frames(frames, _Workspace(cfg), db)
+    if top_db is not None and db.size:
+        np.maximum(db, db.max() - top_db, out=db)  # apply_top_db, in place
+    return db
 
 
 def apply_top_db(db: np.ndarray, top_db: float) -> np.ndarray:
@@ -227,7 +247,15 @@ class StreamingLogMel:
 
     def reset(self) -> None:
         cfg = self.config
-        self._buffer = np.zeros(cfg.n_fft // 2, dtype=np.float64)  # the left centre padding
+        self._work = _Workspace(cfg)
+        # Samples not yet consumed by a frame, at the front of a fixed buffer that holds one block of frames:
+        # a push is copied in (as float64) piece by piece, each piece's frames computed in one block.
+        self._buffer = np.zeros(cfg.n_fft + (self._work.block - 1) * cfg.hop_length, dtype=np.float64)
+        self._length = cfg.n_fft // 2  # the left centre padding (zeros)
+        b = self._buffer
+        self._frames = np.lib.stride_tricks.as_strided(  # every frame the buffer can hold, as a view
+            b, shape=(self._work.block, cfg.n_fft), strides=(b.strides[0] * cfg.hop_length, b.strides[0]),
+            writeable=False)
         self.samples_seen = 0
         self.frames_emitted = 0
         self._flushed = False
@@ -235,33 +263,46 @@ class StreamingLogMel:
     def push(self, chunk) -> np.ndarray:
         if self._flushed:
             raise RuntimeError("push() after flush(): call reset() first")
-        y = _as_signal(np.asarray(chunk, dtype=np.float64).reshape(-1))
+        y = np.asarray(chunk)
+        if y.dtype not in (np.float32, np.float64):
+            y = np.asarray(y, dtype=np.float64)
+        y = _as_signal(y.reshape(-1))
         self.samples_seen += len(y)
-        self._buffer = np.concatenate([self._buffer, y]) if len(y) else self._buffer
-        return self._drain()
+        return self._feed(y, self._frames_available(self.config.n_fft // 2 + self.samples_seen))
 
     def flush(self) -> np.ndarray:
         """Pad the end as ``log_mel`` does and return the remaining frames."""
         if self._flushed:
             return np.zeros((self.config.n_mels, 0), dtype=np.float32)
         cfg = self.config
-        self._buffer = np.concatenate([self._buffer, np.zeros(cfg.n_fft // 2)])
-        total = cfg.frames_for(self.samples_seen)
-        out = self._drain(limit=total - self.frames_emitted)
+        out = self._feed(np.zeros(cfg.n_fft // 2), cfg.frames_for(self.samples_seen))
         self._flushed = True
         return out
 
-    def _drain(self, limit: int | None = None) -> np.ndarray:
+    def _frames_available(self, n_samples: int) -> int:
+        """Frames whose samples all lie within the first ``n_samples`` of the (left-padded) signal."""
         cfg = self.config
-        n = 0 if len(self._buffer) < cfg.n_fft else 1 + (len(self._buffer) - cfg.n_fft) // cfg.hop_length
-        if limit is not None:
-            n = max(0, min(n, limit))
-        if n == 0:
-            return np.zeros((cfg.n_mels, 0), dtype=np.float32)
-        b = self._buffer
-        frames = np.lib.stride_tricks.as_strided(
-            b, shape=(n, cfg.n_fft), strides=(b.strides[0] * cfg.hop_length, b.strides[0]), writeable=False)
-        db = _power_to_db(_mel_power_of_frames(frames, cfg)).T
-        self._buffer = b[n * cfg.hop_length:].copy()
-        self.frames_emitted += n
-        return np.ascontiguousarray(db, dtype=np.float32)
+        return 0 if n_samples < cfg.n_fft else 1 + (n_samples - cfg.n_fft) // cfg.hop_length
+
+    def _feed(self, y: np.ndarray, total_frames: int) -> np.ndarray:
+        """Append ``y`` and compute the frames up to ``total_frames`` (emitted so far included)."""
+        cfg, buf = self.config, self._buffer
+        out = np.empty((cfg.n_mels, max(0, total_frames - self.frames_emitted)), dtype=np.float32)
+        done = 0  # columns of out filled
+        pos = 0  # samples of y consumed
+        while True:
+            take = min(len(y) - pos, len(buf) - self._length)
+            buf[self._length:self._length + take] = y[pos:pos + take]
+            self._length += take
+            pos += take
+            n = min(self._frames_available(self._length), out.shape[1] - done)
+            if n > 0:
+                _log_mel_frames(self._frames[:n], self._work, out[:, done:done + n])
+                done += n
+                used = n * cfg.hop_length
+                buf[:self._length - used] = buf[used:self._length]
+                self._length -= used
+            if pos == len(y):
+                break
+        self.frames_emitted += done
+        return out
