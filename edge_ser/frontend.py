@@ -194,9 +194,13 @@ def _as_signal(audio) -> np.ndarray:
         raise ValueError(f"audio must be one-dimensional (mono), got shape {y.shape}")
     if not np.issubdtype(y.dtype, np.floating):
         raise ValueError(f"audio must be floating point, got {y.dtype}")
-    if not np.all(np.isfinite(y)):
-        raise ValueError("audio contains NaN or infinite samples")
+    _check_finite(y)
     return y
+
+
+def _check_finite(y: np.ndarray) -> None:
+    if not np.isfinite(y).all():
+        raise ValueError("audio contains NaN or infinite samples")
 
 
 def log_mel(audio, sample_rate: int = 16000, n_fft: int = 2048, hop_length: int = 512, n_mels: int = 128,
@@ -264,9 +268,10 @@ class StreamingLogMel:
         if self._flushed:
             raise RuntimeError("push() after flush(): call reset() first")
         y = np.asarray(chunk)
-        if y.dtype not in (np.float32, np.float64):
-            y = np.asarray(y, dtype=np.float64)
-        y = _as_signal(y.reshape(-1))
+        if y.dtype.type is not np.float32 and y.dtype.type is not np.float64:
+            y = y.astype(np.float64)  # as np.asarray(chunk, dtype=np.float64): any real input
+        y = y.reshape(-1)
+        _check_finite(y)
         self.samples_seen += len(y)
         return self._feed(y, self._frames_available(self.config.n_fft // 2 + self.samples_seen))
 
