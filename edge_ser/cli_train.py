@@ -87,6 +87,9 @@ def train_cmd(
     seed_protocol: int = typer.Option(0, "--seed-protocol",
                                       help="Also run seed 000's leaky protocol (random 80/20 after augmentation) "
                                            "this many times, for comparison."),
+    speaker_norm: bool = typer.Option(True, "--speaker-norm/--no-speaker-norm", help="Standardise the model's "
+                                      "inputs by each speaker's statistics (edge_ser.adapt); the runtime then "
+                                      "adapts to the voice it hears."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing --out directory."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ):
@@ -126,7 +129,8 @@ def train_cmd(
     if out.exists() and force:
         shutil.rmtree(out)
     cfg = train.TrainConfig(task=task, kind=model, window_seconds=window_seconds, hop_seconds=hop_seconds,
-                            augment=augs, folds=folds, seed=seed, corpus=corpus)
+                            augment=augs, folds=folds, seed=seed, corpus=corpus,
+                            kind_options={"speaker_norm": speaker_norm})
     if ssl:
         hook = make_hook(data, cfg, threshold=ssl_threshold, rounds=rounds, log=_log)
     result = train.run(data, cfg, out, name=name, ssl=hook, seed_protocol_repeats=seed_protocol, log=_log)

@@ -53,7 +53,9 @@ class TrainConfig:
     partial: bool = False
     # speaker-normalised kinds: the adaptation regimes of the training windows and their shares (see `design`)
     adapt_mix: dict = field(default_factory=lambda: {"speaker": 0.5, "clip": 0.25, "few": 0.25})
-    adapt_sample: bool = False  # True: one regime per clip and variant, drawn by share (no extra windows)
+    # True: one regime per clip and variant, drawn by share (no extra windows); None: the kind's default
+    # (``sample_regimes``: the CNN samples, the forest takes every regime)
+    adapt_sample: bool | None = None
 
 
 @dataclass
@@ -264,7 +266,8 @@ def _fit(data: Data, cfg: TrainConfig, train_idx, val_idx, extra=None, seed: int
         extra = list(extra or []) + [p for p in data.partial if p[0].speaker in allowed]
         options["partial_groups"] = partial_groups(data.labels)
     kind = kinds.make(cfg.kind, len(data.labels), **options)
-    X, y, w = design(data, train_idx, ("",) + tuple(cfg.augment), _every(cfg), cfg.adapt_mix, cfg.adapt_sample)
+    sample = cfg.adapt_sample if cfg.adapt_sample is not None else getattr(kind, "sample_regimes", False)
+    X, y, w = design(data, train_idx, ("",) + tuple(cfg.augment), _every(cfg), cfg.adapt_mix, sample)
     if extra:
         ex, ey, ew = _extra_design(data, extra, cfg)
         X, y, w = np.concatenate([X, ex]), np.concatenate([y, ey]), np.concatenate([w, ew])

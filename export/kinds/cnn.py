@@ -64,6 +64,7 @@ class CNN:
     name = "cnn"
     formats = ("onnx", "tflite")
     supports_partial = True
+    sample_regimes = True  # speaker adaptation regimes drawn per training window (export.train.design)
 
     def __init__(self, n_classes: int, epochs: int = 40, patience: int = 8, batch_size: int = 64, lr: float = 1e-3,
                  decay: float = 1e-6, features: str = FEATURES, params: dict | None = None, verbose: int = 0,
