@@ -159,6 +159,7 @@ class _Workspace:
         self.window = hann_window(cfg.n_fft)
         self.windowed = np.empty((block, cfg.n_fft), dtype=np.float64)  # float64, as librosa
         self.spectrum = np.empty((block, cfg.n_fft // 2 + 1), dtype=np.complex128)
+        self.squares = np.empty((block, 2 * (self.hi - self.lo)), dtype=np.float64)
         self.power = np.empty((block, self.hi - self.lo), dtype=np.float32)
         self.mel = np.zeros((block, cfg.n_mels), dtype=np.float32)  # filters with no bin stay 0, as librosa
 
@@ -168,14 +169,13 @@ def _mel_power_of_frames(frames: np.ndarray, work: _Workspace) -> np.ndarray:
     ``work.mel`` (overwritten by the next call)."""
     n = frames.shape[0]
     windowed = np.multiply(frames, work.window, out=work.windowed[:n])
-    spec = np.fft.rfft(windowed, axis=-1, out=work.spectrum[:n])[:, work.lo:work.hi]
-    power = spec.real ** 2
-    power += spec.imag ** 2
-    power32 = work.power[:n]
-    power32[...] = power
+    spectrum = np.fft.rfft(windowed, axis=-1, out=work.spectrum[:n])
+    # |X|^2 of the used bins: square the interleaved (re, im) pairs, add each pair in float64, round to float32
+    squares = np.square(spectrum.view(np.float64)[:, 2 * work.lo:2 * work.hi], out=work.squares[:n])
+    power = np.add(squares[:, 0::2], squares[:, 1::2], out=work.power[:n])
     mel = work.mel[:n]
     for a, b, m0, m1, w in work.groups:
-        np.matmul(power32[:, a:b], w, out=mel[:, m0:m1])
+        np.matmul(power[:, a:b], w, out=mel[:, m0:m1])
     return mel
 
 
