@@ -41,10 +41,9 @@ CSV_FIELDS = ("path", "label", "emotion", "intensity", "confidence", "accepted",
               "predicted_emotion", "expected_intensity")
 THRESHOLD_GRID = tuple(round(x, 2) for x in np.arange(0.0, 0.951, 0.05))
 # Default thresholds of `edge-ser pseudo-label` per model kind (no validation speakers there): the median of the
-# per-fold choices on validation speakers with the shipped recipes ("chosen_thresholds" in
-# reports/ssl/fine15-rfc.json: 0.25 0.25 0.20 0.35 0.25; reports/ssl/cnn-shipped-auto/fine15-cnn.json: 0.30 0.70
-# 0.00 0.25 0.55).
-DEFAULT_THRESHOLDS = {"rfc": 0.25, "cnn": 0.30}
+# per-fold choices on validation speakers with the shipped (speaker-normalised) recipes ("chosen_thresholds" in
+# reports/ssl/fine15-rfc.json: 0.75 0.00 0.25 0.35 0.00; reports/ssl/fine15-cnn.json: 0.80 0.40 0.00 0.25 0.20).
+DEFAULT_THRESHOLDS = {"rfc": 0.25, "cnn": 0.25}
 LEVEL = {i: k for k, i in enumerate(INTENSITIES)}  # low 0, medium 1, high 2
 
 
