@@ -73,26 +73,24 @@ def test_manifest_round_trip_and_invalid_specs(rng):
         SpeakerNorm.from_manifest(dict(spec, prior_windows=0), [4, 6])
 
 
-# --- a tiny real model trained with speaker normalisation ----------------------------------------------------
-
-pytest.importorskip("sklearn")
-
+# --- a tiny real model trained with speaker normalisation (needs the training extra) -------------------------
 
 @pytest.fixture(scope="module")
 def adapted(tmp_path_factory):
     """A basic6 RFC with speaker normalisation trained on a generated RAVDESS-layout corpus (2-fold CV)."""
+    pytest.importorskip("sklearn")
     from corpus_factory import make_ravdess
 
     from export.train import TrainConfig, run
 
     base = tmp_path_factory.mktemp("adapt")
-    import os
-    os.environ["EDGE_SER_CACHE"] = str(base / "cache")
-    corpus = make_ravdess(base / "ravdess", actors=(1, 2, 3, 4, 5, 6), seconds=1.2)
-    out = base / "basic6-rfc"
-    cfg = TrainConfig(task="basic6", kind="rfc", augment=(), folds=2, window_seconds=1.0,
-                      kind_options={"n_estimators": 20, "max_leaf_nodes": 30})
-    result = run([corpus], cfg, out, log=lambda *a: None)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EDGE_SER_CACHE", str(base / "cache"))
+        corpus = make_ravdess(base / "ravdess", actors=(1, 2, 3, 4, 5, 6), seconds=1.2)
+        out = base / "basic6-rfc"
+        cfg = TrainConfig(task="basic6", kind="rfc", augment=(), folds=2, window_seconds=1.0,
+                          kind_options={"n_estimators": 20, "max_leaf_nodes": 30})
+        result = run([corpus], cfg, out, log=lambda *a: None)
     return corpus, out, result
 
 
@@ -124,7 +122,7 @@ def test_runtime_normalises_a_speaker_exactly_as_training_did(adapted):
 
     corpus, out, _ = adapted
     model = load_model(out)
-    cfg = TrainConfig(task="basic6", kind="rfc", window_seconds=1.0)
+    cfg = TrainConfig(task="basic6", kind="rfc", window_seconds=1.0, cache_dir=str(out.parent / "cache"))
     data = load_data([corpus], cfg, kinds.make("rfc", 6))
     data.norm = model.speaker_norm
     speaker = data.speakers[0]

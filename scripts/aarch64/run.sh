@@ -20,7 +20,7 @@ SUITE="${SUITE:-bookworm}"
 MIRROR="${MIRROR:-http://deb.debian.org/debian}"
 HOST_PY="${HOST_PY:-$REPO/.venv/bin/python}"
 DATA="${EDGE_SER_DATA:-$REPO/../shared/data}"
-RUNTIME_TESTS="${RUNTIME_TESTS:-test_frontend.py test_audio.py test_features.py test_models.py test_stream.py \
+RUNTIME_TESTS="${RUNTIME_TESTS:-test_frontend.py test_audio.py test_features.py test_adapt.py test_models.py test_stream.py \
 test_sources.py test_cli.py test_profiles.py test_bundle.py test_bench.py test_bad_input.py}"
 
 log() { echo "[aarch64 $(date -u +%H:%M:%S)] $*"; }
