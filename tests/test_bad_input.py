@@ -276,6 +276,7 @@ def _errors_name_each_bad_file(stderr: str, planted: dict) -> None:
 
 
 def test_evaluate_goes_on_past_bad_clips(ravdess_bad, rfc):
+    pytest.importorskip("sklearn", reason="evaluate needs the 'train' extra")
     root, planted = ravdess_bad
     proc = run_cli("evaluate", "--model", rfc, "--data", str(root), "--task", "basic6", "--json", timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]
@@ -323,6 +324,7 @@ def test_pseudo_label_goes_on_past_bad_clips(tmp_path, bad, tiny_models):
 
 
 def test_corpus_paths_with_non_ascii_names(tmp_path, rfc):
+    pytest.importorskip("sklearn", reason="evaluate needs the 'train' extra")
     root = make_ravdess(tmp_path / "Données émotion 日本" / "RAVDESS", actors=(1, 2))
     proc = run_cli("evaluate", "--model", rfc, "--data", str(root), "--task", "basic6", "--json", timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -516,6 +518,7 @@ def test_scan_catches_unpickling(tmp_path):
 
 def test_corpus_of_only_unreadable_clips(tmp_path, rfc):
     """Nothing readable: train and evaluate stop with one clear error line (exit 2), no traceback."""
+    pytest.importorskip("sklearn", reason="evaluate and train need the 'train' extra")
     root = tmp_path / "RAVDESS"
     for actor in (1, 2):
         for emo in ("04", "05"):
@@ -538,6 +541,7 @@ def test_long_recording_in_a_corpus(tmp_path, rfc):
     """A 3-minute file among the clips (the hour is covered by the classify test above, same code path):
     evaluate classifies it block by block (bounded memory); train reports it as too long for an utterance and goes
     on (instead of decoding it whole), exiting 2 at the end."""
+    pytest.importorskip("sklearn", reason="evaluate needs the 'train' extra")
     root = make_ravdess(tmp_path / "RAVDESS", actors=(1, 2, 3, 4))
     victim = sorted((root / "Actor_04").glob("*.wav"))[0]
     victim.unlink()
