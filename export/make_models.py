@@ -37,8 +37,10 @@ RECIPES = {
     # CNNs: each training window's adaptation regime drawn by share (speaker 0.5, clip alone 0.25, a few clips 0.25)
     # instead of one copy per regime (3x the windows per epoch); fine15 with speaker-only windows measured no better
     "fine15-cnn": dict(task="fine15", kind="cnn", augment=("noise", "pitch"), adapt_sample=True, kind_options={}),
-    "basic6-cnn": dict(task="basic6", kind="cnn", augment=("noise",), train_hop_seconds=1.0, adapt_sample=True,
-                       kind_options={"epochs": 30, "patience": 6}),
+    # basic6-cnn: pitch shift as well as noise, 60.5 ± 3.1 % against 59.1 ± 2.7 % with noise only (higher in all
+    # five folds, by 0.1-2.7 points)
+    "basic6-cnn": dict(task="basic6", kind="cnn", augment=("noise", "pitch"), train_hop_seconds=1.0,
+                       adapt_sample=True, kind_options={"epochs": 30, "patience": 6}),
 }
 CORPORA = ("cremad", "ravdess")
 
