@@ -368,7 +368,9 @@ class Model:
                 stats.update(x)
         return self.predict(self.normalize(x, stats)).mean(axis=0)
 
-    def classify_blocks(self, blocks, hop_seconds: float | None = None, batch: int = 32, stats=None,
+    BATCH = 32  # model inputs held and scored together by `classify_blocks`
+
+    def classify_blocks(self, blocks, hop_seconds: float | None = None, batch: int = BATCH, stats=None,
                         update: bool = True, predict: bool = True) -> tuple[np.ndarray, int]:
         """`classify_audio` for a clip arriving in blocks of 16 kHz mono audio, in bounded memory whatever its
         length: the streaming frontend gives the same frames as ``frames()``, the same windows are cut (the
@@ -436,12 +438,14 @@ class Model:
                       predict: bool = True) -> tuple[np.ndarray, float]:
         """Probabilities per label for an audio file read block by block (bounded memory, any length, rate or
         channel count); returns ``(probabilities, duration in seconds)``.  AudioError for unreadable audio.
-        ``stats``/``update``: speaker adaptation, as in `classify_blocks`, except that a speaker-normalised model
-        given no ``stats`` reads the file twice: its statistics over the whole file first, then the windows scored
-        with them (what training's "each clip alone" regime is, for a file of any length)."""
+        ``stats``/``update``: speaker adaptation, as in `classify_blocks`.  A speaker-normalised model given no
+        ``stats`` adapts to the whole file (training's "each clip alone" regime): a file whose windows fit in one
+        batch is read once (the batch is standardised by its own statistics); a longer one is read twice, its
+        statistics first."""
         from .sources import FileSource
 
-        if predict and update and stats is None and self.speaker_norm is not None:
+        if (predict and update and stats is None and self.speaker_norm is not None
+                and not self._fits_one_batch(path, hop_seconds)):
             stats = self.speaker_stats()
             self.adapt_file(path, stats, hop_seconds)
             update = False
@@ -449,6 +453,22 @@ class Model:
         source = FileSource(path, realtime=False, block_seconds=1.0, target_rate=self.frontend.sample_rate)
         probs, samples = self.classify_blocks(iter(source), hop_seconds, stats=stats, update=update, predict=predict)
         return probs, samples / self.frontend.sample_rate
+
+    def _fits_one_batch(self, path, hop_seconds: float | None) -> bool:
+        """True when the file's header says all its windows fit in one `classify_blocks` batch (a bound: at most
+        frames / hop + 2 windows); False when the duration is unknown or the header unreadable."""
+        import math
+
+        from .audio import audio_info
+        from .errors import AudioError
+        try:
+            seconds = float(audio_info(path).duration)
+        except AudioError:
+            return False  # the classifying pass reports it
+        if not (math.isfinite(seconds) and seconds > 0):
+            return False
+        frames = seconds * self.frontend.sample_rate / self.frontend.hop_length + 2
+        return frames / self.hop_frames(hop_seconds) + 2 < self.BATCH
 
     def adapt_file(self, path, stats, hop_seconds: float | None = None) -> int:
         """Add an audio file's windows to a speaker's ``stats`` without classifying it; returns the windows added."""

@@ -194,7 +194,7 @@ class Engine:
         self.warmup_s = model.warmup() if warmup and hasattr(model, "warmup") else 0.0
         # speaker adaptation (models trained with speaker normalisation): statistics of the speech heard so far;
         # kept across reset() (same room, same people), cleared by reset_adaptation()
-        self.adapt = bool(adapt) and getattr(model, "speaker_norm", None) is not None
+        self.adapt = bool(adapt) and model.speaker_norm is not None
         self.reset_adaptation()
         self.reset()
 
@@ -254,9 +254,7 @@ class Engine:
             x = self.model.input_for(db)[None]
             if self.adaptation is not None and db.shape[1] >= self.model.n_frames:  # full windows of speech only
                 self.adaptation.update(x)
-            if hasattr(self.model, "normalize"):
-                x = self.model.normalize(x, self.adaptation)
-            probs = self.model.predict(x)[0]
+            probs = self.model.predict(self.model.normalize(x, self.adaptation))[0]
             a = self.smoothing.alpha
             self._smoothed = probs if self._smoothed is None else a * probs + (1 - a) * self._smoothed
             s = self._smoothed

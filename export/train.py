@@ -159,7 +159,7 @@ class Data:
         x = self._compute(clip, variant)
         if x is None or self.spec.speaker_norm is None:
             return x
-        stats = self.speaker_stats(clip.speaker, variant) if clip.speaker in set(self.speakers.tolist()) else None
+        stats = self.speaker_stats(clip.speaker, variant)  # None for a speaker without clips in the task set
         return self.norm.apply(x, stats if stats is not None else self.norm.stats().update(x))
 
     def warm(self, idx, variants=("",), desc="features"):

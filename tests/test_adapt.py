@@ -236,9 +236,18 @@ def test_classify_file_adapts_to_the_whole_file_whatever_its_length(adapted, tmp
     path = tmp_path / "long.wav"
     sf.write(str(path), y, 16000)
     assert len(model.clip_inputs(y)) > 32
+    passes = []
+    real_adapt_file = model.adapt_file
+    model.adapt_file = lambda *a, **k: passes.append(a[0]) or real_adapt_file(*a, **k)
     p_file, seconds = model.classify_file(path)
     np.testing.assert_allclose(p_file, model.classify_audio(y), atol=1e-5)
     assert seconds == pytest.approx(24.0)
+    assert passes == [path]  # longer than one batch: a first pass gathers the file's statistics
+    short = tmp_path / "short.wav"
+    sf.write(str(short), y[:16000 * 3], 16000)
+    p_short, _ = model.classify_file(short)
+    np.testing.assert_allclose(p_short, model.classify_audio(y[:16000 * 3]), atol=1e-5)
+    assert passes == [path]  # one batch: read once
 
 
 def test_manifest_version_is_the_oldest_that_describes_the_model(adapted, tmp_path):
