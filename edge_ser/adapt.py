@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 EPS = 1e-3  # added to the standard deviation (inputs are dB-scale or unit-free statistics)
+PRIOR_WINDOWS = 10.0  # default weight of the population's statistics, in windows (the default models use it)
 
 
 class SpeakerStats:
@@ -63,7 +64,7 @@ class SpeakerNorm:
     axes: tuple             # input axes pooled into one statistic (() = one statistic per element)
     mean: np.ndarray        # population statistics, ``shape`` with the pooled axes of length 1
     var: np.ndarray
-    prior_windows: float = 20.0
+    prior_windows: float = PRIOR_WINDOWS
 
     @property
     def pooled(self) -> int:
@@ -79,7 +80,7 @@ class SpeakerNorm:
         return ((np.asarray(x, np.float64) - mean) / (np.sqrt(var) + EPS)).astype(np.float32)
 
     @classmethod
-    def fit_population(cls, x: np.ndarray, axes=(), prior_windows: float = 20.0) -> "SpeakerNorm":
+    def fit_population(cls, x: np.ndarray, axes=(), prior_windows: float = PRIOR_WINDOWS) -> "SpeakerNorm":
         """Population statistics from a batch of (raw) training inputs."""
         x = np.asarray(x, dtype=np.float64)
         shape = tuple(x.shape[1:])
@@ -107,7 +108,7 @@ class SpeakerNorm:
                              f"{list(want)}")
         if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(var)) and np.all(var >= 0)):
             raise ValueError("speaker_norm statistics must be finite with non-negative variances")
-        prior = float(spec.get("prior_windows", 20.0))
+        prior = float(spec.get("prior_windows", PRIOR_WINDOWS))
         if not (np.isfinite(prior) and prior > 0):
             raise ValueError("speaker_norm prior_windows must be a positive number")
         return cls(shape, axes, mean, var, prior)

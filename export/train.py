@@ -94,7 +94,7 @@ class Data:
         """Fit the population statistics on the clips ``idx`` (a training part; originals only)."""
         if self.spec.speaker_norm is None:
             return
-        from edge_ser.adapt import SpeakerNorm
+        from edge_ser.adapt import PRIOR_WINDOWS, SpeakerNorm
         xs = [x for x in (self.raw(i) for i in idx) if x is not None]
         self._inputs.clear()
         self._stats.clear()
@@ -103,7 +103,7 @@ class Data:
             return
         cfg = self.spec.speaker_norm
         self.norm = SpeakerNorm.fit_population(np.concatenate(xs), cfg.get("axes", ()),
-                                               cfg.get("prior_windows", 20.0))
+                                               cfg.get("prior_windows", PRIOR_WINDOWS))
 
     def speaker_stats(self, speaker, variant: str = ""):
         """The statistics of ``speaker``'s clips of the task in ``variant`` (None: no such clips)."""

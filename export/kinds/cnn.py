@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_ser.adapt import PRIOR_WINDOWS
+
 from ..dataset import InputSpec
 
 FEATURES = "log_mel_image"
@@ -19,7 +21,7 @@ PARAMS = {"top_db": 80.0, "norm": "utterance", "pool_bands": 2, "pool_frames": 2
 # with speaker normalisation the image keeps its dB levels and is standardised per mel band by the speaker's
 # statistics (edge_ser.adapt), so loudness relative to the speaker's usual voice stays visible
 SPEAKER_PARAMS = dict(PARAMS, norm="none")
-SPEAKER_NORM = {"axes": [1], "prior_windows": 10.0}  # one statistic per mel band (pooled over time)
+SPEAKER_NORM = {"axes": [1], "prior_windows": PRIOR_WINDOWS}  # one statistic per mel band (pooled over time)
 
 
 def _tf():

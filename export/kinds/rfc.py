@@ -11,13 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_ser.adapt import PRIOR_WINDOWS
+
 from ..dataset import InputSpec
 
 FEATURES = "band_stats"
 PARAMS = {"top_db": 80.0, "bands": 32, "active_db": 35.0, "n_ceps": 13}
 # with speaker normalisation the absolute levels become informative (relative to the speaker's usual level)
 SPEAKER_PARAMS = dict(PARAMS, absolute=True)
-SPEAKER_NORM = {"axes": [], "prior_windows": 10.0}  # one statistic per feature
+SPEAKER_NORM = {"axes": [], "prior_windows": PRIOR_WINDOWS}  # one statistic per feature
 
 
 class RFC:
