@@ -113,6 +113,34 @@ def test_cnn_one_epoch_exports_onnx_and_every_tflite(corpus, tmp_path):
 
 
 @pytest.mark.slow
+def test_cnn_members_average_into_one_exported_model(corpus, tmp_path):
+    """members=2: two independently seeded networks, one exported file whose output is the mean of theirs; the
+    native copy reloads with the same predictions, and ONNX/TFLite match it."""
+    pytest.importorskip("tensorflow")
+    from export.kinds.cnn import CNN
+    cfg = TrainConfig(task="basic6", kind="cnn", augment=(), window_seconds=1.0,
+                      kind_options={"epochs": 2, "filters": (4, 8, 8, 8), "members": 2})
+    run([corpus], cfg, tmp_path / "ens", log=lambda s: None)
+    m = read_manifest(tmp_path / "ens")
+    described = m.extra["model"]
+    assert described["members"] == 2 and "mean of 2" in described["network"]
+    assert isinstance(described["epochs_run"], list) and len(described["epochs_run"]) == 2
+    native = CNN(6).load(tmp_path / "ens" / "native")
+    subnets = [layer for layer in native.model.layers if layer.__class__.__name__ in ("Functional", "Model")]
+    assert len(subnets) == 2
+    x = np.load(tmp_path / "ens" / "native" / "heldout.npz")["X"][:16]
+    mean = np.mean([net.predict(x, verbose=0) for net in subnets], axis=0)
+    assert np.abs(native.predict_proba(x) - mean).max() < 1e-5
+    assert not np.allclose(subnets[0].predict(x, verbose=0), subnets[1].predict(x, verbose=0), atol=1e-3)
+    assert m.parity["onnx"]["max_abs_diff"] < 1e-3
+    assert m.parity["tflite_variants"]["none"]["max_abs_diff"] < 1e-3
+    for fmt in ("onnx", "tflite"):
+        p = load_model(tmp_path / "ens", fmt=fmt).classify_audio(
+            np.random.default_rng(1).normal(0, 0.1, 16000).astype(np.float32))
+        assert p.shape == (6,) and abs(p.sum() - 1) < 1e-3
+
+
+@pytest.mark.slow
 def test_cnn_partial_labels_use_only_training_speakers(tmp_path):
     """fine15 + partial: CREMA-D XX clips (emotion known, intensity not) join the training part of their own
     speakers only, with a marginal-likelihood loss; the exported model still has 15 outputs."""

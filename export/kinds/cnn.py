@@ -36,7 +36,7 @@ def _tf():
 
 
 def build_network(input_shape, n_classes: int, filters=(16, 32, 48, 64), l1: float = 1e-6, l2: float = 1e-4,
-                  batch_size=None, batchnorm: bool = False):
+                  batch_size=None, batchnorm: bool = False, name: str = "edge_ser_cnn"):
     import keras
     from keras import layers, regularizers
     reg = regularizers.L1L2(l1=l1, l2=l2)
@@ -59,7 +59,18 @@ def build_network(input_shape, n_classes: int, filters=(16, 32, 48, 64), l1: flo
     h = layers.Dropout(0.5, name="drop_dense")(h)
     h = layers.Dense(64, activation="relu", kernel_regularizer=reg, name="dense")(h)
     out = layers.Dense(n_classes, activation="softmax", kernel_regularizer=reg, name="probabilities")(h)
-    return keras.Model(inp, out, name="edge_ser_cnn")
+    return keras.Model(inp, out, name=name)
+
+
+def ensemble(members, input_shape):
+    """One model whose output is the mean of its members' probabilities (one file to export and run)."""
+    import keras
+    from keras import layers
+    if len(members) == 1:
+        return members[0]
+    inp = keras.Input(shape=tuple(input_shape), name="input")
+    out = layers.Average(name="probabilities")([m(inp) for m in members])
+    return keras.Model(inp, out, name="edge_ser_cnn_ensemble")
 
 
 class CNN:
@@ -70,12 +81,15 @@ class CNN:
 
     def __init__(self, n_classes: int, epochs: int = 40, patience: int = 8, batch_size: int = 64, lr: float = 1e-3,
                  decay: float = 1e-6, features: str = FEATURES, params: dict | None = None, verbose: int = 0,
-                 filters=(16, 32, 48, 64), partial_groups=None, batchnorm: bool = False, speaker_norm: bool = True):
+                 filters=(16, 32, 48, 64), partial_groups=None, batchnorm: bool = False, speaker_norm: bool = True,
+                 members: int = 1):
         self.n_classes = n_classes
         # label n_classes + j means "one of the classes partial_groups[j]" (e.g. emotion known, intensity not)
         self.partial_groups = [list(g) for g in (partial_groups or [])]
         self.options = {"epochs": epochs, "patience": patience, "batch_size": batch_size, "lr": lr, "decay": decay,
-                        "filters": list(filters), "batchnorm": bool(batchnorm)}
+                        "filters": list(filters), "batchnorm": bool(batchnorm), "members": int(members)}
+        if self.options["members"] < 1:
+            raise ValueError("members must be at least 1")
         self.speaker_norm = dict(SPEAKER_NORM) if speaker_norm else None
         default = SPEAKER_PARAMS if speaker_norm else PARAMS
         self.features, self.params = features, dict(default if params is None else params)
@@ -110,9 +124,8 @@ class CNN:
         model.compile(optimizer=keras.optimizers.Adam(schedule), loss=self._loss())
 
     def fit(self, X, y, sample_weight=None, validation=None, seed: int = 0, progress: bool = True):
-        tf = _tf()
+        _tf()
         import keras
-        keras.utils.set_random_seed(seed)
         X = np.asarray(X, dtype=np.float32)
         y = np.asarray(y)
         w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
@@ -123,9 +136,27 @@ class CNN:
         cw = np.concatenate([cw, np.ones(len(self.partial_groups))])  # partial labels keep their clip weight
         w = w * cw[y]
         w = (w / w.mean()).astype(np.float32)
-        self.model = build_network(X.shape[1:], self.n_classes, self.options["filters"],
-                                   batchnorm=self.options.get("batchnorm", False))
-        self._compile(self.model)
+        val = None
+        if validation is not None:
+            Xv, yv = validation
+            val = (np.asarray(Xv, np.float32), np.asarray(yv))
+        # members: independently initialised and shuffled copies (seeds seed + 1009 k), each with its own early
+        # stopping; the shipped model averages their probabilities.  members=1 is the seed's single network.
+        nets, histories = [], []
+        for k in range(self.options.get("members", 1)):
+            keras.utils.set_random_seed(seed + 1009 * k)
+            net, history = self._fit_one(X, y, w, val, progress, name="edge_ser_cnn" if k == 0 else f"member{k}")
+            nets.append(net)
+            histories.append(history)
+        self.model = ensemble(nets, X.shape[1:])
+        self.history = histories[0] if len(histories) == 1 else {"members": histories}
+        return self
+
+    def _fit_one(self, X, y, w, val, progress: bool, name: str):
+        import keras
+        net = build_network(X.shape[1:], self.n_classes, self.options["filters"],
+                            batchnorm=self.options.get("batchnorm", False), name=name)
+        self._compile(net)
         callbacks = []
         if progress:
             try:
@@ -133,22 +164,16 @@ class CNN:
                 callbacks.append(TqdmCallback(verbose=0, leave=False))
             except ImportError:
                 pass
-        val = None
-        if validation is not None:
-            Xv, yv = validation
-            val = (np.asarray(Xv, np.float32), np.asarray(yv))
+        if val is not None:
             callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.options["patience"],
                                                            restore_best_weights=True))
-        h = self.model.fit(X, y, sample_weight=w, validation_data=val, epochs=self.options["epochs"],
-                           batch_size=self.options["batch_size"], shuffle=True, verbose=self.verbose,
-                           callbacks=callbacks)
-        self.history = {k: [float(v) for v in vals] for k, vals in h.history.items()}
+        h = net.fit(X, y, sample_weight=w, validation_data=val, epochs=self.options["epochs"],
+                    batch_size=self.options["batch_size"], shuffle=True, verbose=self.verbose, callbacks=callbacks)
         # keep an uncompiled copy: converters and saving must not meet the (custom) training loss
         plain = build_network(X.shape[1:], self.n_classes, self.options["filters"],
-                                   batchnorm=self.options.get("batchnorm", False))
-        plain.set_weights(self.model.get_weights())
-        self.model = plain
-        return self
+                              batchnorm=self.options.get("batchnorm", False), name=name)
+        plain.set_weights(net.get_weights())
+        return plain, {k: [float(v) for v in vals] for k, vals in h.history.items()}
 
     def predict_proba(self, X) -> np.ndarray:
         X = np.asarray(X, dtype=np.float32)
@@ -175,12 +200,16 @@ class CNN:
         return self
 
     def describe(self) -> dict:
-        d = {"network": "4 x (Conv2D + ReLU + MaxPool), dropout 0.1/0.5, L1+L2, dense 64, softmax",
+        d = {"network": "4 x (Conv2D + ReLU + MaxPool), dropout 0.1/0.5, L1+L2, dense 64, softmax"
+                        + (f"; mean of {self.options['members']} such networks' probabilities"
+                           if self.options.get("members", 1) > 1 else ""),
              **self.options, "speaker_norm": self.speaker_norm is not None}
         if self.model is not None:
             d["parameters"] = int(self.model.count_params())
-            if self.history.get("loss"):
-                d["epochs_run"] = len(self.history["loss"])
+            runs = self.history.get("members", [self.history])
+            if all(h.get("loss") for h in runs):
+                epochs = [len(h["loss"]) for h in runs]
+                d["epochs_run"] = epochs[0] if len(epochs) == 1 else epochs
         return d
 
     def export(self, directory: Path, fmt: str = "onnx", quantize: str = "none", representative=None) -> Path:
@@ -249,7 +278,7 @@ def to_tflite(model, quantize: str = "none", representative=None, integer_io: bo
             from tensorflow.lite.python.convert import mlir_quantize
             conv._experimental_calibrate_only = True
             calibrated = conv.convert()
-            return mlir_quantize(calibrated, disable_per_channel_for_dense_layers=True, denylisted_ops=["SOFTMAX"],
+            return mlir_quantize(calibrated, disable_per_channel_for_dense_layers=True, denylisted_ops=["SOFTMAX", "ADD", "MUL"],
                                  denylisted_nodes=_float_layers(calibrated))
     elif quantize != "none":
         raise ValueError(f"unknown quantisation {quantize!r} (none, dynamic, int8)")
