@@ -13,6 +13,7 @@ import typer
 
 from .cli import app
 from .errors import UserError
+from .paths import check_output_dir
 
 TASK_NAMES = ("fine15", "basic6", "emotion5", "ravdess8")
 
@@ -157,13 +158,15 @@ def evaluate_cmd(
     model: str = typer.Option(..., "--model", help="A default model's name or a model directory."),
     data: List[Path] = typer.Option(..., "--data", help="Corpus root (repeatable)."),
     task: Optional[str] = typer.Option(None, "--task", help="Task to score (default: the model's)."),
-    report: Optional[Path] = typer.Option(None, "--report", help="Write report.md and confusion.png here."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write report.md and confusion.png here (refused "
+                                          "if the folder already holds them, unless --force)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="onnx or tflite (default: onnx if present)."),
     corpus: Optional[str] = typer.Option(None, "--corpus", help="Force the corpus type."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Score a random subset of this many clips."),
     adapt: str = typer.Option("speaker", "--adapt", help="For models trained with speaker normalisation: "
                               "'speaker' adapts to each speaker's clips (no labels used), 'clip' adapts each clip "
                               "to itself like `classify`, 'none' uses the training population's statistics."),
+    force: bool = typer.Option(False, "--force", help="Overwrite report.md/confusion.png in --report."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ):
     """Score a model on a corpus with the exported file (as `classify` runs it)."""
@@ -174,6 +177,9 @@ def evaluate_cmd(
         raise UserError(f"unknown format {fmt!r} (onnx or tflite)")
     if limit is not None and limit < 1:
         raise UserError("--limit must be at least 1")
+    if report is not None:  # before the (long) evaluation
+        from export.report import REPORT_FILES
+        check_output_dir(report, force, files=REPORT_FILES)
     _need_train_extra("evaluate")
     from export.evaluate import evaluate
     result = evaluate(model, data, task, corpus=corpus, fmt=fmt, limit=limit, progress=not as_json, adapt=adapt)

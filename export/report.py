@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+REPORT_FILES = ("report.md", "confusion.png")  # what write_report writes into its folder
+
 
 def confusion_png(confusion, labels, path: Path, title: str = "") -> Path:
     import matplotlib
@@ -36,7 +38,8 @@ def confusion_png(confusion, labels, path: Path, title: str = "") -> Path:
 
 
 def write_report(result: dict, out_dir: Path, title: str | None = None) -> Path:
-    """``out_dir/report.md`` + ``out_dir/confusion.png`` for an evaluation result (export.evaluate)."""
+    """``out_dir/report.md`` + ``out_dir/confusion.png`` (REPORT_FILES) for an evaluation result
+    (export.evaluate).  The caller checks ``out_dir`` first (edge_ser.paths.check_output_dir)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     title = title or f"{result['model']} on {result['task']}"

@@ -39,6 +39,36 @@ def test_evaluate_json_fields_and_report(trained, tmp_path, capsys):
     assert (tmp_path / "rep" / "confusion.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_evaluate_report_never_overwrites_without_force(trained, tmp_path, monkeypatch, capsys):
+    """--report is checked before anything is evaluated: a file, or a folder holding a previous report, is refused
+    (one line, exit 2, untouched) unless --force; --force then replaces the report."""
+    base, corpus = trained
+    import export.evaluate
+
+    def no_evaluation(*a, **kw):
+        raise AssertionError("evaluated before the --report check")
+
+    a_file = tmp_path / "report-file"
+    a_file.write_text("mine")
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "confusion.png").write_bytes(b"old")
+    argv = ["evaluate", "--model", str(base / "fine15-rfc"), "--data", str(corpus), "--json", "--report"]
+    with monkeypatch.context() as m:
+        m.setattr(export.evaluate, "evaluate", no_evaluation)
+        for target, message in ((a_file, "is a file, not a directory"),
+                                (old, "already holds confusion.png (use --force")):
+            assert main([*argv, str(target)]) == 2
+            err = capsys.readouterr().err
+            assert err.startswith(f"error: {target}: ") and message in err and err.count("\n") == 1
+        assert main([*argv, str(a_file), "--force"]) == 2  # --force never turns a file into a folder
+        assert "is a file" in capsys.readouterr().err
+    assert a_file.read_text() == "mine" and (old / "confusion.png").read_bytes() == b"old"
+    assert main([*argv, str(old), "--force"]) == 0
+    capsys.readouterr()
+    assert (old / "confusion.png").read_bytes()[:4] == b"\x89PNG" and (old / "report.md").is_file()
+
+
 def test_fine15_model_scored_on_emotion5_of_another_corpus(trained, capsys, tmp_path):
     base, _ = trained
     crema = make_cremad(tmp_path / "crema", actors=(1001, 1002), seconds=1.0)
