@@ -64,6 +64,22 @@ def _report_unreadable(failed: dict | None) -> None:
     raise typer.Exit(2)
 
 
+def _is_training_output(d: Path) -> bool:
+    """A folder `train` wrote before (its manifest or its native/ training output)."""
+    return d.is_dir() and ((d / "manifest.json").is_file() or (d / "native").is_dir())
+
+
+def _check_train_out(out: Path, force: bool) -> None:
+    """--out: a new or empty folder, or (with --force) a previous training output; never a file or a user's folder."""
+    check_output_dir(out, force=True)  # a file (or a file on the way) is refused, --force or not
+    if out.is_dir() and any(out.iterdir()):
+        if not _is_training_output(out):
+            raise UserError(f"{out}: not a model directory (no manifest.json or native/), left alone; "
+                            "choose another --out")
+        if not force:
+            raise UserError(f"{out}: exists (use --force to overwrite)")
+
+
 @app.command("train")
 def train_cmd(
     data: List[Path] = typer.Option(..., "--data", help="Corpus root in its released layout (repeatable)."),
@@ -91,7 +107,8 @@ def train_cmd(
     speaker_norm: bool = typer.Option(True, "--speaker-norm/--no-speaker-norm", help="Standardise the model's "
                                       "inputs by each speaker's statistics (edge_ser.adapt); the runtime then "
                                       "adapts to the voice it hears."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing --out directory."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --out model directory (one written by "
+                               "`train`; any other folder is left alone)."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ):
     """Train a model (needs the extra `train`): speaker-disjoint CV, final model, ONNX/TFLite export with parity."""
@@ -108,8 +125,7 @@ def train_cmd(
     if augment.strip() == "auto":
         augment = "noise,pitch" if model == "cnn" else "none"
     augs = tuple(a.strip() for a in augment.split(",") if a.strip() and a.strip() != "none")
-    if out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"{out}: exists (use --force to overwrite)")
+    _check_train_out(out, force)
     train = _need_train_extra("train")
     from export.augment import KINDS
     bad = [a for a in augs if a not in KINDS]
@@ -127,7 +143,7 @@ def train_cmd(
             make_hook = ssl_module.make_ssl_hook
         except (ImportError, AttributeError):
             raise UserError("--ssl is not available: export/ssl.py provides no make_ssl_hook") from None
-    if out.exists() and force:
+    if force and _is_training_output(out):  # checked above: --force replaces only a previous training output
         shutil.rmtree(out)
     cfg = train.TrainConfig(task=task, kind=model, window_seconds=window_seconds, hop_seconds=hop_seconds,
                             augment=augs, folds=folds, seed=seed, corpus=corpus,
@@ -209,6 +225,8 @@ def export_cmd(
         raise UserError(f"unknown format {fmt!r} (onnx or tflite)")
     if quantize not in ("none", "dynamic", "int8"):
         raise UserError(f"unknown quantisation {quantize!r} (none, dynamic or int8)")
+    if model.exists() and not model.is_dir():
+        raise UserError(f"{model}: is a file, not a model directory")
     if not model.is_dir():
         raise UserError(f"{model}: no such model directory")
     if not (model / "native").is_dir():

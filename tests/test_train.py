@@ -172,12 +172,52 @@ def test_cli_train_errors_are_one_line(corpus, tmp_path, extra, message, capsys)
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
 
 
+def _one_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    return err
+
+
 def test_cli_train_refuses_to_overwrite(corpus, tmp_path, capsys):
     out = tmp_path / "m"
     out.mkdir()
     (out / "keep.txt").write_text("user data")
-    assert main(["train", "--data", str(corpus), "--out", str(out)]) == 2
-    assert "exists (use --force" in capsys.readouterr().err
-    assert (out / "keep.txt").read_text() == "user data"
+    for force in ([], ["--force"]):  # a user's folder is never a model directory to replace
+        assert main(["train", "--data", str(corpus), "--out", str(out), *force]) == 2
+        assert "not a model directory" in _one_error(capsys)
+        assert (out / "keep.txt").read_text() == "user data"
+    model_dir = tmp_path / "old-model"
+    (model_dir / "native").mkdir(parents=True)
+    (model_dir / "manifest.json").write_text("{}")
+    assert main(["train", "--data", str(corpus), "--out", str(model_dir)]) == 2
+    assert "exists (use --force" in _one_error(capsys)
+    assert (model_dir / "manifest.json").read_text() == "{}"
+    a_file = tmp_path / "model.txt"
+    a_file.write_text("not a folder")
+    for target in (a_file, a_file / "sub"):
+        for force in ([], ["--force"]):
+            assert main(["train", "--data", str(corpus), "--out", str(target), *force]) == 2
+            assert f"{a_file}: is a file, not a directory" in _one_error(capsys)
+    assert a_file.read_text() == "not a folder"
     assert main(["train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "n")]) == 2
     assert "no such directory" in capsys.readouterr().err
+
+
+def test_cli_train_force_replaces_only_a_previous_output(corpus, tmp_path, monkeypatch, capsys):
+    """--force removes an old training output before training (here: train.run replaced by a recorder)."""
+    import export.train
+    seen = []
+
+    def fake_run(data, cfg, out, **kw):
+        seen.append(sorted(p.name for p in out.iterdir()) if out.exists() else None)
+        return {"validation": {"accuracy": 0.5, "n": 1}}
+
+    monkeypatch.setattr(export.train, "run", fake_run)
+    old = tmp_path / "old"
+    (old / "native").mkdir(parents=True)
+    (old / "native" / "model.pkl").write_bytes(b"old")
+    assert main(["train", "--data", str(corpus), "--out", str(old), "--force"]) == 0
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["train", "--data", str(corpus), "--out", str(empty)]) == 0  # an empty folder needs no --force
+    assert seen == [None, []]
