@@ -121,8 +121,22 @@ def test_audio(seconds: float) -> np.ndarray:
 
 # --- the per-hop measurement ----------------------------------------------------------------------------------
 
-def _median_ms(values: list[float]) -> float:
-    return round(1000.0 * statistics.median(values), 4) if values else float("nan")
+MIN_TIMED_HOPS = 3  # hops timed after the first window has filled: a median needs a few (and JSON has no NaN)
+
+
+def _warm_hops(window_seconds: float, hop_seconds: float) -> int:
+    """Hops that fill the first window; they are fed but not timed."""
+    return max(1, int(np.ceil(window_seconds / hop_seconds)))
+
+
+def min_seconds(window_seconds: float, hop_seconds: float) -> float:
+    """The least audio that times MIN_TIMED_HOPS hops: the warm-up window, then the timed hops."""
+    hop = max(1, int(round(hop_seconds * SAMPLE_RATE)))
+    return (_warm_hops(window_seconds, hop_seconds) + MIN_TIMED_HOPS) * hop / SAMPLE_RATE
+
+
+def _median_ms(values: list[float]) -> float | None:
+    return round(1000.0 * statistics.median(values), 4) if values else None
 
 
 def time_components(model, audio: np.ndarray, hop_seconds: float, max_hops: int | None = None,
@@ -137,7 +151,7 @@ def time_components(model, audio: np.ndarray, hop_seconds: float, max_hops: int 
     n_frames = model.n_frames
     ring = np.full((cfg.n_mels, n_frames), -100.0, dtype=np.float32)
     # warm up: fill one window and run the model twice (first calls allocate)
-    warm = max(1, int(np.ceil(model.window_seconds / hop_seconds)))
+    warm = _warm_hops(model.window_seconds, hop_seconds)
     pos = 0
     for _ in range(warm):
         frames = fe.push(audio[pos:pos + hop])
@@ -171,9 +185,9 @@ def time_components(model, audio: np.ndarray, hop_seconds: float, max_hops: int 
             break
     return {"frontend_ms": _median_ms(t_fe), "features_ms": _median_ms(t_feat), "inference_ms": _median_ms(t_inf),
             "components_ms": round(1000 * statistics.median([a + b + c for a, b, c in zip(t_fe, t_feat, t_inf)]), 4)
-            if t_fe else float("nan"),
+            if t_fe else None,
             "components_ms_min": round(1000 * min(a + b + c for a, b, c in zip(t_fe, t_feat, t_inf)), 4)
-            if t_fe else float("nan"), "hops_timed": len(t_fe)}
+            if t_fe else None, "hops_timed": len(t_fe)}
 
 
 def time_engine(model, audio: np.ndarray, hop_seconds: float) -> dict:
@@ -183,7 +197,7 @@ def time_engine(model, audio: np.ndarray, hop_seconds: float) -> dict:
     from .stream import Engine
     engine = Engine(model, hop_seconds=hop_seconds)
     hop = max(1, int(round(hop_seconds * SAMPLE_RATE)))
-    warm = max(1, int(np.ceil(model.window_seconds / hop_seconds)))
+    warm = _warm_hops(model.window_seconds, hop_seconds)
     speech, silent, cpu, events, first_event_audio_s = [], [], [], 0, None
     for i, pos in enumerate(range(0, len(audio) - hop + 1, hop)):
         c0 = time.process_time()
@@ -201,10 +215,10 @@ def time_engine(model, audio: np.ndarray, hop_seconds: float) -> dict:
                 cpu.append((is_speech, dc))
     timed = speech or silent
     cpu_times = [c for sp, c in cpu if sp] or [c for _, c in cpu]
-    return {"hop_ms": _median_ms(timed), "hop_ms_min": round(1000 * min(timed), 4) if timed else float("nan"),
+    return {"hop_ms": _median_ms(timed), "hop_ms_min": round(1000 * min(timed), 4) if timed else None,
             "hop_cpu_ms": _median_ms(cpu_times),
             "hop_ms_p95": round(1000 * float(np.percentile(timed, 95)), 4)
-            if timed else float("nan"), "hop_ms_silent": _median_ms(silent), "speech_hops": len(speech),
+            if timed else None, "hop_ms_silent": _median_ms(silent), "speech_hops": len(speech),
             "silent_hops": len(silent), "events": events, "first_event_audio_s": first_event_audio_s}
 
 
@@ -255,8 +269,13 @@ def _worker(args: dict) -> None:
 def run(model: str, fmt: str | None = None, threads: int = 1, hop_seconds: float = 0.5, seconds: float = 20.0,
         timeout: float = 600.0) -> dict:
     """Bench one model in a fresh subprocess; returns the contract's fields plus details."""
-    if seconds <= 0:
-        raise UserError("--seconds must be > 0")
+    from .manifest import read_manifest
+    from .models import resolve_model
+    window = read_manifest(resolve_model(model), verify=False).window_seconds
+    least = min_seconds(window, hop_seconds)
+    if seconds < least - 1e-9:
+        raise UserError(f"--seconds must be at least {least:g} for {model} (its {window:g} s window, then "
+                        f"{MIN_TIMED_HOPS} timed hops of {hop_seconds:g} s)")
     args = {"model": str(model), "format": fmt, "threads": threads, "hop_seconds": hop_seconds,
             "seconds": float(seconds)}
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
@@ -279,6 +298,8 @@ def run(model: str, fmt: str | None = None, threads: int = 1, hop_seconds: float
         msg = [m for m in msg if m.startswith("error:")] or msg
         raise UserError(f"bench of {model} failed: {msg[-1] if msg else 'no output'}".replace("error: ", ""))
     result = json.loads(rest.strip().splitlines()[-1])
+    if not result.get("hops_timed"):  # min_seconds makes this impossible; never report medians of nothing
+        raise UserError(f"bench of {model}: no hop was timed (--seconds {seconds:g} too short)")
     result["cold_start_s"] = round(cold, 3)
     result["cold_start_is"] = "process start -> model loaded -> first event (" + json.loads(first_line)[
         "first_event"] + ")"
@@ -375,7 +396,8 @@ def calibrate(model: str | None = None, task_of: str | None = None, fmt: str | N
             if fmt is not None and f != fmt:
                 continue
             try:
-                r = run(str(path), fmt=f, threads=threads, hop_seconds=hop_seconds, seconds=seconds)
+                r = run(str(path), fmt=f, threads=threads, hop_seconds=hop_seconds,
+                        seconds=max(seconds, min_seconds(manifest.window_seconds, hop_seconds)))
             except UserError:
                 continue
             acc, metric = manifest_accuracy(manifest.metrics)

@@ -53,7 +53,8 @@ def bench_cmd(
                                         "else fine15-cnn)."),
     profile: Optional[str] = typer.Option(None, "--profile", help="A firmware profile, or 'auto' / 'auto:NAME' "
                                           "to calibrate here and choose the model that fits the budget."),
-    seconds: float = typer.Option(20.0, "--seconds", min=1.0, help="Seconds of audio to stream through the model."),
+    seconds: float = typer.Option(20.0, "--seconds", help="Seconds of audio to stream through the model (at least "
+                                  "its window + 3 hops: 4 s for the default models at a 0.5 s hop)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Inference threads (default: profile's, "
                                           "else 1)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="onnx or tflite (default: profile's, else onnx if "

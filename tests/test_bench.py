@@ -35,23 +35,43 @@ def test_bench_fields_present_and_sane(result, tiny_models):
 
 
 def test_bench_tflite_int8(tiny_models):
-    r = bench.run(str(tiny_models["cnn_int8"]), seconds=2)
+    r = bench.run(str(tiny_models["cnn_int8"]), seconds=3)
     assert r["format"] == "tflite" and r["inference_ms"] > 0 and r["model_bytes"] > 0
 
 
+def _no_nan(constant):
+    raise AssertionError(f"invalid JSON constant {constant}")
+
+
 def test_bench_cli_json(tiny_models):
-    r = run_cli("bench", "--model", str(tiny_models["rfc"]), "--seconds", "2", "--json")
+    r = run_cli("bench", "--model", str(tiny_models["rfc"]), "--seconds", "3", "--json")
     assert r.returncode == 0, r.stderr
-    out = json.loads(r.stdout)
+    out = json.loads(r.stdout, parse_constant=_no_nan)  # strict JSON: no NaN/Infinity
     assert set(bench.FIELDS) <= set(out) and out["settings"]["threads"] == 1
 
 
 def test_bench_against_a_profile_reports_the_budget(tiny_models):
-    r = run_cli("bench", "--model", str(tiny_models["rfc"]), "--profile", "pi-zero-2w", "--seconds", "2", "--json")
+    r = run_cli("bench", "--model", str(tiny_models["rfc"]), "--profile", "pi-zero-2w", "--seconds", "3", "--json")
     assert r.returncode == 0, r.stderr
     b = json.loads(r.stdout)["budget"]
     assert b["profile"] == "pi-zero-2w" and isinstance(b["fits"], bool)
     assert b["scale"] > 1 and "estimate" in b["basis"]  # measured on x86 or another board, scaled to a Zero 2 W
+
+
+def test_bench_seconds_minimum_gives_timed_hops(tiny_models):
+    """Too little audio to time a hop after the window warm-up is refused with one line naming the minimum; the
+    minimum itself times MIN_TIMED_HOPS hops and gives finite medians."""
+    assert bench.min_seconds(2.5, 0.5) == 4.0  # the default models: 5 warm-up hops + 3 timed
+    window = json.loads((tiny_models["rfc"] / "manifest.json").read_text())["window_seconds"]
+    least = bench.min_seconds(window, 0.5)
+    r = run_cli("bench", "--model", str(tiny_models["rfc"]), "--seconds", f"{least - 0.5:g}", "--json")
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.startswith("error: --seconds must be at least ") and f"at least {least:g} " in r.stderr
+    assert r.stderr.count("\n") == 1
+    r = run_cli("bench", "--model", str(tiny_models["rfc"]), "--seconds", f"{least:g}", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout, parse_constant=_no_nan)
+    assert out["hops_timed"] == bench.MIN_TIMED_HOPS and out["hop_ms"] > 0 and "over 3 hops" in out["protocol"]
 
 
 def test_bench_unknown_model_is_a_user_error():
