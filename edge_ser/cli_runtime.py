@@ -80,8 +80,10 @@ def classify_cmd(
                               "of them first), 'none' (the training population's statistics)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line per file."),
 ):
-    """Predict the emotion (and intensity) of whole audio files."""
+    """Predict the emotion (and intensity) of whole audio files; a file with nothing as loud as listen's speech
+    gate requires (-55 dBFS) is reported as silence."""
     from .models import load_model
+    from .stream import GateConfig, LoudestFrame
 
     if adapt not in ADAPT_MODES:
         raise UserError(f"--adapt must be one of {', '.join(ADAPT_MODES)}, got {adapt!r}")
@@ -102,19 +104,26 @@ def classify_cmd(
         try:
             if path.is_dir():
                 raise UserError(f"{path}: no audio files in this directory")
-            # block by block: bounded memory for any length
-            probs, seconds = m.classify_file(path, stats=shared, update=adapt == "file")
+            # block by block: bounded memory for any length; the loudest frame is measured alongside
+            loudest = LoudestFrame()
+            probs, seconds = m.classify_file(path, stats=shared, update=adapt == "file", listener=loudest)
         except UserError as exc:
             failed += 1
             print(f"error: {exc}", file=sys.stderr, flush=True)
             continue
-        result = m.describe(probs)
+        level = loudest.level_db
+        silent = bool(level < GateConfig().min_level_db)  # nothing as loud as the speech gate's minimum: no emotion
+        result = dict.fromkeys(("label", "emotion", "intensity", "confidence", "scores")) if silent \
+            else m.describe(probs)
         duration = round(seconds, 3)
         if as_json:
             _json_line({"path": str(path), **{k: result[k] for k in ("label", "emotion", "intensity",
                                                                      "confidence", "scores")},
-                        "model": m.name, "format": m.format, "duration_s": duration,
-                        "adapt": adapt if m.speaker_norm is not None else None})
+                        "silent": silent, "loudest_dbfs": round(level, 1), "model": m.name, "format": m.format,
+                        "duration_s": duration, "adapt": adapt if m.speaker_norm is not None else None})
+        elif silent:
+            print(f"{path}: {'silence':14} nothing above {GateConfig().min_level_db:g} dBFS (loudest {level:.1f}; "
+                  f"{duration:.1f} s, {m.name}/{m.format})", flush=True)
         else:
             second = sorted(result["scores"].items(), key=lambda kv: -kv[1])[1]
             what = result["emotion"] + (f" {result['intensity']}" if result["intensity"] else "")

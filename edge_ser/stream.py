@@ -136,9 +136,38 @@ class SpeechGate:
         return speech, level, floor
 
 
+class LoudestFrame:
+    """The level of the loudest frame of a recording fed in blocks of any size (dBFS of ``frame_samples`` frames,
+    as the speech gate measures them; a last partial frame counts too).  `classify` calls a file whose loudest
+    frame stays under the gate's ``min_level_db`` silent."""
+
+    def __init__(self, frame_samples: int = GateConfig.frame_samples):
+        self.frame_samples = frame_samples
+        self._pending = np.zeros(0, dtype=np.float64)
+        self._loudest = 0.0  # mean square of the loudest frame so far
+
+    def push(self, samples: np.ndarray) -> None:
+        y = np.concatenate([self._pending, np.asarray(samples, dtype=np.float64).reshape(-1)])
+        n = len(y) - len(y) % self.frame_samples
+        if n:
+            frames = y[:n].reshape(-1, self.frame_samples)
+            self._loudest = max(self._loudest, float(np.einsum("ij,ij->i", frames, frames).max()) / self.frame_samples)
+        self._pending = y[n:]
+
+    @property
+    def level_db(self) -> float:
+        loudest = self._loudest
+        if len(self._pending):
+            loudest = max(loudest, float(np.mean(self._pending * self._pending)))
+        return float(_level_db(loudest))
+
+
 def _dbfs(frame: np.ndarray) -> float:
-    rms2 = float(np.mean(frame * frame))
-    return max(-120.0, 10.0 * np.log10(rms2 + 1e-12) + 3.0103)  # +3 dB: a full-scale sine is 0 dBFS
+    return _level_db(float(np.mean(frame * frame)))
+
+
+def _level_db(mean_square: float) -> float:
+    return max(-120.0, 10.0 * np.log10(mean_square + 1e-12) + 3.0103)  # +3 dB: a full-scale sine is 0 dBFS
 
 
 class FrameRing:

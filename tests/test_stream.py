@@ -8,7 +8,7 @@ import pytest
 from conftest import SR, harmonic_tone, tone_f0
 from edge_ser.frontend import log_mel
 from edge_ser.models import load_model
-from edge_ser.stream import Engine, FrameRing, GateConfig, SmoothingConfig, SpeechGate
+from edge_ser.stream import Engine, FrameRing, GateConfig, LoudestFrame, SmoothingConfig, SpeechGate, _dbfs
 
 
 @pytest.fixture(scope="module")
@@ -199,3 +199,21 @@ def test_gate_on_real_speech_in_noise(tiny_models, cremad_clips):
                 total += 1
                 hits += e.speech
     assert total >= 5 and hits >= 0.8 * total
+
+
+def test_loudest_frame_whatever_the_blocks(rng):
+    """`classify`'s silence check: the loudest 512-sample frame (a last partial frame included), the same however
+    the audio is cut into blocks, at the level the speech gate measures."""
+    y = rng.normal(0, 1e-4, 16000 + 100)
+    y[5000:5512] = 0.25 * np.sin(np.arange(512))  # one loud frame, not aligned to a frame boundary
+    frames = [y[i:i + 512] for i in range(0, len(y), 512)]
+    want = max(_dbfs(f) for f in frames)
+    for block in (1, 333, 512, 7000, len(y)):
+        loud = LoudestFrame()
+        for i in range(0, len(y), block):
+            loud.push(y[i:i + block])
+        assert loud.level_db == pytest.approx(want, abs=1e-9)
+    end = LoudestFrame()
+    end.push(np.r_[np.zeros(1024), 0.5 * np.ones(100)])  # loud only in the last, partial frame
+    assert end.level_db == pytest.approx(_dbfs(0.5 * np.ones(100)))
+    assert LoudestFrame().level_db == _dbfs(np.zeros(512)) < GateConfig().min_level_db  # nothing heard: silent
