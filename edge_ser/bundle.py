@@ -145,42 +145,44 @@ def build(profile_name: str, out: Path, models: list[str] | None = None, force: 
 
 # --- checking and installing ------------------------------------------------------------------------------------
 
-def _safe_name(name: str) -> str:
-    """The member's normalised relative path, or raise for an absolute or escaping one."""
+def _safe_name(name: str, where: str) -> str:
+    """The member's normalised relative path, or raise (naming ``where``, the bundle) for an absolute or escaping
+    one."""
     if not name or "\\" in name or "\0" in name:
-        raise BundleError(f"unsafe member name {name!r}")
+        raise BundleError(f"{where}: unsafe member name {name!r}")
     p = PurePosixPath(name)
     if p.is_absolute() or name.startswith("/"):
-        raise BundleError(f"member {name!r} has an absolute path (refused)")
+        raise BundleError(f"{where}: member {name!r} has an absolute path (refused)")
     parts = [part for part in p.parts if part not in ("", ".")]
     if not parts or any(part == ".." for part in parts):
-        raise BundleError(f"member {name!r} would extract outside the target folder (refused)")
+        raise BundleError(f"{where}: member {name!r} would extract outside the target folder (refused)")
     return "/".join(parts)
 
 
-def check_members(tar: tarfile.TarFile) -> list[tuple[tarfile.TarInfo, str]]:
-    """Every member, validated: regular files and folders only, relative paths inside the target, no duplicates."""
+def check_members(tar: tarfile.TarFile, where: str) -> list[tuple[tarfile.TarInfo, str]]:
+    """Every member, validated: regular files and folders only, relative paths inside the target, no duplicates.
+    Errors start with ``where`` (the bundle's path)."""
     members = []
     seen = set()
     total = 0
     try:  # reads the whole archive: a truncated or corrupt .tar.gz fails here
         infos = tar.getmembers()
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
-        raise BundleError(f"damaged archive ({exc})") from None
+        raise BundleError(f"{where}: damaged archive ({exc})") from None
     for info in infos:
         if len(members) >= MAX_MEMBERS:
-            raise BundleError(f"more than {MAX_MEMBERS} members (refused)")
-        name = _safe_name(info.name)
+            raise BundleError(f"{where}: more than {MAX_MEMBERS} members (refused)")
+        name = _safe_name(info.name, where)
         if info.issym() or info.islnk():
-            raise BundleError(f"member {info.name!r} is a {'symbolic' if info.issym() else 'hard'} link (refused)")
+            raise BundleError(f"{where}: member {info.name!r} is a {'symbolic' if info.issym() else 'hard'} link (refused)")
         if not (info.isfile() or info.isdir()):
-            raise BundleError(f"member {info.name!r} is not a regular file or folder (refused)")
+            raise BundleError(f"{where}: member {info.name!r} is not a regular file or folder (refused)")
         if name in seen:
-            raise BundleError(f"member {name!r} appears twice (refused)")
+            raise BundleError(f"{where}: member {name!r} appears twice (refused)")
         seen.add(name)
         total += max(0, info.size)
         if total > MAX_BYTES:
-            raise BundleError("unpacked size exceeds 2 GiB (refused)")
+            raise BundleError(f"{where}: unpacked size exceeds 2 GiB (refused)")
         members.append((info, name))
     return members
 
@@ -226,7 +228,7 @@ def _verify_tree(root: Path, where: str) -> dict:
     if unlisted:
         raise BundleError(f"{where}: {unlisted[0]} is not listed in the checksums (refused)")
     for name, h in sorted(sha.items()):
-        p = root / _safe_name(name)
+        p = root / _safe_name(name, where)
         if p.is_symlink() or not p.is_file():
             raise BundleError(f"{where}: {name} is missing")
         if sha256_of(p) != h:
@@ -234,7 +236,12 @@ def _verify_tree(root: Path, where: str) -> dict:
     if not (root / PROFILE_FILE).is_file():
         raise BundleError(f"{where}: no {PROFILE_FILE}")
     for m in models:
-        read_manifest(root / "models" / _safe_name(m), verify=True)
+        try:
+            read_manifest(root / "models" / _safe_name(m, where), verify=True)
+        except BundleError:
+            raise
+        except UserError as exc:  # name the bundle, and the model by its path inside it
+            raise BundleError(f"{where}: {str(exc).replace(str(root) + os.sep, '')}") from None
     return index
 
 
@@ -248,13 +255,13 @@ def install(bundle: Path, to: Path, force: bool = False) -> Installed:
     """Check a bundle and extract it into ``to``.  Existing files are never overwritten without ``force``."""
     bundle, to = Path(bundle), Path(to)
     with _open(bundle) as tar:
-        members = check_members(tar)
+        members = check_members(tar, str(bundle))
         if to.exists() and not to.is_dir():
-            raise BundleError(f"{to}: exists and is not a folder")
+            raise BundleError(f"{bundle}: cannot install into {to}: it exists and is not a folder")
         if to.is_dir() and not force:
             clashes = [n for info, n in members if info.isfile() and (to / n).exists()]
             if clashes:
-                raise BundleError(f"{to / clashes[0]}: already exists (use --force to overwrite)")
+                raise BundleError(f"{bundle}: {to / clashes[0]} already exists (use --force to overwrite)")
         to.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".edge-ser-bundle-", dir=to.parent))
         try:
@@ -266,7 +273,7 @@ def install(bundle: Path, to: Path, force: bool = False) -> Installed:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 src = tar.extractfile(info)
                 if src is None:
-                    raise BundleError(f"member {name!r} cannot be read")
+                    raise BundleError(f"{bundle}: member {name!r} cannot be read")
                 with src, open(dest, "wb") as f:
                     shutil.copyfileobj(src, f)
             index = _verify_tree(staging, str(bundle))

@@ -196,6 +196,12 @@ def load_profile(name: str) -> Profile:
     """A profile by name (``pi4b``) or by path to a ``.toml`` file."""
     if name.endswith(".toml") or os.sep in name:
         p = Path(name)
+        if p.is_dir():  # not a bundle folder (resolve_profile checks those first)
+            if (p / "profile.toml").is_file():
+                raise ProfileError(f"{name}: not an installed bundle (no bundle.json); to use its profile give "
+                                   f"{p / 'profile.toml'}")
+            raise ProfileError(f"{name}: folder has no profile.toml (give a profile's .toml file or an installed "
+                               "bundle folder)")
         if not p.is_file():
             raise ProfileError(f"{name}: no such profile file")
         return read_profile(p)

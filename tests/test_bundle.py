@@ -135,8 +135,9 @@ def _member(name: str, kind=tarfile.REGTYPE, data: bytes = b"x", linkname: str =
 ])
 def test_unsafe_members_are_refused_before_anything_is_written(good, env, member, message):
     bad = rewrite(good, env / "bad.tar.gz", extra=[member])
-    with pytest.raises(bundle.BundleError, match=message):
+    with pytest.raises(bundle.BundleError, match=message) as exc:
         bundle.install(bad, env / "device" / "inner")
+    assert str(exc.value).startswith(f"{bad}: ")  # the error names the bundle
     assert not (env / "evil.txt").exists() and not (env / "device").exists()
 
 
@@ -186,7 +187,16 @@ def test_cli_package_install_and_tampered_bundle(good, env):
     assert r.returncode == 0, r.stderr
     bad = rewrite(good, env / "bad.tar.gz", extra=[_member("../escape.txt")])
     r = run_cli("install-bundle", str(bad), "--to", str(env / "dev2"), env=cli_env)
-    assert r.returncode == 2 and r.stderr.startswith("error: ") and "Traceback" not in r.stderr
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert r.stderr.startswith(f"error: {bad}: member '../escape.txt' would extract outside the target folder")
     assert not (env / "escape.txt").exists()
+    data = out.read_bytes()
+    cut = env / "cut.tar.gz"
+    cut.write_bytes(data[:len(data) // 2])
+    r = run_cli("install-bundle", str(cut), "--to", str(env / "dev4"), env=cli_env)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith(f"error: {cut}: damaged archive (")
+    r = run_cli("install-bundle", str(out), "--to", str(out), env=cli_env)  # the target is a file
+    assert r.returncode == 2 and r.stderr.startswith(f"error: {out}: cannot install into {out}: ")
     r = run_cli("install-bundle", str(env / "missing.tar.gz"), "--to", str(env / "dev3"), env=cli_env)
     assert r.returncode == 2 and "no such bundle" in r.stderr

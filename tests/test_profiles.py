@@ -114,6 +114,22 @@ def test_extra_profiles_folder(tmp_path, monkeypatch):
     assert profiles.load_profile("robot-x").budget.hop_latency_ms == 50.0
 
 
+def test_profile_folder_without_a_profile_says_so(tmp_path):
+    with pytest.raises(profiles.ProfileError, match="folder has no profile.toml") as exc:
+        profiles.resolve_profile(str(tmp_path))
+    assert str(exc.value).startswith(f"{tmp_path}: ")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = run_cli("listen", "--profile", str(empty), "--input", str(tmp_path / "x.wav"))
+    assert r.returncode == 2 and r.stderr == f"error: {empty}: folder has no profile.toml " \
+        "(give a profile's .toml file or an installed bundle folder)\n"
+    write_profile(tmp_path, "loose").rename(tmp_path / "profile.toml")  # a folder that is not a bundle
+    with pytest.raises(profiles.ProfileError, match="not an installed bundle .* give .*profile.toml"):
+        profiles.resolve_profile(str(tmp_path))
+    with pytest.raises(profiles.ProfileError, match="no such profile file"):
+        profiles.resolve_profile(str(tmp_path / "absent.toml"))
+
+
 def test_cli_profiles_list_show_and_unknown():
     r = run_cli("profiles", "--json")
     assert r.returncode == 0, r.stderr
