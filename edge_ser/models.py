@@ -371,7 +371,7 @@ class Model:
     BATCH = 32  # model inputs held and scored together by `classify_blocks`
 
     def classify_blocks(self, blocks, hop_seconds: float | None = None, batch: int = BATCH, stats=None,
-                        update: bool = True, predict: bool = True) -> tuple[np.ndarray, int]:
+                        update: bool = True, predict: bool = True, listener=None) -> tuple[np.ndarray, int]:
         """`classify_audio` for a clip arriving in blocks of 16 kHz mono audio, in bounded memory whatever its
         length: the streaming frontend gives the same frames as ``frames()``, the same windows are cut (the
         `features.clip_windows` rule: every ``hop`` from the start, one more aligned to the end, or one padded
@@ -380,7 +380,8 @@ class Model:
 
         A speaker-normalised model adapts as `classify_audio` does, batch by batch: each batch is standardised by
         the statistics of every window so far (for a clip of up to ``batch`` windows: of the whole clip).
-        ``predict=False`` only adds the windows to ``stats`` (the probabilities returned are then zeros)."""
+        ``predict=False`` only adds the windows to ``stats`` (the probabilities returned are then zeros).
+        ``listener``: an object whose ``push(block)`` also sees every block (e.g. `stream.LoudestFrame`)."""
         from .frontend import StreamingLogMel
 
         n, hop = self.n_frames, self.hop_frames(hop_seconds)
@@ -426,6 +427,8 @@ class Model:
             samples += block.size
             if block.size:
                 take(frontend.push(block))
+                if listener is not None:
+                    listener.push(block)
         take(frontend.flush())
         if total <= n:  # a short clip: one window, padded (frames 0..total are all still held)
             pending.extend(self.input_for(w) for w in features.clip_windows(held, n, hop))
@@ -435,13 +438,13 @@ class Model:
         return (acc / max(count, 1)).astype(np.float32), samples
 
     def classify_file(self, path, hop_seconds: float | None = None, stats=None, update: bool = True,
-                      predict: bool = True) -> tuple[np.ndarray, float]:
+                      predict: bool = True, listener=None) -> tuple[np.ndarray, float]:
         """Probabilities per label for an audio file read block by block (bounded memory, any length, rate or
         channel count); returns ``(probabilities, duration in seconds)``.  AudioError for unreadable audio.
         ``stats``/``update``: speaker adaptation, as in `classify_blocks`.  A speaker-normalised model given no
         ``stats`` adapts to the whole file (training's "each clip alone" regime): a file whose windows fit in one
         batch is read once (the batch is standardised by its own statistics); a longer one is read twice, its
-        statistics first."""
+        statistics first.  ``listener``: see `classify_blocks` (it sees the scoring pass only)."""
         from .sources import FileSource
 
         if (predict and update and stats is None and self.speaker_norm is not None
@@ -451,7 +454,8 @@ class Model:
             update = False
 
         source = FileSource(path, realtime=False, block_seconds=1.0, target_rate=self.frontend.sample_rate)
-        probs, samples = self.classify_blocks(iter(source), hop_seconds, stats=stats, update=update, predict=predict)
+        probs, samples = self.classify_blocks(iter(source), hop_seconds, stats=stats, update=update, predict=predict,
+                                              listener=listener)
         return probs, samples / self.frontend.sample_rate
 
     def _fits_one_batch(self, path, hop_seconds: float | None) -> bool:
