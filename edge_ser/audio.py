@@ -88,6 +88,36 @@ def audio_info(path: str | os.PathLike) -> sf._SoundFileInfo:
         raise AudioError(f"{p}: not a readable audio file ({_short(exc)})") from None
 
 
+# RIFF/RIFX WAV and AIFF headers state the exact size of the audio data, but libsndfile quietly shortens a data
+# chunk that runs past the end of the file (its info.frames is then what the file holds, not what the header
+# announced), so a WAV cut short would be classified as if whole.  FLAC finds the damage itself (a read error);
+# OGG/MP3 have no exact size in their headers.  A size of 0 or 0xFFFFFFFF means "unknown" (a stream, RF64).
+_IFF = {b"RIFF": ("<", (b"WAVE",), b"data"), b"RIFX": (">", (b"WAVE",), b"data"),
+        b"FORM": (">", (b"AIFF", b"AIFC"), b"SSND")}
+
+
+def check_complete(path: str | os.PathLike) -> None:
+    """Raise AudioError if a WAV/AIFF file's audio data chunk announces more bytes than the file holds."""
+    import struct
+    p = Path(path)
+    with open(p, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] not in _IFF or head[8:12] not in _IFF[head[:4]][1]:
+            return
+        order, _, data_id = _IFF[head[:4]]
+        size = p.stat().st_size
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk_id, length = struct.unpack(order + "4sI", f.read(8))
+            if chunk_id == data_id:
+                if length not in (0, 0xFFFFFFFF) and pos + 8 + length > size:
+                    raise AudioError(f"{p}: truncated (the header announces {length} bytes of audio data, the "
+                                     f"file holds {size - pos - 8})")
+                return
+            pos += 8 + length + (length & 1)  # chunks are padded to an even size
+
+
 def load_audio(path: str | os.PathLike, target_rate: int = TARGET_RATE) -> np.ndarray:
     """Read a file as mono float32 at ``target_rate``.  Raises AudioError with a one-line reason."""
     p = check_readable(path)
@@ -97,6 +127,7 @@ def load_audio(path: str | os.PathLike, target_rate: int = TARGET_RATE) -> np.nd
         raise AudioError(f"{p}: not a readable audio file ({_short(exc)})") from None
     if data.shape[0] == 0:
         raise AudioError(f"{p}: contains no samples")
+    check_complete(p)
     audio = sanitize(to_mono(data), str(p))
     return resample(audio, rate, target_rate)
 

@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 import numpy as np
 import soundfile as sf
 
-from .audio import TARGET_RATE, StreamResampler, _short, check_readable
+from .audio import TARGET_RATE, StreamResampler, _short, check_complete, check_readable
 from .errors import AudioError, UserError
 
 
@@ -48,6 +48,7 @@ class FileSource:
             raise AudioError(f"{self.path}: not a readable audio file ({_short(exc)})") from None
         if info.frames == 0:
             raise AudioError(f"{self.path}: contains no samples")
+        check_complete(self.path)
         self.sample_rate = info.samplerate
         self.channels = info.channels
         self.duration = info.frames / info.samplerate

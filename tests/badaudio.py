@@ -41,7 +41,7 @@ EXPECT = {
     "rate_8000": "ok", "rate_11025": "ok", "rate_22050": "ok", "rate_44100": "ok", "rate_48000": "ok",
     "rate_96000": "ok", "nan": "error", "inf": "error", "zeros": "ok", "clipped_int": "ok", "clipped_float": "ok",
     "short_50ms": "ok", "one_sample": "ok", "directory": "error", "fifo": "error", "io_error": "error",
-    "missing": "error", "non_ascii": "ok", "truncated_body_wav": "ok", "truncated_body_flac": "error",
+    "missing": "error", "non_ascii": "ok", "truncated_body_wav": "error", "truncated_body_flac": "error",
     "corrupt_flac": "error", "latin1_name": "ok",
 }
 
@@ -94,7 +94,7 @@ def make_bad_files(root: Path) -> dict[str, Path]:
         io.symlink_to("/proc/self/mem")
     files["io_error"] = io
     files["missing"] = root / "does_not_exist.wav"
-    # damaged after a valid header: a WAV cut in half still has half its samples; FLAC frames lose sync
+    # damaged after a valid header: a WAV cut in half announces more data than it holds; FLAC frames lose sync
     long = speechlike(3.0)
     wav = _write(root / "full3s.wav", long, SR, "PCM_16").read_bytes()
     (root / "truncated_body_wav.wav").write_bytes(wav[:len(wav) // 2])

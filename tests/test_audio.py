@@ -124,3 +124,37 @@ def test_nan_samples_rejected(tmp_path):
     sf.write(tmp_path / "x.wav", y, 16000, subtype="FLOAT")
     with pytest.raises(AudioError, match="NaN"):
         load_audio(tmp_path / "x.wav")
+
+
+@pytest.mark.parametrize("fmt,subtype,ext", [("WAV", "PCM_16", "wav"), ("WAV", "FLOAT", "wav"),
+                                             ("WAVEX", "PCM_24", "wav"), ("AIFF", "PCM_16", "aiff")])
+def test_truncated_body_is_an_error_whole_file_loads(tmp_path, fmt, subtype, ext):
+    """A header announcing more audio data than the file holds (a copy cut short) is refused, whole or streamed
+    (FileSource, as classify and listen read), with one line naming the file; the whole file loads."""
+    from edge_ser.sources import FileSource
+    whole = tmp_path / f"whole.{ext}"
+    sf.write(whole, sine(440, 16000, seconds=2.0), 16000, format=fmt, subtype=subtype)
+    assert len(load_audio(whole)) == 32000 and sum(len(b) for b in FileSource(whole, realtime=False)) == 32000
+    cut = tmp_path / f"cut.{ext}"
+    cut.write_bytes(whole.read_bytes()[:-1001])
+    assert sf.info(cut).frames > 0  # libsndfile itself reads what is left without complaint
+    for read in (load_audio, lambda p: FileSource(p, realtime=False)):
+        with pytest.raises(AudioError, match="truncated") as exc:
+            read(cut)
+        assert str(exc.value).startswith(f"{cut}: ") and "\n" not in str(exc.value)
+
+
+def test_formats_without_an_exact_size_still_load(tmp_path):
+    """OGG (no exact size in its header), FLAC, and a streamed WAV whose data size is 0xFFFFFFFF ('unknown')."""
+    y = sine(440, 16000)
+    for fmt, subtype in (("OGG", "VORBIS"), ("FLAC", "PCM_16")):
+        path = tmp_path / f"x.{fmt.lower()}"
+        sf.write(path, y, 16000, format=fmt, subtype=subtype)
+        assert abs(len(load_audio(path)) - 16000) <= 1
+    wav = tmp_path / "streamed.wav"
+    sf.write(wav, y, 16000, subtype="PCM_16")
+    data = bytearray(wav.read_bytes())
+    at = data.index(b"data")
+    data[at + 4:at + 8] = b"\xff\xff\xff\xff"
+    wav.write_bytes(bytes(data))
+    assert len(load_audio(wav)) == 16000
