@@ -89,6 +89,8 @@ def classify_cmd(
         raise UserError(f"--adapt must be one of {', '.join(ADAPT_MODES)}, got {adapt!r}")
     s = _settings(profile, model, fmt, threads)
     m = load_model(s.model, fmt=s.fmt, threads=s.threads)
+    if profile:  # what the profile chose, and why (stderr: stdout stays one result per file)
+        print(f"model {m.name} ({m.format}, {s.threads} thread(s)) [{s.reason}]", file=sys.stderr, flush=True)
     files = list(_expand(paths))
     shared = None
     if adapt == "together" and m.speaker_norm is not None:
@@ -272,7 +274,7 @@ def models_cmd(as_json: bool = typer.Option(False, "--json", help="Print a JSON 
     for reason in broken:  # a tampered or unreadable model is named, not silently left out
         print(f"error: {reason}", file=sys.stderr, flush=True)
     if as_json:
-        _json_line([{**m.to_dict(), "path": m.extra.get("path")} for m in found])
+        _json_line([{**m.to_dict(), "model": m.extra.get("model"), "path": m.extra.get("path")} for m in found])
         if broken:
             raise typer.Exit(2)
         return
@@ -282,9 +284,10 @@ def models_cmd(as_json: bool = typer.Option(False, "--json", help="Print a JSON 
               " (run `make models`)")
     else:
         print(f"{'name':14} {'task':8} {'kind':5} {'formats':12} {'window':>6}  trained on / score")
-        for m in found:
-            print(f"{m.name:14} {m.task:8} {m.kind:5} {','.join(m.formats):12} {m.window_seconds:5g}s  "
-                  f"{_summary(m)}")
+        for m in found:  # named as --model takes them (the directory); a different manifest name is shown too
+            name = m.extra.get("model") or m.name
+            print(f"{name:14} {m.task:8} {m.kind:5} {','.join(m.formats):12} {m.window_seconds:5g}s  "
+                  f"{_summary(m)}" + (f" [manifest name {m.name}]" if m.name != name else ""))
     if broken:
         raise typer.Exit(2)
 

@@ -7,7 +7,9 @@ onnxruntime (CPU, ``threads`` intra-op threads, one inter-op thread); TFLite mod
 """
 from __future__ import annotations
 
+import importlib
 import os
+import signal
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,14 +52,14 @@ def list_models(verify: bool = False, errors: list | None = None) -> list[Manife
     with ``verify`` the file hashes are checked too.
     """
     out = []
-    for name, d in _named_models().items():
+    for name, d in sorted(_named_models().items()):
         try:
             m = read_manifest(d, verify=verify)
         except ModelError as exc:
             if errors is not None:
                 errors.append(str(exc))
             continue
-        m.extra = dict(m.extra, path=str(d))
+        m.extra = dict(m.extra, path=str(d), model=name)  # model: what --model takes (the directory's name)
         out.append(m)
     return out
 
@@ -113,7 +115,7 @@ class OnnxRunner:
     def __init__(self, file: Path, threads: int = 1):
         try:
             with _quiet_stderr():  # as a user without a writable home, the import prints a telemetry warning on fd 2
-                import onnxruntime as ort
+                ort = _import("onnxruntime")
         except ImportError as exc:  # pragma: no cover - onnxruntime is a hard dependency
             raise ModelError(f"onnxruntime is not installed ({exc})") from None
         so = ort.SessionOptions()
@@ -218,15 +220,40 @@ def _quiet_stderr():
         os.close(devnull)
 
 
+def _import(module: str):
+    """``importlib.import_module(module)``, except that a Ctrl-C during the import stays a KeyboardInterrupt: a C
+    extension interrupted while it initialises reports ``ImportError: initialization failed`` (or "import numpy
+    failed"), which would otherwise read as a missing package."""
+    interrupted = []
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_interrupt(signum, frame):
+        interrupted.append(signum)
+        if callable(previous):
+            previous(signum, frame)
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGINT, on_interrupt)
+    except ValueError:  # not the main thread: signals are not ours to handle
+        return importlib.import_module(module)
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        if interrupted:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _tflite_interpreter_class():
     try:
-        from ai_edge_litert.interpreter import Interpreter
-        return Interpreter
+        return _import("ai_edge_litert.interpreter").Interpreter
     except ImportError:
         pass
     try:
-        from tflite_runtime.interpreter import Interpreter
-        return Interpreter
+        return _import("tflite_runtime.interpreter").Interpreter
     except ImportError:
         raise ModelError("TFLite models need ai-edge-litert or tflite-runtime: pip install 'edge-ser[tflite]' "
                          "(or use --format onnx)") from None

@@ -168,6 +168,14 @@ def test_models_and_devices_json(tiny_models, tmp_path):
     for key in ("name", "kind", "task", "labels", "formats", "input", "frontend", "window_seconds", "trained_on",
                 "metrics", "sha256", "edge_ser_version"):
         assert key in m
+    # a copy under another directory name is listed by what --model takes, in order, with its manifest name shown
+    shutil.copytree(tiny_models["rfc"], tmp_path / "a-copy")
+    rows = json.loads(run_cli("models", "--json", env={"EDGE_SER_MODELS": str(tmp_path)}).stdout)
+    names = [r["model"] for r in rows]
+    assert names == sorted(names) and {"a-copy", "tiny-rfc"} <= set(names)
+    assert next(r for r in rows if r["model"] == "a-copy")["name"] == "tiny-rfc"
+    text = run_cli("models", env={"EDGE_SER_MODELS": str(tmp_path)}).stdout
+    assert any(line.startswith("a-copy ") and "[manifest name tiny-rfc]" in line for line in text.splitlines())
     proc = run_cli("classify", "--help")
     assert proc.returncode == 0 and "--model" in proc.stdout
     proc = run_cli("devices", "--json")
@@ -221,3 +229,27 @@ def test_runtime_sources_never_import_forbidden_modules():
                 names = [node.module]
             for n in names:
                 assert n.split(".")[0] not in FORBIDDEN, f"{path.name} imports {n}"
+
+
+
+def test_ctrl_c_during_a_runtime_import_stays_a_keyboard_interrupt(tmp_path, monkeypatch):
+    """A C extension interrupted while it initialises (onnxruntime, LiteRT) reports ImportError; the runtime's
+    import turns that back into KeyboardInterrupt (exit 130), not "onnxruntime is not installed"; a real
+    ImportError stays one."""
+    import signal
+    from edge_ser.models import _import
+    (tmp_path / "interrupted_ext.py").write_text(
+        "import os, signal, time\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(1)\n"
+        "except KeyboardInterrupt:\n"
+        "    raise ImportError('initialization failed')\n")
+    (tmp_path / "broken_ext.py").write_text("raise ImportError('no such library')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        _import("interrupted_ext")
+    with pytest.raises(ImportError, match="no such library"):
+        _import("broken_ext")
+    assert signal.getsignal(signal.SIGINT) is before
