@@ -64,8 +64,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
+    except BrokenPipeError:  # `edge-ser listen | head`: the reader has gone, which is not an error
+        _drop_stdout()
         return 0
+    except SystemExit as exc:  # click answers a write to a closed pipe (EPIPE) with sys.exit(1)
+        if exc.code == 1 and _stdout_reader_gone():
+            _drop_stdout()
+            return 0
+        raise
     except Exception as exc:  # a bug, not a user mistake; on a robot nobody reads a traceback: one line, exit 1
         import os
         if os.environ.get("EDGE_SER_DEBUG") or os.environ.get("PYTEST_CURRENT_TEST"):
@@ -82,3 +88,26 @@ if __name__ == "__main__":
     # (this file is then also loaded as __main__, whose `app` has no commands).
     from edge_ser.cli import main as _package_main
     sys.exit(_package_main())
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush of what is still buffered for a closed pipe does
+    not fail (which would turn the exit code into 1)."""
+    import os
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, AttributeError, ValueError):  # no real stdout (tests, embedding): nothing to flush
+        pass
+
+
+def _stdout_reader_gone() -> bool:
+    """True when stdout is a pipe whose reading end has been closed."""
+    import select
+    try:
+        poller = select.poll()
+        poller.register(sys.__stdout__.fileno(), select.POLLERR)
+        return any(event & select.POLLERR for _fd, event in poller.poll(0))
+    except (OSError, AttributeError, ValueError):
+        return False

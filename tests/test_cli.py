@@ -253,3 +253,19 @@ def test_ctrl_c_during_a_runtime_import_stays_a_keyboard_interrupt(tmp_path, mon
     with pytest.raises(ImportError, match="no such library"):
         _import("broken_ext")
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_reader_closing_the_pipe_is_not_an_error(tiny_models, tmp_path):
+    """`edge-ser listen --json | head -1`: once the reader has gone, the CLI stops quietly with exit 0 (more output
+    than a pipe buffers, so the write after the close really fails)."""
+    rng = np.random.default_rng(0)
+    sf.write(tmp_path / "long.wav", harmonic_tone(tone_f0(3), 240.0, rng, amp=0.3), SR)
+    proc = subprocess.Popen([sys.executable, "-m", "edge_ser", "listen", "--model", str(tiny_models["rfc"]),
+                             "--input", str(tmp_path / "long.wav"), "--fast", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(REPO))
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert json.loads(first)["t"] == 0.5
+    assert "Traceback" not in err and "error" not in err, err
