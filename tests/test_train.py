@@ -140,6 +140,25 @@ def test_cnn_members_average_into_one_exported_model(corpus, tmp_path):
         assert p.shape == (6,) and abs(p.sum() - 1) < 1e-3
 
 
+def test_spec_mask_masks_in_training_only():
+    """SpecAugment's masks: zero rows (mel bands) and columns (frames) per example in training, identity otherwise;
+    the exported network (no mask layer) takes the trained weights."""
+    pytest.importorskip("tensorflow")
+    from export.kinds.cnn import build_network, spec_mask_layer
+    x = np.ones((16, 32, 20, 1), np.float32)
+    layer = spec_mask_layer(freq=6, time=4, masks=1, seed=3)
+    y = np.asarray(layer(x, training=True))[..., 0]
+    assert np.array_equal(np.asarray(layer(x, training=False)), x)
+    rows, cols = (y == 0).all(axis=2).sum(axis=1), (y == 0).all(axis=1).sum(axis=1)
+    assert rows.max() <= 6 and cols.max() <= 4 and rows.sum() > 0 and cols.sum() > 0
+    assert set(np.unique(y)) <= {0.0, 1.0} and len({r.tobytes() for r in (y == 0)}) > 1  # masks differ per example
+    trained = build_network(x.shape[1:], 3, filters=(4, 4, 4, 4), spec_augment={"freq": 6, "time": 4, "masks": 1})
+    plain = build_network(x.shape[1:], 3, filters=(4, 4, 4, 4))
+    assert "spec_mask" in [layer.name for layer in trained.layers]
+    assert "spec_mask" not in [layer.name for layer in plain.layers]
+    assert len(trained.trainable_weights) == len(plain.trainable_weights)
+
+
 @pytest.mark.slow
 def test_cnn_partial_labels_use_only_training_speakers(tmp_path):
     """fine15 + partial: CREMA-D XX clips (emotion known, intensity not) join the training part of their own

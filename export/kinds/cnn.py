@@ -35,13 +35,48 @@ def _tf():
     return tf
 
 
+def spec_mask_layer(freq: int = 8, time: int = 6, masks: int = 2, seed: int = 0):
+    """SpecAugment's masking (Park et al. 2019) as a Keras layer, active in training only: ``masks`` times, a band of
+    0..``freq`` mel rows and a run of 0..``time`` frames, each at a random place per example, are set to 0 (the
+    speaker's mean after speaker normalisation).  No weights: the exported network leaves it out."""
+    import keras
+    from keras import ops
+
+    class SpecMask(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.generator = keras.random.SeedGenerator(seed)
+
+        def _keep(self, x, axis: int, width: int):
+            n, b = ops.shape(x)[axis], ops.shape(x)[0]
+            w = ops.floor(keras.random.uniform((b, 1), 0, width + 1, seed=self.generator))
+            start = ops.floor(keras.random.uniform((b, 1), 0, 1, seed=self.generator) * (ops.cast(n, "float32") - w + 1))
+            at = ops.cast(ops.arange(n), "float32")[None, :]
+            keep = ops.cast(ops.logical_or(at < start, at >= start + w), x.dtype)
+            return ops.reshape(keep, (b, n, 1, 1) if axis == 1 else (b, 1, n, 1))
+
+        def call(self, x, training=None):
+            if not training:
+                return x
+            for _ in range(masks):
+                x = x * self._keep(x, 1, freq) * self._keep(x, 2, time)
+            return x
+
+    return SpecMask(name="spec_mask")
+
+
 def build_network(input_shape, n_classes: int, filters=(16, 32, 48, 64), l1: float = 1e-6, l2: float = 1e-4,
-                  batch_size=None, batchnorm: bool = False, name: str = "edge_ser_cnn"):
+                  batch_size=None, batchnorm: bool = False, name: str = "edge_ser_cnn", spec_augment=None,
+                  seed: int = 0):
+    """The network; ``spec_augment`` (``{"freq", "time", "masks"}``, training copies only) puts `spec_mask_layer`
+    after the input."""
     import keras
     from keras import layers, regularizers
     reg = regularizers.L1L2(l1=l1, l2=l2)
     inp = keras.Input(shape=tuple(input_shape), batch_size=batch_size, name="input")
     h = inp
+    if spec_augment:
+        h = spec_mask_layer(**spec_augment, seed=seed)(h)
     for k, (f, size) in enumerate(zip(filters, (5, 3, 3, 3))):
         if batchnorm:  # conv -> batch norm -> ReLU (the norm folds into the conv on export)
             h = layers.Conv2D(f, size, padding="same", use_bias=False, kernel_regularizer=reg, name=f"conv{k + 1}")(h)
@@ -82,12 +117,13 @@ class CNN:
     def __init__(self, n_classes: int, epochs: int = 40, patience: int = 8, batch_size: int = 64, lr: float = 1e-3,
                  decay: float = 1e-6, features: str = FEATURES, params: dict | None = None, verbose: int = 0,
                  filters=(16, 32, 48, 64), partial_groups=None, batchnorm: bool = False, speaker_norm: bool = True,
-                 members: int = 1):
+                 members: int = 1, spec_augment: dict | None = None):
         self.n_classes = n_classes
         # label n_classes + j means "one of the classes partial_groups[j]" (e.g. emotion known, intensity not)
         self.partial_groups = [list(g) for g in (partial_groups or [])]
         self.options = {"epochs": epochs, "patience": patience, "batch_size": batch_size, "lr": lr, "decay": decay,
-                        "filters": list(filters), "batchnorm": bool(batchnorm), "members": int(members)}
+                        "filters": list(filters), "batchnorm": bool(batchnorm), "members": int(members),
+                        "spec_augment": dict(spec_augment) if spec_augment else None}
         if self.options["members"] < 1:
             raise ValueError("members must be at least 1")
         self.speaker_norm = dict(SPEAKER_NORM) if speaker_norm else None
@@ -145,17 +181,19 @@ class CNN:
         nets, histories = [], []
         for k in range(self.options.get("members", 1)):
             keras.utils.set_random_seed(seed + 1009 * k)
-            net, history = self._fit_one(X, y, w, val, progress, name="edge_ser_cnn" if k == 0 else f"member{k}")
+            net, history = self._fit_one(X, y, w, val, progress, name="edge_ser_cnn" if k == 0 else f"member{k}",
+                                         seed=seed + 1009 * k)
             nets.append(net)
             histories.append(history)
         self.model = ensemble(nets, X.shape[1:])
         self.history = histories[0] if len(histories) == 1 else {"members": histories}
         return self
 
-    def _fit_one(self, X, y, w, val, progress: bool, name: str):
+    def _fit_one(self, X, y, w, val, progress: bool, name: str, seed: int = 0):
         import keras
         net = build_network(X.shape[1:], self.n_classes, self.options["filters"],
-                            batchnorm=self.options.get("batchnorm", False), name=name)
+                            batchnorm=self.options.get("batchnorm", False), name=name,
+                            spec_augment=self.options.get("spec_augment"), seed=seed)
         self._compile(net)
         callbacks = []
         if progress:
@@ -172,7 +210,9 @@ class CNN:
         # keep an uncompiled copy: converters and saving must not meet the (custom) training loss
         plain = build_network(X.shape[1:], self.n_classes, self.options["filters"],
                               batchnorm=self.options.get("batchnorm", False), name=name)
-        plain.set_weights(net.get_weights())
+        for layer in plain.layers:  # by name: the training copy may hold a mask layer (with a seed state) more
+            if layer.weights:
+                layer.set_weights(net.get_layer(layer.name).get_weights())
         return plain, {k: [float(v) for v in vals] for k, vals in h.history.items()}
 
     def predict_proba(self, X) -> np.ndarray:
@@ -202,7 +242,8 @@ class CNN:
     def describe(self) -> dict:
         d = {"network": "4 x (Conv2D + ReLU + MaxPool), dropout 0.1/0.5, L1+L2, dense 64, softmax"
                         + (f"; mean of {self.options['members']} such networks' probabilities"
-                           if self.options.get("members", 1) > 1 else ""),
+                           if self.options.get("members", 1) > 1 else "")
+                        + ("; SpecAugment masks in training" if self.options.get("spec_augment") else ""),
              **self.options, "speaker_norm": self.speaker_norm is not None}
         if self.model is not None:
             d["parameters"] = int(self.model.count_params())
