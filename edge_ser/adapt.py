@@ -46,6 +46,16 @@ class SpeakerStats:
         self.elements += x.shape[0] * self.norm.pooled
         return self
 
+    def merge(self, other: "SpeakerStats") -> "SpeakerStats":
+        """Add another set of sums (the same norm) to these, as if its inputs had been added here."""
+        if other.norm.shape != self.norm.shape or tuple(other.norm.axes) != tuple(self.norm.axes):
+            raise ValueError("statistics of a different norm")
+        self.sum += other.sum
+        self.sumsq += other.sumsq
+        self.windows += other.windows
+        self.elements += other.elements
+        return self
+
     def mean_var(self) -> tuple[np.ndarray, np.ndarray]:
         """The speaker's mean and variance shrunk toward the population's by ``prior_windows`` windows."""
         k = self.norm.prior_windows * self.norm.pooled

@@ -91,7 +91,10 @@ def audio_info(path: str | os.PathLike) -> sf._SoundFileInfo:
 # RIFF/RIFX WAV and AIFF headers state the exact size of the audio data, but libsndfile quietly shortens a data
 # chunk that runs past the end of the file (its info.frames is then what the file holds, not what the header
 # announced), so a WAV cut short would be classified as if whole.  FLAC finds the damage itself (a read error);
-# OGG/MP3 have no exact size in their headers.  A size of 0 or 0xFFFFFFFF means "unknown" (a stream, RF64).
+# OGG/MP3 have no exact size in their headers.  A size of 0 or from 0x7FFFF000 up means "unknown": a stream, RF64,
+# or a recorder that could not go back and fix its header (arecord writes 0x7FFFFF00 / 0x80000000, sox 0x7FFFF000;
+# so does one killed mid-recording).
+_UNKNOWN_SIZE = 0x7FFFF000
 _IFF = {b"RIFF": ("<", (b"WAVE",), b"data"), b"RIFX": (">", (b"WAVE",), b"data"),
         b"FORM": (">", (b"AIFF", b"AIFC"), b"SSND")}
 
@@ -111,7 +114,7 @@ def check_complete(path: str | os.PathLike) -> None:
             f.seek(pos)
             chunk_id, length = struct.unpack(order + "4sI", f.read(8))
             if chunk_id == data_id:
-                if length not in (0, 0xFFFFFFFF) and pos + 8 + length > size:
+                if 0 < length < _UNKNOWN_SIZE and pos + 8 + length > size:
                     raise AudioError(f"{p}: truncated (the header announces {length} bytes of audio data, the "
                                      f"file holds {size - pos - 8})")
                 return

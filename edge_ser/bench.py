@@ -273,7 +273,7 @@ def run(model: str, fmt: str | None = None, threads: int = 1, hop_seconds: float
     from .models import resolve_model
     window = read_manifest(resolve_model(model), verify=False).window_seconds
     least = min_seconds(window, hop_seconds)
-    if seconds < least - 1e-9:
+    if not seconds >= least - 1e-9:  # NaN too
         raise UserError(f"--seconds must be at least {least:g} for {model} (its {window:g} s window, then "
                         f"{MIN_TIMED_HOPS} timed hops of {hop_seconds:g} s)")
     args = {"model": str(model), "format": fmt, "threads": threads, "hop_seconds": hop_seconds,
@@ -389,7 +389,8 @@ def calibrate(model: str | None = None, task_of: str | None = None, fmt: str | N
                 task = read_manifest(models.resolve_model(task_of), verify=False).task
             except UserError:
                 task = task_of.split("-")[0]
-        candidates = [(m.name, m, Path(m.extra["path"])) for m in models.list_models() if task in (None, m.task)]
+        candidates = [(Path(m.extra["path"]).name, m, Path(m.extra["path"]))  # named as --model takes them
+                      for m in models.list_models() if task in (None, m.task)]
     rows = []
     for name, manifest, path in candidates:
         for f in manifest.formats:

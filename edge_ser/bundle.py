@@ -256,14 +256,18 @@ def install(bundle: Path, to: Path, force: bool = False) -> Installed:
     bundle, to = Path(bundle), Path(to)
     with _open(bundle) as tar:
         members = check_members(tar, str(bundle))
-        if to.exists() and not to.is_dir():
-            raise BundleError(f"{bundle}: cannot install into {to}: it exists and is not a folder")
+        blocker = next((p for p in (to, *to.parents) if p.exists()), None)  # the target or its nearest parent
+        if blocker is not None and not blocker.is_dir():
+            raise BundleError(f"{bundle}: cannot install into {to}: {blocker} exists and is not a folder")
         if to.is_dir() and not force:
             clashes = [n for info, n in members if info.isfile() and (to / n).exists()]
             if clashes:
                 raise BundleError(f"{bundle}: {to / clashes[0]} already exists (use --force to overwrite)")
-        to.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".edge-ser-bundle-", dir=to.parent))
+        try:
+            to.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".edge-ser-bundle-", dir=to.parent))
+        except OSError as exc:
+            raise BundleError(f"{bundle}: cannot install into {to}: {exc.strerror or exc}") from None
         try:
             for info, name in members:
                 dest = staging / name
@@ -285,6 +289,8 @@ def install(bundle: Path, to: Path, force: bool = False) -> Installed:
                     os.replace(p, dest)
         except (tarfile.TarError, EOFError, zlib.error) as exc:
             raise BundleError(f"{bundle}: damaged archive ({exc})") from None
+        except OSError as exc:  # a full disk, a read-only or clashing target folder
+            raise BundleError(f"{bundle}: cannot install into {to}: {exc}") from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return Installed(to, index)

@@ -64,11 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:  # `edge-ser listen | head`: the reader has gone, which is not an error
-        _drop_stdout()
-        return 0
-    except SystemExit as exc:  # click answers a write to a closed pipe (EPIPE) with sys.exit(1)
-        if exc.code == 1 and _stdout_reader_gone():
+    except SystemExit as exc:  # `edge-ser listen | head`: typer answers the write to the closed pipe (EPIPE)
+        if exc.code == 1 and _stdout_reader_gone():  # with sys.exit(1); the reader going is not an error
             _drop_stdout()
             return 0
         raise
@@ -81,13 +78,6 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     return rc if isinstance(rc, int) else 0
-
-
-if __name__ == "__main__":
-    # `python -m edge_ser.cli`: run the package module's app, the one the command modules registered on
-    # (this file is then also loaded as __main__, whose `app` has no commands).
-    from edge_ser.cli import main as _package_main
-    sys.exit(_package_main())
 
 
 def _drop_stdout() -> None:
@@ -111,3 +101,10 @@ def _stdout_reader_gone() -> bool:
         return any(event & select.POLLERR for _fd, event in poller.poll(0))
     except (OSError, AttributeError, ValueError):
         return False
+
+
+if __name__ == "__main__":
+    # `python -m edge_ser.cli`: run the package module's app, the one the command modules registered on
+    # (this file is then also loaded as __main__, whose `app` has no commands).
+    from edge_ser.cli import main as _package_main
+    sys.exit(_package_main())

@@ -98,7 +98,10 @@ def classify_cmd(
         for path in files:
             try:
                 if not path.is_dir():
-                    m.adapt_file(path, shared)
+                    own, loudest = m.speaker_stats(), LoudestFrame()
+                    m.adapt_file(path, own, listener=loudest)
+                    if loudest.level_db > GateConfig().min_level_db:  # a silent file says nothing of the voice
+                        shared.merge(own)
             except UserError:
                 pass  # reported below, when the file is classified
     failed = 0
@@ -114,7 +117,7 @@ def classify_cmd(
             print(f"error: {exc}", file=sys.stderr, flush=True)
             continue
         level = loudest.level_db
-        silent = bool(level < GateConfig().min_level_db)  # nothing as loud as the speech gate's minimum: no emotion
+        silent = not level > GateConfig().min_level_db  # no frame the speech gate could call active: no emotion
         result = dict.fromkeys(("label", "emotion", "intensity", "confidence", "scores")) if silent \
             else m.describe(probs)
         duration = round(seconds, 3)
@@ -274,7 +277,7 @@ def models_cmd(as_json: bool = typer.Option(False, "--json", help="Print a JSON 
     for reason in broken:  # a tampered or unreadable model is named, not silently left out
         print(f"error: {reason}", file=sys.stderr, flush=True)
     if as_json:
-        _json_line([{**m.to_dict(), "model": m.extra.get("model"), "path": m.extra.get("path")} for m in found])
+        _json_line([{**m.to_dict(), "model": Path(m.extra["path"]).name, "path": m.extra["path"]} for m in found])
         if broken:
             raise typer.Exit(2)
         return
@@ -285,7 +288,7 @@ def models_cmd(as_json: bool = typer.Option(False, "--json", help="Print a JSON 
     else:
         print(f"{'name':14} {'task':8} {'kind':5} {'formats':12} {'window':>6}  trained on / score")
         for m in found:  # named as --model takes them (the directory); a different manifest name is shown too
-            name = m.extra.get("model") or m.name
+            name = Path(m.extra["path"]).name
             print(f"{name:14} {m.task:8} {m.kind:5} {','.join(m.formats):12} {m.window_seconds:5g}s  "
                   f"{_summary(m)}" + (f" [manifest name {m.name}]" if m.name != name else ""))
     if broken:

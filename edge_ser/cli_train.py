@@ -4,8 +4,10 @@ runtime never loads training code."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import List, Optional
 
@@ -65,8 +67,14 @@ def _report_unreadable(failed: dict | None) -> None:
 
 
 def _is_training_output(d: Path) -> bool:
-    """A folder `train` wrote before (its manifest or its native/ training output)."""
-    return d.is_dir() and ((d / "manifest.json").is_file() or (d / "native").is_dir())
+    """A folder `train` wrote before: its manifest.json (or native/manifest.json) is an edge-ser manifest."""
+    for manifest in (d / "manifest.json", d / "native" / "manifest.json"):
+        try:
+            if "edge_ser_version" in json.loads(manifest.read_text()):
+                return True
+        except (OSError, ValueError, TypeError):
+            continue
+    return False
 
 
 def _check_train_out(out: Path, force: bool) -> None:
@@ -74,10 +82,28 @@ def _check_train_out(out: Path, force: bool) -> None:
     check_output_dir(out, force=True)  # a file (or a file on the way) is refused, --force or not
     if out.is_dir() and any(out.iterdir()):
         if not _is_training_output(out):
-            raise UserError(f"{out}: not a model directory (no manifest.json or native/), left alone; "
+            raise UserError(f"{out}: not a model directory (no edge-ser manifest.json), left alone; "
                             "choose another --out")
         if not force:
             raise UserError(f"{out}: exists (use --force to overwrite)")
+
+
+@contextmanager
+def _replacing(old: Path | None):
+    """--force: the previous training output is moved aside while the new one is trained into its place, deleted
+    when training succeeds, and put back when it fails or is interrupted (nothing is lost to a failed run)."""
+    if old is None:
+        yield
+        return
+    aside = old.with_name(f".{old.name}.replaced-{os.getpid()}")
+    old.rename(aside)
+    try:
+        yield
+    except BaseException:
+        shutil.rmtree(old, ignore_errors=True)
+        aside.rename(old)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 @app.command("train")
@@ -143,14 +169,13 @@ def train_cmd(
             make_hook = ssl_module.make_ssl_hook
         except (ImportError, AttributeError):
             raise UserError("--ssl is not available: export/ssl.py provides no make_ssl_hook") from None
-    if force and _is_training_output(out):  # checked above: --force replaces only a previous training output
-        shutil.rmtree(out)
     cfg = train.TrainConfig(task=task, kind=model, window_seconds=window_seconds, hop_seconds=hop_seconds,
                             augment=augs, folds=folds, seed=seed, corpus=corpus,
                             kind_options={"speaker_norm": speaker_norm})
     if ssl:
         hook = make_hook(data, cfg, threshold=ssl_threshold, rounds=rounds, log=_log)
-    result = train.run(data, cfg, out, name=name, ssl=hook, seed_protocol_repeats=seed_protocol, log=_log)
+    with _replacing(out if force and _is_training_output(out) else None):
+        result = train.run(data, cfg, out, name=name, ssl=hook, seed_protocol_repeats=seed_protocol, log=_log)
     if hook is not None:
         result["ssl"] = s = hook.finish(out)
         if s:

@@ -59,7 +59,7 @@ def list_models(verify: bool = False, errors: list | None = None) -> list[Manife
             if errors is not None:
                 errors.append(str(exc))
             continue
-        m.extra = dict(m.extra, path=str(d), model=name)  # model: what --model takes (the directory's name)
+        m.extra = dict(m.extra, path=str(d))  # the directory's name is what --model takes
         out.append(m)
     return out
 
@@ -225,17 +225,18 @@ def _import(module: str):
     extension interrupted while it initialises reports ``ImportError: initialization failed`` (or "import numpy
     failed"), which would otherwise read as a missing package."""
     interrupted = []
-    previous = signal.getsignal(signal.SIGINT)
 
     def on_interrupt(signum, frame):
         interrupted.append(signum)
-        if callable(previous):
-            previous(signum, frame)
         raise KeyboardInterrupt
 
+    # only where Ctrl-C means KeyboardInterrupt anyway (Python's default handler, the CLI's case): an application's
+    # own handler (a stop flag, a ROS executor, SIG_IGN) is left alone, as is any thread but the main one
     try:
-        signal.signal(signal.SIGINT, on_interrupt)
-    except ValueError:  # not the main thread: signals are not ours to handle
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            return importlib.import_module(module)
+        previous = signal.signal(signal.SIGINT, on_interrupt)
+    except ValueError:  # not the main thread
         return importlib.import_module(module)
     try:
         return importlib.import_module(module)
@@ -501,10 +502,10 @@ class Model:
         frames = seconds * self.frontend.sample_rate / self.frontend.hop_length + 2
         return frames / self.hop_frames(hop_seconds) + 2 < self.BATCH
 
-    def adapt_file(self, path, stats, hop_seconds: float | None = None) -> int:
+    def adapt_file(self, path, stats, hop_seconds: float | None = None, listener=None) -> int:
         """Add an audio file's windows to a speaker's ``stats`` without classifying it; returns the windows added."""
         before = stats.windows
-        self.classify_file(path, hop_seconds, stats=stats, update=True, predict=False)
+        self.classify_file(path, hop_seconds, stats=stats, update=True, predict=False, listener=listener)
         return stats.windows - before
 
     def describe(self, probs: np.ndarray) -> dict:

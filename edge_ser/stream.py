@@ -138,8 +138,9 @@ class SpeechGate:
 
 class LoudestFrame:
     """The level of the loudest frame of a recording fed in blocks of any size (dBFS of ``frame_samples`` frames,
-    as the speech gate measures them; a last partial frame counts too).  `classify` calls a file whose loudest
-    frame stays under the gate's ``min_level_db`` silent."""
+    as the speech gate measures them; a last partial frame counts as one padded with zeros, so a file shorter than
+    a frame is measured too).  `classify` calls a file silent when no frame is louder than the gate's
+    ``min_level_db``."""
 
     def __init__(self, frame_samples: int = GateConfig.frame_samples):
         self.frame_samples = frame_samples
@@ -157,8 +158,8 @@ class LoudestFrame:
     @property
     def level_db(self) -> float:
         loudest = self._loudest
-        if len(self._pending):
-            loudest = max(loudest, float(np.mean(self._pending * self._pending)))
+        if len(self._pending):  # zero-padded to a whole frame
+            loudest = max(loudest, float(np.dot(self._pending, self._pending)) / self.frame_samples)
         return float(_level_db(loudest))
 
 

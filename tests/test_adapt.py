@@ -173,6 +173,13 @@ def test_classify_adapt_modes(adapted, capsys):
         stats.update(model.clip_inputs(load_audio(f)))
     p = model.classify_audio(load_audio(files[1]), stats=stats, update=False)
     assert outputs["together"][1]["scores"] == model.describe(p)["scores"]
+    # a silent file among them is reported as silence and adds nothing to the voice's statistics
+    import soundfile as sf
+    silent = corpus.parent / "silent.wav"
+    sf.write(silent, np.zeros(16000 * 5, np.float32), 16000)
+    assert main(["classify", *files, str(silent), "--model", str(out), "--adapt", "together", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows[:4] == outputs["together"] and rows[4]["silent"] and rows[4]["label"] is None
     # 'none': the population alone
     p = model.predict(model.normalize(model.clip_inputs(load_audio(files[2])), None)).mean(axis=0)
     assert outputs["none"][2]["scores"] == model.describe(p)["scores"]
@@ -263,3 +270,16 @@ def test_manifest_version_is_the_oldest_that_describes_the_model(adapted, tmp_pa
     del m.input["speaker_norm"]
     write_manifest(plain, m)
     assert json.loads((plain / "manifest.json").read_text())["manifest_version"] == 1
+
+
+def test_merged_statistics_equal_one_pass():
+    rng = np.random.default_rng(0)
+    norm = SpeakerNorm(shape=(4, 3), axes=(1,), mean=np.zeros((4, 1)), var=np.ones((4, 1)))
+    a, b = rng.normal(size=(5, 4, 3)), rng.normal(2, 3, size=(7, 4, 3))
+    merged = norm.stats().update(a).merge(norm.stats().update(b))
+    whole = norm.stats().update(np.concatenate([a, b]))
+    for got, want in zip(merged.mean_var(), whole.mean_var()):
+        assert np.allclose(got, want)
+    assert merged.windows == 12
+    with pytest.raises(ValueError):
+        merged.merge(SpeakerNorm(shape=(4, 3), axes=(), mean=np.zeros((4, 3)), var=np.ones((4, 3))).stats())

@@ -68,6 +68,8 @@ def test_bench_seconds_minimum_gives_timed_hops(tiny_models):
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.startswith("error: --seconds must be at least ") and f"at least {least:g} " in r.stderr
     assert r.stderr.count("\n") == 1
+    r = run_cli("bench", "--model", str(tiny_models["rfc"]), "--seconds", "nan", "--json")
+    assert r.returncode == 2 and r.stderr.startswith("error: --seconds must be at least ")
     r = run_cli("bench", "--model", str(tiny_models["rfc"]), "--seconds", f"{least:g}", "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout, parse_constant=_no_nan)

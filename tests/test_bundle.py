@@ -198,5 +198,8 @@ def test_cli_package_install_and_tampered_bundle(good, env):
     assert r.stderr.startswith(f"error: {cut}: damaged archive (")
     r = run_cli("install-bundle", str(out), "--to", str(out), env=cli_env)  # the target is a file
     assert r.returncode == 2 and r.stderr.startswith(f"error: {out}: cannot install into {out}: ")
+    r = run_cli("install-bundle", str(out), "--to", str(out / "sub"), env=cli_env)  # a file on the way to it
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith(f"error: {out}: cannot install into {out / 'sub'}: {out} exists and is not a folder")
     r = run_cli("install-bundle", str(env / "missing.tar.gz"), "--to", str(env / "dev3"), env=cli_env)
     assert r.returncode == 2 and "no such bundle" in r.stderr

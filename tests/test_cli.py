@@ -174,6 +174,8 @@ def test_models_and_devices_json(tiny_models, tmp_path):
     names = [r["model"] for r in rows]
     assert names == sorted(names) and {"a-copy", "tiny-rfc"} <= set(names)
     assert next(r for r in rows if r["model"] == "a-copy")["name"] == "tiny-rfc"
+    shipped = [r for r in rows if r["model"] in ("fine15-rfc", "basic6-cnn")]  # trained by export.train
+    assert shipped and all(isinstance(r["extra"]["model"], dict) for r in shipped)  # its description is kept
     text = run_cli("models", env={"EDGE_SER_MODELS": str(tmp_path)}).stdout
     assert any(line.startswith("a-copy ") and "[manifest name tiny-rfc]" in line for line in text.splitlines())
     proc = run_cli("classify", "--help")
@@ -247,12 +249,21 @@ def test_ctrl_c_during_a_runtime_import_stays_a_keyboard_interrupt(tmp_path, mon
         "    raise ImportError('initialization failed')\n")
     (tmp_path / "broken_ext.py").write_text("raise ImportError('no such library')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    before = signal.getsignal(signal.SIGINT)
-    with pytest.raises(KeyboardInterrupt):
-        _import("interrupted_ext")
-    with pytest.raises(ImportError, match="no such library"):
-        _import("broken_ext")
-    assert signal.getsignal(signal.SIGINT) is before
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in the CLI
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _import("interrupted_ext")
+        with pytest.raises(ImportError, match="no such library"):
+            _import("broken_ext")
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        # an application's own handler is left in place (and sees the signal)
+        seen = []
+        signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))
+        (tmp_path / "interrupted_again.py").write_text((tmp_path / "interrupted_ext.py").read_text())
+        _import("interrupted_again")  # the handler only records it: the import completes
+        assert seen == [signal.SIGINT]
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_reader_closing_the_pipe_is_not_an_error(tiny_models, tmp_path):

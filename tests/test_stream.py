@@ -214,6 +214,9 @@ def test_loudest_frame_whatever_the_blocks(rng):
             loud.push(y[i:i + block])
         assert loud.level_db == pytest.approx(want, abs=1e-9)
     end = LoudestFrame()
-    end.push(np.r_[np.zeros(1024), 0.5 * np.ones(100)])  # loud only in the last, partial frame
-    assert end.level_db == pytest.approx(_dbfs(0.5 * np.ones(100)))
+    end.push(np.r_[np.zeros(1024), 0.5 * np.ones(100)])  # loud only in the last, partial frame: zero-padded
+    assert end.level_db == pytest.approx(_dbfs(np.r_[0.5 * np.ones(100), np.zeros(412)]))
+    click = LoudestFrame()
+    click.push(np.r_[np.zeros(16000), 0.01 * np.ones(5)])  # measured as a whole (zero-padded) frame: -62 dBFS,
+    assert click.level_db < GateConfig().min_level_db < _dbfs(0.01 * np.ones(5))  # not -37 as 5 samples alone
     assert LoudestFrame().level_db == _dbfs(np.zeros(512)) < GateConfig().min_level_db  # nothing heard: silent

@@ -142,7 +142,7 @@ def test_cnn_members_average_into_one_exported_model(corpus, tmp_path):
 
 def test_spec_mask_masks_in_training_only():
     """SpecAugment's masks: zero rows (mel bands) and columns (frames) per example in training, identity otherwise;
-    the exported network (no mask layer) takes the trained weights."""
+    the network built for export has no mask layer and the same weights to take."""
     pytest.importorskip("tensorflow")
     from export.kinds.cnn import build_network, spec_mask_layer
     x = np.ones((16, 32, 20, 1), np.float32)
@@ -156,7 +156,9 @@ def test_spec_mask_masks_in_training_only():
     plain = build_network(x.shape[1:], 3, filters=(4, 4, 4, 4))
     assert "spec_mask" in [layer.name for layer in trained.layers]
     assert "spec_mask" not in [layer.name for layer in plain.layers]
-    assert len(trained.trainable_weights) == len(plain.trainable_weights)
+    assert [w.shape for w in trained.get_weights()] == [w.shape for w in plain.get_weights()]
+    assert [layer.name for layer in trained.layers if layer.weights] == [layer.name for layer in plain.layers
+                                                                          if layer.weights]
 
 
 @pytest.mark.slow
@@ -207,10 +209,15 @@ def test_cli_train_refuses_to_overwrite(corpus, tmp_path, capsys):
         assert (out / "keep.txt").read_text() == "user data"
     model_dir = tmp_path / "old-model"
     (model_dir / "native").mkdir(parents=True)
-    (model_dir / "manifest.json").write_text("{}")
+    (model_dir / "manifest.json").write_text('{"edge_ser_version": "0.1.0"}')
     assert main(["train", "--data", str(corpus), "--out", str(model_dir)]) == 2
     assert "exists (use --force" in _one_error(capsys)
-    assert (model_dir / "manifest.json").read_text() == "{}"
+    assert (model_dir / "manifest.json").read_text() == '{"edge_ser_version": "0.1.0"}'
+    lookalike = tmp_path / "photos"  # a manifest.json that is not ours does not make a model directory
+    (lookalike / "native").mkdir(parents=True)
+    (lookalike / "manifest.json").write_text('{"app": "something else"}')
+    assert main(["train", "--data", str(corpus), "--out", str(lookalike), "--force"]) == 2
+    assert "not a model directory" in _one_error(capsys) and (lookalike / "manifest.json").exists()
     a_file = tmp_path / "model.txt"
     a_file.write_text("not a folder")
     for target in (a_file, a_file / "sub"):
@@ -223,19 +230,31 @@ def test_cli_train_refuses_to_overwrite(corpus, tmp_path, capsys):
 
 
 def test_cli_train_force_replaces_only_a_previous_output(corpus, tmp_path, monkeypatch, capsys):
-    """--force removes an old training output before training (here: train.run replaced by a recorder)."""
+    """--force trains into the place of an old training output, which is deleted only when training succeeds and
+    is put back when it fails (here: train.run replaced by a recorder)."""
     import export.train
     seen = []
 
     def fake_run(data, cfg, out, **kw):
         seen.append(sorted(p.name for p in out.iterdir()) if out.exists() else None)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "manifest.json").write_text('{"edge_ser_version": "new"}')
+        if kw.get("name") == "broken":
+            raise KeyboardInterrupt
         return {"validation": {"accuracy": 0.5, "n": 1}}
 
     monkeypatch.setattr(export.train, "run", fake_run)
     old = tmp_path / "old"
     (old / "native").mkdir(parents=True)
-    (old / "native" / "model.pkl").write_bytes(b"old")
+    (old / "native" / "manifest.json").write_text('{"edge_ser_version": "0.1.0"}')
+    (old / "native" / "model.keras").write_bytes(b"old")
+    # an interrupted run (Ctrl-C: exit 130) leaves the old model as it was
+    assert main(["train", "--data", str(corpus), "--out", str(old), "--force", "--name", "broken"]) == 130
+    assert (old / "native" / "model.keras").read_bytes() == b"old" and not (old / "manifest.json").exists()
+    seen.clear()
     assert main(["train", "--data", str(corpus), "--out", str(old), "--force"]) == 0
+    assert json.loads((old / "manifest.json").read_text()) == {"edge_ser_version": "new"}
+    assert not (old / "native").exists() and [p.name for p in tmp_path.iterdir() if "replaced" in p.name] == []
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["train", "--data", str(corpus), "--out", str(empty)]) == 0  # an empty folder needs no --force

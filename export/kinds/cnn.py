@@ -210,7 +210,7 @@ class CNN:
         # keep an uncompiled copy: converters and saving must not meet the (custom) training loss
         plain = build_network(X.shape[1:], self.n_classes, self.options["filters"],
                               batchnorm=self.options.get("batchnorm", False), name=name)
-        for layer in plain.layers:  # by name: the training copy may hold a mask layer (with a seed state) more
+        for layer in plain.layers:  # by name: the training copy may have a mask layer (no weights) after its input
             if layer.weights:
                 layer.set_weights(net.get_layer(layer.name).get_weights())
         return plain, {k: [float(v) for v in vals] for k, vals in h.history.items()}
