@@ -121,6 +121,14 @@ def check_complete(path: str | os.PathLike) -> None:
             pos += 8 + length + (length & 1)  # chunks are padded to an even size
 
 
+def check_contents(path: Path, frames: int) -> None:
+    """What every reader checks once a file has opened (``frames``: the samples per channel it found): some samples,
+    and all the audio its header announces (`check_complete`)."""
+    if frames == 0:
+        raise AudioError(f"{path}: contains no samples")
+    check_complete(path)
+
+
 def load_audio(path: str | os.PathLike, target_rate: int = TARGET_RATE) -> np.ndarray:
     """Read a file as mono float32 at ``target_rate``.  Raises AudioError with a one-line reason."""
     p = check_readable(path)
@@ -128,9 +136,7 @@ def load_audio(path: str | os.PathLike, target_rate: int = TARGET_RATE) -> np.nd
         data, rate = sf.read(os.fsencode(p), dtype="float64", always_2d=True)
     except Exception as exc:
         raise AudioError(f"{p}: not a readable audio file ({_short(exc)})") from None
-    if data.shape[0] == 0:
-        raise AudioError(f"{p}: contains no samples")
-    check_complete(p)
+    check_contents(p, data.shape[0])
     audio = sanitize(to_mono(data), str(p))
     return resample(audio, rate, target_rate)
 

@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 import numpy as np
 import soundfile as sf
 
-from .audio import TARGET_RATE, StreamResampler, _short, check_complete, check_readable
+from .audio import TARGET_RATE, StreamResampler, _short, check_contents, check_readable
 from .errors import AudioError, UserError
 
 
@@ -46,9 +46,7 @@ class FileSource:
             info = sf.info(os.fsencode(self.path))
         except Exception as exc:
             raise AudioError(f"{self.path}: not a readable audio file ({_short(exc)})") from None
-        if info.frames == 0:
-            raise AudioError(f"{self.path}: contains no samples")
-        check_complete(self.path)
+        check_contents(self.path, info.frames)
         self.sample_rate = info.samplerate
         self.channels = info.channels
         self.duration = info.frames / info.samplerate
