@@ -468,7 +468,7 @@ def experiment(roots, cfg, scfg: SslConfig, log=print, checkpoint: Path | None =
         "train_hop_seconds": getattr(cfg, "train_hop_seconds", None),
         "ssl": {"rule": "accepted = predicted emotion equals the known emotion and confidence >= threshold",
                 "threshold": "auto (per fold, on validation speakers)" if scfg.threshold is None else scfg.threshold,
-                "rounds": scfg.rounds},
+                "rounds": scfg.rounds, "weight": cfg.extra_weight},
         "before": {**metrics.mean_std(before), "per_fold": [{k: b[k] for k in ("n", *metrics.SUMMARY_KEYS)}
                                                              for b in before]},
         "after": {k: after[k] for k in metrics.SUMMARY_KEYS} | {"per_fold": after["per_fold"]},
@@ -501,7 +501,8 @@ def write_report(res: dict, out_dir: Path) -> Path:
          f"Protocol: {res['protocol']}. Seed {res['seed']}. Model options {res['kind_options'] or 'default'}; "
          f"augmentation {', '.join(res['augment']) or 'none'} (training part and pseudo-labelled clips); training "
          f"windows every {res.get('train_hop_seconds') or 'scoring hop'} s.", "",
-         f"SSL: {res['ssl']['rule']}; threshold {res['ssl']['threshold']}; rounds {res['ssl']['rounds']}. In each "
+         f"SSL: {res['ssl']['rule']}; threshold {res['ssl']['threshold']}; rounds {res['ssl']['rounds']}; "
+         f"a pseudo-labelled clip weighs {res['ssl'].get('weight', 1.0)} (a labelled one 1). In each "
          "fold the pseudo-labeller is trained on that fold's training speakers only and labels only the pool clips "
          "of those speakers (CREMA-D XX clips, neutral excluded); 'before' is the fold's set-1 model (trained "
          "exactly as in plain CV), 'after' the set-2 model; both are scored on the same test fold.", "",
@@ -572,17 +573,22 @@ def main(argv=None) -> int:
     ap.add_argument("--threshold", type=float, default=None, help="fixed threshold (default: auto per fold)")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--options", default=None, help="JSON kind options overriding the shipped recipe's")
+    ap.add_argument("--weight", type=float, default=1.0, help="weight of a pseudo-labelled clip (a labelled one: 1)")
     ap.add_argument("--out", default=str(repo / "reports" / "ssl"))
     args = ap.parse_args(argv)
     recipe = dict(RECIPES[f"fine15-{args.kind}"])
     if args.options:
         recipe["kind_options"] = {**recipe.get("kind_options", {}), **json.loads(args.options)}
-    cfg = TrainConfig(folds=args.folds, seed=args.seed, **recipe)
+    if not 0.0 < args.weight <= 1.0:
+        ap.error("--weight must be in (0, 1]")
+    cfg = TrainConfig(folds=args.folds, seed=args.seed, extra_weight=args.weight, **recipe)
     roots = [Path(args.data) / "cremad", Path(args.data) / "ravdess"]
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     out = Path(args.out)
     if args.threshold is not None or args.rounds != 1:
         out = out / f"t{args.threshold}-r{args.rounds}"
+    if args.weight != 1.0:
+        out = out / f"weight{args.weight}"
     out.mkdir(parents=True, exist_ok=True)
     res = experiment(roots, cfg, SslConfig(args.threshold, args.rounds), log,
                      checkpoint=out / f"fine15-{args.kind}.partial.json")

@@ -56,6 +56,8 @@ class TrainConfig:
     # True: one regime per clip and variant, drawn by share (no extra windows); None: the kind's default
     # (``sample_regimes``: the CNN samples, the forest takes every regime)
     adapt_sample: bool | None = None
+    # weight of each extra clip (an SSL pseudo-labelled one) relative to a labelled clip (each clip weighs 1 in total)
+    extra_weight: float = 1.0
 
 
 @dataclass
@@ -300,7 +302,7 @@ def _extra_design(data: Data, extra, cfg: TrainConfig):
             x = x[::_every(cfg)]
             xs.append(x)
             ys.append(np.full(len(x), label))
-            ws.append(np.full(len(x), 1.0 / len(x)))
+            ws.append(np.full(len(x), cfg.extra_weight / len(x)))
     if not xs:
         return (np.zeros((0,) + data.inputs(0).shape[1:], np.float32), np.zeros(0, int), np.zeros(0))
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(ws)

@@ -301,3 +301,19 @@ def test_real_cremad_pool_with_an_installed_model(tmp_path, capsys):
         assert 0 <= float(r["confidence"]) <= 1
         if r["accepted"] == "1":
             assert r["label"].split("_")[0] == r["emotion"] and float(r["confidence"]) >= summary["threshold"]
+
+
+def test_extra_weight_scales_each_pseudo_labelled_clip(crema):
+    """extra_weight: every extra (pseudo-labelled) clip and each of its augmented copies weighs extra_weight in
+    total in the training design, a labelled clip 1."""
+    from export.train import _extra_design
+    cfg = _cfg(folds=2, augment=("noise",))
+    data = load_data([crema], cfg, kinds.make("rfc", 15, **cfg.kind_options))
+    data.set_population(np.arange(len(data.clips)))  # the speaker statistics the inputs are adapted with
+    clips, _ = load_corpora([crema])
+    extra = [(c, 0) for c in ssl.pool_of(clips)[:4]]
+    full = _extra_design(data, extra, cfg)[2]
+    cfg.extra_weight = 0.25
+    _, y, w = _extra_design(data, extra, cfg)
+    assert np.allclose(w, 0.25 * full) and len(y) == len(full)
+    assert np.isclose(w.sum(), 0.25 * len(extra) * (1 + len(cfg.augment)))

@@ -259,3 +259,49 @@ def test_cli_train_force_replaces_only_a_previous_output(corpus, tmp_path, monke
     empty.mkdir()
     assert main(["train", "--data", str(corpus), "--out", str(empty)]) == 0  # an empty folder needs no --force
     assert seen == [None, []]
+
+
+def test_band_statistics_branch_computes_per_band_stats_and_exports_plainly():
+    """band_stats=True: the network sees each input band's mean, max, min and mean square over the window beside
+    its convolution features (more dense weights, nothing else), and the copy built for export has the same
+    weights to take."""
+    pytest.importorskip("tensorflow")
+    import keras
+    from export.kinds.cnn import build_network
+    x = np.random.default_rng(0).normal(size=(3, 16, 10, 1)).astype(np.float32)
+    net = build_network(x.shape[1:], 5, filters=(4, 4, 4, 4), band_stats=True)
+    stats = np.asarray(keras.Model(net.input, net.get_layer("band_stats").output)(x)).reshape(3, 16, 4)
+    b = x[..., 0]
+    expected = np.stack([b.mean(axis=2), b.max(axis=2), b.min(axis=2), (b ** 2).mean(axis=2)], axis=-1)
+    assert np.allclose(stats, expected, atol=1e-5)
+    plain = build_network(x.shape[1:], 5, filters=(4, 4, 4, 4))
+    dense = net.get_layer("dense").get_weights()[0].shape
+    assert dense == (plain.get_layer("dense").get_weights()[0].shape[0] + 16 * 4, 64)
+    again = build_network(x.shape[1:], 5, filters=(4, 4, 4, 4), band_stats=True)
+    assert [w.shape for w in again.get_weights()] == [w.shape for w in net.get_weights()]
+
+
+def test_mixup_batches_blend_inputs_targets_and_weights_alike():
+    """mixup: every example of a batch is lam * itself + (1 - lam) * another example of the batch, with the same
+    lam for its input, one-hot target and sample weight; targets stay distributions."""
+    pytest.importorskip("tensorflow")
+    from export.kinds.cnn import CNN, mixup_batches
+    n, k = 40, 4
+    y = np.arange(n) % k
+    Y = np.eye(k, dtype=np.float32)[y]
+    X = np.zeros((n, k, 3, 1), np.float32)
+    X[:, :, 0, 0] = Y                      # the input carries its own target ...
+    X[:, 0, 1, 0] = np.arange(n)           # ... and its index
+    w = (1.0 + np.arange(n)).astype(np.float32)
+    batches = list(mixup_batches(X, Y, w, batch_size=16, alpha=0.4, seed=3))
+    assert sum(len(b[0]) for b in batches) == n
+    lams = []
+    for xb, yb, wb in (tuple(np.asarray(t) for t in b) for b in batches):
+        assert np.allclose(yb.sum(axis=1), 1.0, atol=1e-5) and (yb >= 0).all()
+        assert np.allclose(xb[:, :, 0, 0], yb, atol=1e-5)  # input and target mixed with the same lam
+        idx = xb[:, 0, 1, 0]
+        assert np.allclose(wb, 1.0 + idx, atol=1e-3)        # ... and so is the weight (linear in the index)
+        lams += list(yb.max(axis=1))
+    assert min(lams) < 0.9 and max(lams) > 0.95  # Beta(0.4, 0.4): some examples blended, some nearly pure
+    with pytest.raises(ValueError):
+        CNN(15, mixup=0.2, partial_groups=[[0, 1, 2]])

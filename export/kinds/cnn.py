@@ -66,11 +66,26 @@ def spec_mask_layer(freq: int = 8, time: int = 6, masks: int = 2, seed: int = 0)
     return SpecMask(name="spec_mask")
 
 
+def band_statistics(x, n_frames: int):
+    """Per mel band of the input image ``(bands, frames, 1)``, over the window's frames: mean, maximum, minimum and
+    mean square (built-in layers only, so the model saves, converts and quantises like the convolutions)."""
+    from keras import layers
+    mean = layers.AveragePooling2D(pool_size=(1, n_frames), name="band_mean")(x)
+    top = layers.MaxPooling2D(pool_size=(1, n_frames), name="band_max")(x)
+    low = layers.Rescaling(-1.0, name="band_min")(
+        layers.MaxPooling2D(pool_size=(1, n_frames), name="band_negmax")(layers.Rescaling(-1.0, name="negate")(x)))
+    square = layers.AveragePooling2D(pool_size=(1, n_frames), name="band_meansquare")(
+        layers.Multiply(name="square")([x, x]))
+    return layers.Flatten(name="band_stats")(layers.Concatenate(axis=-1, name="band_stats_concat")(
+        [mean, top, low, square]))
+
+
 def build_network(input_shape, n_classes: int, filters=(16, 32, 48, 64), l1: float = 1e-6, l2: float = 1e-4,
                   batch_size=None, batchnorm: bool = False, name: str = "edge_ser_cnn", spec_augment=None,
-                  seed: int = 0):
+                  seed: int = 0, band_stats: bool = False):
     """The network; ``spec_augment`` (``{"freq", "time", "masks"}``, training copies only) puts `spec_mask_layer`
-    after the input."""
+    after the input; ``band_stats`` concatenates `band_statistics` of the input (seed 001's statistical features
+    beside the deep ones) with the convolutions' features before the dense layer."""
     import keras
     from keras import layers, regularizers
     reg = regularizers.L1L2(l1=l1, l2=l2)
@@ -92,10 +107,33 @@ def build_network(input_shape, n_classes: int, filters=(16, 32, 48, 64), l1: flo
     # average over the remaining time steps: the band pattern, independent of where in the window it sits
     h = layers.AveragePooling2D(pool_size=(1, int(h.shape[2])), name="time_avg")(h)
     h = layers.Flatten(name="flatten")(h)
+    if band_stats:
+        h = layers.Concatenate(name="deep_and_stats")([h, band_statistics(inp, int(inp.shape[2]))])
     h = layers.Dropout(0.5, name="drop_dense")(h)
     h = layers.Dense(64, activation="relu", kernel_regularizer=reg, name="dense")(h)
     out = layers.Dense(n_classes, activation="softmax", kernel_regularizer=reg, name="probabilities")(h)
     return keras.Model(inp, out, name=name)
+
+
+def mixup_batches(X, Y, w, batch_size: int, alpha: float, seed: int = 0):
+    """Mixup (Zhang et al. 2018) as a tf.data pipeline: shuffled batches in which every example is blended with
+    another of its batch, ``lam x_i + (1 - lam) x_j`` with ``lam ~ Beta(alpha, alpha)`` per example, and so are its
+    one-hot targets ``Y`` and its sample weight."""
+    tf = _tf()
+    ds = tf.data.Dataset.from_tensor_slices((X, Y, w.astype(np.float32)))
+    ds = ds.shuffle(len(X), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+
+    def mix(x, y, sw):
+        n = tf.shape(x)[0]
+        a = tf.random.gamma([n], alpha, seed=seed)
+        b = tf.random.gamma([n], alpha, seed=seed + 1)
+        lam = a / (a + b + 1e-12)
+        other = tf.random.shuffle(tf.range(n), seed=seed + 2)
+        lx = tf.reshape(lam, [-1] + [1] * (len(X.shape) - 1))
+        ly = lam[:, None]
+        return (lx * x + (1 - lx) * tf.gather(x, other), ly * y + (1 - ly) * tf.gather(y, other),
+                lam * sw + (1 - lam) * tf.gather(sw, other))
+    return ds.map(mix, num_parallel_calls=1).prefetch(2)
 
 
 def ensemble(members, input_shape):
@@ -118,15 +156,18 @@ class CNN:
     def __init__(self, n_classes: int, epochs: int = 40, patience: int = 8, batch_size: int = 64, lr: float = 1e-3,
                  decay: float = 1e-6, features: str = FEATURES, params: dict | None = None, verbose: int = 0,
                  filters=(16, 32, 48, 64), partial_groups=None, batchnorm: bool = False, speaker_norm: bool = True,
-                 members: int = 1, spec_augment: dict | None = None):
+                 members: int = 1, spec_augment: dict | None = None, band_stats: bool = False, mixup: float = 0.0):
         self.n_classes = n_classes
         # label n_classes + j means "one of the classes partial_groups[j]" (e.g. emotion known, intensity not)
         self.partial_groups = [list(g) for g in (partial_groups or [])]
         self.options = {"epochs": epochs, "patience": patience, "batch_size": batch_size, "lr": lr, "decay": decay,
                         "filters": list(filters), "batchnorm": bool(batchnorm), "members": int(members),
-                        "spec_augment": dict(spec_augment) if spec_augment else None}
+                        "spec_augment": dict(spec_augment) if spec_augment else None,
+                        "band_stats": bool(band_stats), "mixup": float(mixup)}
         if self.options["members"] < 1:
             raise ValueError("members must be at least 1")
+        if self.options["mixup"] < 0 or (self.options["mixup"] and self.partial_groups):
+            raise ValueError("mixup is a Beta(a, a) parameter a >= 0, and needs full labels (no partial groups)")
         self.speaker_norm = dict(SPEAKER_NORM) if speaker_norm else None
         default = SPEAKER_PARAMS if speaker_norm else PARAMS
         self.features, self.params = features, dict(default if params is None else params)
@@ -154,11 +195,11 @@ class CNN:
             return -tf.math.log(tf.clip_by_value(p, 1e-7, 1.0))
         return partial_crossentropy
 
-    def _compile(self, model):
+    def _compile(self, model, loss=None):
         import keras
         schedule = keras.optimizers.schedules.InverseTimeDecay(self.options["lr"], decay_steps=1,
                                                                decay_rate=self.options["decay"])
-        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=self._loss())
+        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss or self._loss())
 
     def fit(self, X, y, sample_weight=None, validation=None, seed: int = 0, progress: bool = True):
         _tf()
@@ -190,12 +231,22 @@ class CNN:
         self.history = histories[0] if len(histories) == 1 else {"members": histories}
         return self
 
+    def _build(self, input_shape, name: str, **training_only):
+        return build_network(input_shape, self.n_classes, self.options["filters"],
+                             batchnorm=self.options.get("batchnorm", False), name=name,
+                             band_stats=self.options.get("band_stats", False), **training_only)
+
     def _fit_one(self, X, y, w, val, progress: bool, name: str, seed: int = 0):
         import keras
-        net = build_network(X.shape[1:], self.n_classes, self.options["filters"],
-                            batchnorm=self.options.get("batchnorm", False), name=name,
-                            spec_augment=self.options.get("spec_augment"), seed=seed)
-        self._compile(net)
+        net = self._build(X.shape[1:], name, spec_augment=self.options.get("spec_augment"), seed=seed)
+        alpha = self.options.get("mixup", 0.0)
+        if alpha:  # mixup: soft (one-hot) targets, so categorical cross-entropy on a mixing tf.data pipeline
+            self._compile(net, "categorical_crossentropy")
+            eye = np.eye(self.n_classes, dtype=np.float32)
+            data = mixup_batches(X, eye[y], w, self.options["batch_size"], alpha, seed)
+            val = None if val is None else (val[0], eye[val[1]])
+        else:
+            self._compile(net)
         callbacks = []
         if progress:
             try:
@@ -206,11 +257,14 @@ class CNN:
         if val is not None:
             callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.options["patience"],
                                                            restore_best_weights=True))
-        h = net.fit(X, y, sample_weight=w, validation_data=val, epochs=self.options["epochs"],
-                    batch_size=self.options["batch_size"], shuffle=True, verbose=self.verbose, callbacks=callbacks)
+        if alpha:
+            h = net.fit(data, validation_data=val, epochs=self.options["epochs"], verbose=self.verbose,
+                        callbacks=callbacks)
+        else:
+            h = net.fit(X, y, sample_weight=w, validation_data=val, epochs=self.options["epochs"],
+                        batch_size=self.options["batch_size"], shuffle=True, verbose=self.verbose, callbacks=callbacks)
         # keep an uncompiled copy: converters and saving must not meet the (custom) training loss
-        plain = build_network(X.shape[1:], self.n_classes, self.options["filters"],
-                              batchnorm=self.options.get("batchnorm", False), name=name)
+        plain = self._build(X.shape[1:], name)
         for layer in plain.layers:  # by name: the training copy may have a mask layer (no weights) after its input
             if layer.weights:
                 layer.set_weights(net.get_layer(layer.name).get_weights())
@@ -244,7 +298,10 @@ class CNN:
         d = {"network": "4 x (Conv2D + ReLU + MaxPool), dropout 0.1/0.5, L1+L2, dense 64, softmax"
                         + (f"; mean of {self.options['members']} such networks' probabilities"
                            if self.options.get("members", 1) > 1 else "")
-                        + ("; SpecAugment masks in training" if self.options.get("spec_augment") else ""),
+                        + ("; SpecAugment masks in training" if self.options.get("spec_augment") else "")
+                        + ("; per-band mean/max/min/mean-square of the input beside the conv features"
+                           if self.options.get("band_stats") else "")
+                        + (f"; mixup (alpha {self.options['mixup']}) in training" if self.options.get("mixup") else ""),
              **self.options, "speaker_norm": self.speaker_norm is not None}
         if self.model is not None:
             d["parameters"] = int(self.model.count_params())
