@@ -2,7 +2,9 @@
 max-pooling, dropout 0.1 / 0.5, L1+L2 on conv and dense weights, softmax; Adam with the seed's learning-rate
 decay (1e-6, Keras' legacy ``lr / (1 + decay * step)``); early stopping on speaker-disjoint validation windows.
 Small enough for a board: ~64 k parameters, int8 TFLite under 80 KB per network; ``members=N`` averages N of them
-in one exported model (the default models use 3: ~190 k parameters, int8 under 240 KB).
+in one exported model (the default models use 3: ~190 k parameters, int8 under 240 KB); ``mixup=a`` blends
+training windows (fine15-cnn uses 0.2); ``band_stats`` adds per-band statistics of the input beside the
+convolutions (seed 001's idea; measured no better).
 """
 from __future__ import annotations
 
