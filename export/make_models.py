@@ -39,7 +39,7 @@ RECIPES = {
     # Three independently seeded networks averaged (members=3): fine15 43.9 ± 4.4 % against 42.0 ± 4.0 % for one
     # (higher in 4 of 5 folds; each clip alone 38.1 against 35.0 %); SpecAugment masks measured lower (3 folds).
     # mixup (alpha 0.2) on top: 45.4 ± 4.8 % against 43.9 ± 4.4 % (per fold +2.2, +5.1, +1.3, -0.7, -0.7; each clip
-    # alone 39.1 against 38.1 %); the per-band statistics branch (band_stats) measured 43.3 % and was left out
+    # alone 39.1 against 38.1 %); the per-band statistics branch (stats_branch) measured 43.3 % and was left out
     "fine15-cnn": dict(task="fine15", kind="cnn", augment=("noise", "pitch"), adapt_sample=True,
                        kind_options={"members": 3, "mixup": 0.2}),
     # basic6-cnn: pitch shift as well as noise, 60.5 ± 3.1 % against 59.1 ± 2.7 % with noise only (higher in all

@@ -3,7 +3,7 @@ max-pooling, dropout 0.1 / 0.5, L1+L2 on conv and dense weights, softmax; Adam w
 decay (1e-6, Keras' legacy ``lr / (1 + decay * step)``); early stopping on speaker-disjoint validation windows.
 Small enough for a board: ~64 k parameters, int8 TFLite under 80 KB per network; ``members=N`` averages N of them
 in one exported model (the default models use 3: ~190 k parameters, int8 under 240 KB); ``mixup=a`` blends
-training windows (fine15-cnn uses 0.2); ``band_stats`` adds per-band statistics of the input beside the
+training windows (fine15-cnn uses 0.2); ``stats_branch`` adds per-band statistics of the input beside the
 convolutions (seed 001's idea; measured no better).
 """
 from __future__ import annotations
@@ -78,15 +78,15 @@ def band_statistics(x, n_frames: int):
         layers.MaxPooling2D(pool_size=(1, n_frames), name="band_negmax")(layers.Rescaling(-1.0, name="negate")(x)))
     square = layers.AveragePooling2D(pool_size=(1, n_frames), name="band_meansquare")(
         layers.Multiply(name="square")([x, x]))
-    return layers.Flatten(name="band_stats")(layers.Concatenate(axis=-1, name="band_stats_concat")(
+    return layers.Flatten(name="stats_branch")(layers.Concatenate(axis=-1, name="stats_branch_concat")(
         [mean, top, low, square]))
 
 
 def build_network(input_shape, n_classes: int, filters=(16, 32, 48, 64), l1: float = 1e-6, l2: float = 1e-4,
                   batch_size=None, batchnorm: bool = False, name: str = "edge_ser_cnn", spec_augment=None,
-                  seed: int = 0, band_stats: bool = False):
+                  seed: int = 0, stats_branch: bool = False):
     """The network; ``spec_augment`` (``{"freq", "time", "masks"}``, training copies only) puts `spec_mask_layer`
-    after the input; ``band_stats`` concatenates `band_statistics` of the input (seed 001's statistical features
+    after the input; ``stats_branch`` concatenates `band_statistics` of the input (seed 001's statistical features
     beside the deep ones) with the convolutions' features before the dense layer."""
     import keras
     from keras import layers, regularizers
@@ -109,7 +109,7 @@ def build_network(input_shape, n_classes: int, filters=(16, 32, 48, 64), l1: flo
     # average over the remaining time steps: the band pattern, independent of where in the window it sits
     h = layers.AveragePooling2D(pool_size=(1, int(h.shape[2])), name="time_avg")(h)
     h = layers.Flatten(name="flatten")(h)
-    if band_stats:
+    if stats_branch:
         h = layers.Concatenate(name="deep_and_stats")([h, band_statistics(inp, int(inp.shape[2]))])
     h = layers.Dropout(0.5, name="drop_dense")(h)
     h = layers.Dense(64, activation="relu", kernel_regularizer=reg, name="dense")(h)
@@ -120,7 +120,13 @@ def build_network(input_shape, n_classes: int, filters=(16, 32, 48, 64), l1: flo
 def mixup_batches(X, Y, w, batch_size: int, alpha: float, seed: int = 0):
     """Mixup (Zhang et al. 2018) as a tf.data pipeline: shuffled batches in which every example is blended with
     another of its batch, ``lam x_i + (1 - lam) x_j`` with ``lam ~ Beta(alpha, alpha)`` per example, and so are its
-    one-hot targets ``Y`` and its sample weight."""
+    one-hot targets ``Y`` and its sample weight.
+
+    As measured for the shipped fine15-cnn: the map's random ops have fixed seeds, so the sequence of lam draws and
+    of in-batch partner positions restarts every epoch; the reshuffle changes which windows meet them, so each
+    window still gets a fresh lam and partner per epoch.  Blending the (class-balancing) weights like the targets
+    lets a rare class's weight leak to its partner's class (at alpha 0.2 a class keeps ~0.86 of its own weight);
+    weighting each side's target by its own weight instead would keep the balance exact (not measured)."""
     tf = _tf()
     ds = tf.data.Dataset.from_tensor_slices((X, Y, w.astype(np.float32)))
     ds = ds.shuffle(len(X), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
@@ -158,14 +164,14 @@ class CNN:
     def __init__(self, n_classes: int, epochs: int = 40, patience: int = 8, batch_size: int = 64, lr: float = 1e-3,
                  decay: float = 1e-6, features: str = FEATURES, params: dict | None = None, verbose: int = 0,
                  filters=(16, 32, 48, 64), partial_groups=None, batchnorm: bool = False, speaker_norm: bool = True,
-                 members: int = 1, spec_augment: dict | None = None, band_stats: bool = False, mixup: float = 0.0):
+                 members: int = 1, spec_augment: dict | None = None, stats_branch: bool = False, mixup: float = 0.0):
         self.n_classes = n_classes
         # label n_classes + j means "one of the classes partial_groups[j]" (e.g. emotion known, intensity not)
         self.partial_groups = [list(g) for g in (partial_groups or [])]
         self.options = {"epochs": epochs, "patience": patience, "batch_size": batch_size, "lr": lr, "decay": decay,
                         "filters": list(filters), "batchnorm": bool(batchnorm), "members": int(members),
                         "spec_augment": dict(spec_augment) if spec_augment else None,
-                        "band_stats": bool(band_stats), "mixup": float(mixup)}
+                        "stats_branch": bool(stats_branch), "mixup": float(mixup)}
         if self.options["members"] < 1:
             raise ValueError("members must be at least 1")
         if self.options["mixup"] < 0 or (self.options["mixup"] and self.partial_groups):
@@ -236,7 +242,7 @@ class CNN:
     def _build(self, input_shape, name: str, **training_only):
         return build_network(input_shape, self.n_classes, self.options["filters"],
                              batchnorm=self.options.get("batchnorm", False), name=name,
-                             band_stats=self.options.get("band_stats", False), **training_only)
+                             stats_branch=self.options.get("stats_branch", False), **training_only)
 
     def _fit_one(self, X, y, w, val, progress: bool, name: str, seed: int = 0):
         import keras
@@ -302,7 +308,7 @@ class CNN:
                            if self.options.get("members", 1) > 1 else "")
                         + ("; SpecAugment masks in training" if self.options.get("spec_augment") else "")
                         + ("; per-band mean/max/min/mean-square of the input beside the conv features"
-                           if self.options.get("band_stats") else "")
+                           if self.options.get("stats_branch") else "")
                         + (f"; mixup (alpha {self.options['mixup']}) in training" if self.options.get("mixup") else ""),
              **self.options, "speaker_norm": self.speaker_norm is not None}
         if self.model is not None:
