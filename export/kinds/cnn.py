@@ -68,10 +68,11 @@ def spec_mask_layer(freq: int = 8, time: int = 6, masks: int = 2, seed: int = 0)
     return SpecMask(name="spec_mask")
 
 
-def band_statistics(x, n_frames: int):
+def band_statistics(x):
     """Per mel band of the input image ``(bands, frames, 1)``, over the window's frames: mean, maximum, minimum and
     mean square (built-in layers only, so the model saves, converts and quantises like the convolutions)."""
     from keras import layers
+    n_frames = int(x.shape[2])
     mean = layers.AveragePooling2D(pool_size=(1, n_frames), name="band_mean")(x)
     top = layers.MaxPooling2D(pool_size=(1, n_frames), name="band_max")(x)
     low = layers.Rescaling(-1.0, name="band_min")(
@@ -110,7 +111,7 @@ def build_network(input_shape, n_classes: int, filters=(16, 32, 48, 64), l1: flo
     h = layers.AveragePooling2D(pool_size=(1, int(h.shape[2])), name="time_avg")(h)
     h = layers.Flatten(name="flatten")(h)
     if stats_branch:
-        h = layers.Concatenate(name="deep_and_stats")([h, band_statistics(inp, int(inp.shape[2]))])
+        h = layers.Concatenate(name="deep_and_stats")([h, band_statistics(inp)])
     h = layers.Dropout(0.5, name="drop_dense")(h)
     h = layers.Dense(64, activation="relu", kernel_regularizer=reg, name="dense")(h)
     out = layers.Dense(n_classes, activation="softmax", kernel_regularizer=reg, name="probabilities")(h)
@@ -251,10 +252,11 @@ class CNN:
         if alpha:  # mixup: soft (one-hot) targets, so categorical cross-entropy on a mixing tf.data pipeline
             self._compile(net, "categorical_crossentropy")
             eye = np.eye(self.n_classes, dtype=np.float32)
-            data = mixup_batches(X, eye[y], w, self.options["batch_size"], alpha, seed)
+            data = {"x": mixup_batches(X, eye[y], w, self.options["batch_size"], alpha, seed)}
             val = None if val is None else (val[0], eye[val[1]])
         else:
             self._compile(net)
+            data = {"x": X, "y": y, "sample_weight": w, "batch_size": self.options["batch_size"], "shuffle": True}
         callbacks = []
         if progress:
             try:
@@ -265,12 +267,8 @@ class CNN:
         if val is not None:
             callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.options["patience"],
                                                            restore_best_weights=True))
-        if alpha:
-            h = net.fit(data, validation_data=val, epochs=self.options["epochs"], verbose=self.verbose,
-                        callbacks=callbacks)
-        else:
-            h = net.fit(X, y, sample_weight=w, validation_data=val, epochs=self.options["epochs"],
-                        batch_size=self.options["batch_size"], shuffle=True, verbose=self.verbose, callbacks=callbacks)
+        h = net.fit(**data, validation_data=val, epochs=self.options["epochs"], verbose=self.verbose,
+                    callbacks=callbacks)
         # keep an uncompiled copy: converters and saving must not meet the (custom) training loss
         plain = self._build(X.shape[1:], name)
         for layer in plain.layers:  # by name: the training copy may have a mask layer (no weights) after its input
