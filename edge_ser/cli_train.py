@@ -106,11 +106,33 @@ def _replacing(old: Path | None):
     shutil.rmtree(aside, ignore_errors=True)
 
 
+def _recipe(name: str, task: str | None, model: str | None, augment: str) -> dict:
+    """A shipped model's training recipe (`export.make_models.RECIPES`) without its SSL switch; --task, --model
+    and --augment may only repeat what it says."""
+    _need_train_extra("train --recipe")
+    from export.make_models import RECIPES
+    if name not in RECIPES:
+        raise UserError(f"unknown recipe {name!r} (known: {', '.join(RECIPES)})")
+    r = {k: v for k, v in RECIPES[name].items() if k != "ssl"}
+    for given, key, option in ((task, "task", "--task"), (model, "kind", "--model")):
+        if given is not None and given != r[key]:
+            raise UserError(f"{option} {given} contradicts --recipe {name} ({key} {r[key]}); leave {option} out")
+    if augment.strip() != "auto":
+        raise UserError(f"--augment contradicts --recipe {name} (augmentation {','.join(r['augment']) or 'none'}); "
+                        "leave --augment out")
+    return r
+
+
 @app.command("train")
 def train_cmd(
     data: List[Path] = typer.Option(..., "--data", help="Corpus root in its released layout (repeatable)."),
-    task: str = typer.Option("fine15", "--task", help="fine15, basic6, emotion5 or ravdess8."),
-    model: str = typer.Option("rfc", "--model", help="Model kind: rfc or cnn."),
+    task: Optional[str] = typer.Option(None, "--task", help="fine15, basic6, emotion5 or ravdess8 [default: "
+                                       "fine15, or the recipe's]."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model kind: rfc or cnn [default: rfc, or the "
+                                        "recipe's]."),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="Train with a shipped model's recipe (fine15-rfc, "
+                                         "fine15-cnn, basic6-rfc, basic6-cnn; export/make_models.py): its task, "
+                                         "model kind, augmentation and model options."),
     out: Path = typer.Option(..., "--out", help="Model directory to write (refused if it exists, unless --force)."),
     ssl: bool = typer.Option(False, "--ssl", help="Grow the training set by pseudo-labelling (export/ssl.py); "
                              "writes the grown dataset to OUT/pseudo_labels.csv."),
@@ -118,6 +140,9 @@ def train_cmd(
                                                   "when its confidence is at least this (default: chosen per fold "
                                                   "on the validation speakers)."),
     rounds: int = typer.Option(1, "--rounds", help="With --ssl: pseudo-labelling rounds."),
+    soft_labels: bool = typer.Option(False, "--soft-labels", help="With --ssl (cnn): every pool clip joins, "
+                                     "its target the set-1 model's intensity distribution within its known emotion "
+                                     "(no threshold, one round, no augmented copies)."),
     folds: int = typer.Option(0, "--folds", help="K actor folds of cross-validation before the final model (0: none)."),
     seed: int = typer.Option(0, "--seed", help="Seed for splits, augmentation and training."),
     window_seconds: float = typer.Option(2.5, "--window-seconds", help="Model window length in seconds."),
@@ -139,7 +164,9 @@ def train_cmd(
 ):
     """Train a model (needs the extra `train`): speaker-disjoint CV, final model, ONNX/TFLite export with parity."""
     data = _check_data(data)
-    _check_task(task)
+    shipped = _recipe(recipe, task, model, augment) if recipe is not None else {}
+    task = _check_task(shipped.get("task", task or "fine15"))
+    model = shipped.get("kind", model or "rfc")
     if model not in ("rfc", "cnn"):
         raise UserError(f"unknown model kind {model!r} (known: rfc, cnn)")
     if folds < 0 or folds == 1:
@@ -149,7 +176,7 @@ def train_cmd(
     if not 0.05 <= hop_seconds <= window_seconds:
         raise UserError("--hop-seconds must be between 0.05 and the window length")
     if augment.strip() == "auto":
-        augment = "noise,pitch" if model == "cnn" else "none"
+        augment = ",".join(shipped["augment"]) if shipped else "noise,pitch" if model == "cnn" else "none"
     augs = tuple(a.strip() for a in augment.split(",") if a.strip() and a.strip() != "none")
     _check_train_out(out, force)
     train = _need_train_extra("train")
@@ -161,19 +188,21 @@ def train_cmd(
     if corpus is not None and corpus not in CORPORA:
         raise UserError(f"unknown corpus {corpus!r} (known: {', '.join(CORPORA)})")
     hook = None
-    if not ssl and (ssl_threshold is not None or rounds != 1):
-        raise UserError("--threshold and --rounds go with --ssl")
+    if not ssl and (ssl_threshold is not None or rounds != 1 or soft_labels):
+        raise UserError("--threshold, --rounds and --soft-labels go with --ssl")
     if ssl:
         try:
             from export import ssl as ssl_module
             make_hook = ssl_module.make_ssl_hook
         except (ImportError, AttributeError):
             raise UserError("--ssl is not available: export/ssl.py provides no make_ssl_hook") from None
+    options = {k: v for k, v in shipped.items() if k not in ("task", "kind", "augment", "kind_options")}
     cfg = train.TrainConfig(task=task, kind=model, window_seconds=window_seconds, hop_seconds=hop_seconds,
                             augment=augs, folds=folds, seed=seed, corpus=corpus,
-                            kind_options={"speaker_norm": speaker_norm})
+                            kind_options={**shipped.get("kind_options", {}), "speaker_norm": speaker_norm},
+                            **options)
     if ssl:
-        hook = make_hook(data, cfg, threshold=ssl_threshold, rounds=rounds, log=_log)
+        hook = make_hook(data, cfg, threshold=ssl_threshold, rounds=rounds, log=_log, soft=soft_labels)
     with _replacing(out if force and _is_training_output(out) else None):
         result = train.run(data, cfg, out, name=name, ssl=hook, seed_protocol_repeats=seed_protocol, log=_log)
     if hook is not None:

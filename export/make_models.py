@@ -137,7 +137,9 @@ def main(argv=None) -> int:
     for name in args.only or list(RECIPES):
         t = time.time()
         recipe = dict(RECIPES[name])
-        use_ssl = recipe.pop("ssl", False) or (args.ssl and recipe["task"] == "fine15")  # see reports/ssl/
+        # "ssl": True or make_ssl_hook's options (e.g. {"soft": True}); --ssl adds the defaults (see reports/ssl/)
+        ssl_options = recipe.pop("ssl", False) or (args.ssl and recipe["task"] == "fine15")
+        use_ssl = bool(ssl_options)
         cfg = TrainConfig(window_seconds=args.window_seconds, folds=args.folds, seed=args.seed, **recipe)
         out = Path(args.runs) / name
         if out.exists():
@@ -146,7 +148,7 @@ def main(argv=None) -> int:
         hook = None
         if use_ssl:
             from .ssl import make_ssl_hook
-            hook = make_ssl_hook(roots, cfg, log=_log)
+            hook = make_ssl_hook(roots, cfg, log=_log, **(ssl_options if isinstance(ssl_options, dict) else {}))
         result = run(roots, cfg, out, name=name, ssl=hook, seed_protocol_repeats=args.seed_protocol, log=_log)
         if hook is not None:
             result["ssl"] = hook.finish(out)  # the grown dataset: runs/models/<name>/pseudo_labels.csv

@@ -47,6 +47,11 @@ DEFAULT_THRESHOLDS = {"rfc": 0.25, "cnn": 0.25}
 LEVEL = {i: k for k, i in enumerate(INTENSITIES)}  # low 0, medium 1, high 2
 
 
+HARD_RULE = "accepted = predicted emotion equals the known emotion and confidence >= threshold"
+SOFT_RULE = ("soft: every pool clip, its target the labeller's intensity distribution within the known emotion "
+             "(CSV: the most likely of those intensities and its probability)")
+
+
 class SslError(UserError):
     """Bad SSL input (no pool, wrong task, existing output)."""
 
@@ -92,6 +97,25 @@ def decide(probs: np.ndarray, emotions, labels, threshold: float) -> Decisions:
     expected = np.array([expected_level(safe[k], labels, emotions[k]) if ok[k] else np.nan
                          for k in range(len(safe))])
     return Decisions(pred, conf, pe, inten, accepted, expected)
+
+
+def decide_soft(probs: np.ndarray, emotions, labels) -> tuple[Decisions, np.ndarray]:
+    """Soft pseudo labels: every readable clip is accepted with, as its target, the model's distribution over the
+    three intensities *within its known emotion* (the known emotion's labels renormalised; 0 elsewhere).  The
+    decisions record the most likely of those intensities and its probability as the clip's pseudo label and
+    confidence; ``predicted_emotion`` stays the model's own argmax.  Returns (decisions, targets N x labels)."""
+    labels = list(labels)
+    d = decide(probs, emotions, labels, 0.0)
+    ok = np.isfinite(np.asarray(probs, np.float64)).all(axis=1)
+    targets = np.zeros((len(ok), len(labels)), np.float32)
+    for k in np.flatnonzero(ok):
+        cols = [labels.index(f"{emotions[k]}_{i}") for i in INTENSITIES]
+        w = np.asarray(probs[k], np.float64)[cols]
+        targets[k, cols] = w / w.sum() if w.sum() > 0 else 1.0 / len(cols)
+    pred = targets.argmax(axis=1)
+    conf = np.where(ok, targets.max(axis=1), np.nan)
+    inten = [split_label(labels[p])[1] if o else None for p, o in zip(pred, ok)]
+    return Decisions(pred, conf, d.predicted_emotion, inten, ok.copy(), d.expected), targets
 
 
 def expected_level(p: np.ndarray, labels, emotion: str) -> float:
@@ -163,6 +187,9 @@ def summarise(rows: list[dict]) -> dict:
 class SslConfig:
     threshold: float | None = None  # None: chosen on the validation speakers (auto)
     rounds: int = 1
+    # True: every readable pool clip joins with a soft target (`decide_soft`; kinds with ``soft_targets``, the
+    # CNN), unaugmented; no threshold, one round
+    soft: bool = False
 
 
 def self_train(ctx, pool: list, scfg: SslConfig, log=print) -> tuple[list, dict]:
@@ -176,7 +203,7 @@ def self_train(ctx, pool: list, scfg: SslConfig, log=print) -> tuple[list, dict]
     model = ctx.fit(ctx.train_idx)
     record = {"set1_model": model, "pool": len(clips), "pool_speakers": sorted({c.speaker for c in clips}),
               "train_speakers": sorted(train_spk), "excluded_speakers": sorted(ctx.excluded_speakers)}
-    threshold = scfg.threshold
+    threshold = 0.0 if scfg.soft else scfg.threshold
     if threshold is None:
         corp = {c.corpus for c in clips}
         val = [i for i in (ctx.val_idx if ctx.val_idx is not None else []) if data.clips[i].corpus in corp]
@@ -192,11 +219,15 @@ def self_train(ctx, pool: list, scfg: SslConfig, log=print) -> tuple[list, dict]
         if not left:
             break
         todo = [clips[k] for k in left]
-        d = decide(ctx.predict_clips(model, todo), [c.emotion for c in todo], labels, threshold)
+        probs = ctx.predict_clips(model, todo)
+        if scfg.soft:
+            d, targets = decide_soft(probs, [c.emotion for c in todo], labels)
+        else:
+            d = decide(probs, [c.emotion for c in todo], labels, threshold)
         for j, (k, row) in enumerate(zip(left, rows_for(todo, d, r))):
             rows[k] = row
             if d.accepted[j]:
-                extra.append((clips[k], d.label_index(j)))
+                extra.append((clips[k], targets[j] if scfg.soft else d.label_index(j)))
         left = [k for j, k in enumerate(left) if not d.accepted[j]]
         log(f"SSL round {r}: {int(d.accepted.sum())} of {len(todo)} pool clips accepted (threshold {threshold:.2f}; "
             f"{len(extra)} in set 2 so far)")
@@ -237,17 +268,32 @@ class SslHook:
                 "folds": [{k: r[k] for k in keys} for r in self.records[:-1]]}
 
 
-def make_ssl_hook(roots, cfg, threshold: float | None = None, rounds: int = 1, log=print,
-                  keep_models: bool = False) -> SslHook:
-    """The hook `edge-ser train --ssl` passes to `export.train.run`: the pool comes from the same --data roots."""
+def check_config(cfg, scfg: SslConfig) -> None:
+    """Refuse what SSL cannot do with ``cfg``; with soft labels, make the pool join unaugmented (it is larger than
+    the labelled set; ``cfg.extra_augment`` False)."""
     if cfg.task != "fine15":
         raise SslError(f"--ssl grows the fine15 set (intensity pseudo labels); task {cfg.task} has nothing to grow")
-    if rounds < 1:
+    if scfg.rounds < 1:
         raise SslError("--rounds must be at least 1")
-    if threshold is not None and not 0.0 <= threshold <= 1.0:
+    if scfg.threshold is not None and not 0.0 <= scfg.threshold <= 1.0:
         raise SslError("--threshold must be between 0 and 1")
+    if scfg.soft:
+        from . import kinds
+        if not getattr(kinds.kind_class(cfg.kind), "soft_targets", False) or cfg.partial:
+            raise SslError(f"soft pseudo labels need a model kind that trains on probabilities (cnn), not {cfg.kind}")
+        if scfg.threshold is not None or scfg.rounds != 1:
+            raise SslError("soft pseudo labels take every pool clip in one round: no --threshold or --rounds")
+        cfg.extra_augment = False
+
+
+def make_ssl_hook(roots, cfg, threshold: float | None = None, rounds: int = 1, log=print,
+                  keep_models: bool = False, soft: bool = False) -> SslHook:
+    """The hook `edge-ser train --ssl` passes to `export.train.run`: the pool comes from the same --data roots.
+    See `check_config` (it may set ``cfg.extra_augment``)."""
+    scfg = SslConfig(threshold, rounds, soft)
+    check_config(cfg, scfg)
     clips, _ = corpora.load_corpora(roots, cfg.corpus)
-    return SslHook(pool_of(clips), SslConfig(threshold, rounds), log, keep_models)
+    return SslHook(pool_of(clips), scfg, log, keep_models)
 
 
 # --- pseudo-label with an exported model ---------------------------------------------------------------------
@@ -421,6 +467,7 @@ def experiment(roots, cfg, scfg: SslConfig, log=print, checkpoint: Path | None =
     from . import kinds, metrics, splits
     from .train import cross_validate, load_data, predict_clips
 
+    check_config(cfg, scfg)
     kind = kinds.make(cfg.kind, len(task_labels(cfg.task)), **cfg.kind_options)
     data = load_data(roots, cfg, kind)
     clips, _ = corpora.load_corpora(roots, cfg.corpus)
@@ -466,9 +513,11 @@ def experiment(roots, cfg, scfg: SslConfig, log=print, checkpoint: Path | None =
         "task": cfg.task, "kind": cfg.kind, "kind_options": cfg.kind_options, "augment": list(cfg.augment),
         "seed": cfg.seed, "folds": cfg.folds, "protocol": after["protocol"],
         "train_hop_seconds": getattr(cfg, "train_hop_seconds", None),
-        "ssl": {"rule": "accepted = predicted emotion equals the known emotion and confidence >= threshold",
-                "threshold": "auto (per fold, on validation speakers)" if scfg.threshold is None else scfg.threshold,
-                "rounds": scfg.rounds, "weight": cfg.extra_weight},
+        "ssl": {"rule": SOFT_RULE if scfg.soft else HARD_RULE,
+                "threshold": ("none (soft)" if scfg.soft else "auto (per fold, on validation speakers)"
+                              if scfg.threshold is None else scfg.threshold),
+                "rounds": scfg.rounds, "weight": cfg.extra_weight, "soft": scfg.soft,
+                "pool_augmented": cfg.extra_augment},
         "before": {**metrics.mean_std(before), "per_fold": [{k: b[k] for k in ("n", *metrics.SUMMARY_KEYS)}
                                                              for b in before]},
         "after": {k: after[k] for k in metrics.SUMMARY_KEYS} | {"per_fold": after["per_fold"]},
@@ -497,9 +546,11 @@ def write_report(res: dict, out_dir: Path) -> Path:
         write_csv(r, out_dir / f"{name}-fold{k + 1}-pseudo_labels.csv", force=True)
     (out_dir / f"{name}.json").write_text(json.dumps(res, indent=1) + "\n")
     pools = res["pool"]
+    extras = ("and pseudo-labelled clips" if res["ssl"].get("pool_augmented", True)
+              else "only; pseudo-labelled clips as recorded")
     L = [f"# SSL (pseudo-labelling) for {name}: before/after on unseen speakers", "",
          f"Protocol: {res['protocol']}. Seed {res['seed']}. Model options {res['kind_options'] or 'default'}; "
-         f"augmentation {', '.join(res['augment']) or 'none'} (training part and pseudo-labelled clips); training "
+         f"augmentation {', '.join(res['augment']) or 'none'} (training part {extras}); training "
          f"windows every {res.get('train_hop_seconds') or 'scoring hop'} s.", "",
          f"SSL: {res['ssl']['rule']}; threshold {res['ssl']['threshold']}; rounds {res['ssl']['rounds']}; "
          f"a pseudo-labelled clip weighs {res['ssl'].get('weight', 1.0)} (a labelled one 1). In each "
@@ -574,6 +625,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--options", default=None, help="JSON kind options overriding the shipped recipe's")
     ap.add_argument("--weight", type=float, default=1.0, help="weight of a pseudo-labelled clip (a labelled one: 1)")
+    ap.add_argument("--soft", action="store_true", help="soft pseudo labels: every pool clip, unaugmented, its target "
+                    "the labeller's intensity distribution within the known emotion (cnn)")
     ap.add_argument("--out", default=str(repo / "reports" / "ssl"))
     args = ap.parse_args(argv)
     recipe = dict(RECIPES[f"fine15-{args.kind}"])
@@ -589,8 +642,10 @@ def main(argv=None) -> int:
         out = out / f"t{args.threshold}-r{args.rounds}"
     if args.weight != 1.0:
         out = out / f"weight{args.weight}"
+    if args.soft:
+        out = out / "soft"
     out.mkdir(parents=True, exist_ok=True)
-    res = experiment(roots, cfg, SslConfig(args.threshold, args.rounds), log,
+    res = experiment(roots, cfg, SslConfig(args.threshold, args.rounds, args.soft), log,
                      checkpoint=out / f"fine15-{args.kind}.partial.json")
     path = write_report(res, out)
     log(f"report: {path}")

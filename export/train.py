@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
+from edge_ser.errors import UserError
 from edge_ser.labels import task_labels
 from edge_ser.manifest import Manifest, write_manifest
 
@@ -58,6 +59,8 @@ class TrainConfig:
     adapt_sample: bool | None = None
     # weight of each extra clip (an SSL pseudo-labelled one) relative to a labelled clip (each clip weighs 1 in total)
     extra_weight: float = 1.0
+    # False: extra clips join as recorded only (no augmented copies), e.g. a large pool with soft targets
+    extra_augment: bool = True
 
 
 @dataclass
@@ -227,7 +230,6 @@ def design(data: Data, idx, variants=("",), every: int = 1, mix: dict | None = N
                 ys.append(np.full(len(x), data.y[i]))
                 ws.append(np.full(len(x), share / len(x)))
     if not xs:  # every clip asked for is unreadable
-        from edge_ser.errors import UserError
         failed = data.cache.failed
         raise UserError(f"none of the {len(idx)} clips needed here is readable ({len(failed)} unreadable clips"
                         + (f", e.g. {next(iter(failed.values()))})" if failed else ")"))
@@ -272,6 +274,11 @@ def _fit(data: Data, cfg: TrainConfig, train_idx, val_idx, extra=None, seed: int
     X, y, w = design(data, train_idx, ("",) + tuple(cfg.augment), _every(cfg), cfg.adapt_mix, sample)
     if extra:
         ex, ey, ew = _extra_design(data, extra, cfg)
+        if ey.ndim == 2:  # soft targets (probabilities over the labels): the labelled part becomes one-hot rows
+            if not getattr(kind, "soft_targets", False) or data.partial:
+                raise UserError(f"soft pseudo labels need a kind that trains on probabilities (cnn) and no partial "
+                                f"labels; {cfg.kind} does not")
+            y = np.eye(len(data.labels), dtype=np.float32)[y]
         X, y, w = np.concatenate([X, ex]), np.concatenate([y, ey]), np.concatenate([w, ew])
     validation = None
     if val_idx is not None and len(val_idx):
@@ -292,19 +299,24 @@ def _every(cfg: TrainConfig) -> int:
 
 
 def _extra_design(data: Data, extra, cfg: TrainConfig):
-    """Window inputs of extra (pseudo-labelled) clips and their augmented copies."""
+    """Window inputs of extra (pseudo-labelled) clips and their augmented copies (``cfg.extra_augment``).  A label
+    is a label index, or a vector of probabilities over the labels (a soft target; then y is 2-D)."""
     xs, ys, ws = [], [], []
+    soft = any(np.ndim(label) for _, label in extra)
+    variants = ("",) + (tuple(cfg.augment) if cfg.extra_augment else ())
     for clip, label in extra:
-        for v in ("",) + tuple(cfg.augment):
+        target = np.asarray(label, np.float32) if soft else label
+        for v in variants:
             x = data.external(clip, v)
             if x is None:
                 continue
             x = x[::_every(cfg)]
             xs.append(x)
-            ys.append(np.full(len(x), label))
+            ys.append(np.repeat(target[None], len(x), 0) if soft else np.full(len(x), label))
             ws.append(np.full(len(x), cfg.extra_weight / len(x)))
     if not xs:
-        return (np.zeros((0,) + data.inputs(0).shape[1:], np.float32), np.zeros(0, int), np.zeros(0))
+        y0 = np.zeros((0, len(data.labels)), np.float32) if soft else np.zeros(0, int)
+        return np.zeros((0,) + data.inputs(0).shape[1:], np.float32), y0, np.zeros(0)
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(ws)
 
 

@@ -266,6 +266,12 @@ def test_cli_train_ssl_bad_options(crema, tmp_path, capsys):
     assert "--ssl" in capsys.readouterr().err
     assert main(base + ["--ssl", "--rounds", "0"]) == 2
     assert "--rounds" in capsys.readouterr().err
+    assert main(base + ["--soft-labels"]) == 2
+    assert "--ssl" in capsys.readouterr().err
+    assert main(base + ["--ssl", "--soft-labels"]) == 2  # rfc trains on label indices
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "soft" in err and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()
 
 
 # --- integration: real CREMA-D clips (../shared/data) with an installed fine15 model ---------------------------
@@ -317,3 +323,81 @@ def test_extra_weight_scales_each_pseudo_labelled_clip(crema):
     _, y, w = _extra_design(data, extra, cfg)
     assert np.allclose(w, 0.25 * full) and len(y) == len(full)
     assert np.isclose(w.sum(), 0.25 * len(extra) * (1 + len(cfg.augment)))
+
+
+# --- soft pseudo labels --------------------------------------------------------------------------------------
+
+def test_decide_soft_targets_stay_in_the_known_emotion():
+    """Every readable clip is accepted; its target is the model's distribution over the three intensities of its
+    known emotion, even when the model's argmax is another emotion; an unreadable clip (NaN row) is not."""
+    p = _probs([("happy_high", 0.5), ("angry_low", 0.6), ("sad_low", 0.3)])
+    p[0, LABELS.index("happy_low")] = 0.3
+    p[1, LABELS.index("sad_medium")] = 0.2  # the model says angry; the clip is sad
+    p[2] = np.nan
+    d, t = ssl.decide_soft(p, ["happy", "sad", "sad"], LABELS)
+    assert list(d.accepted) == [True, True, False]
+    assert np.allclose(t[:2].sum(axis=1), 1.0) and not t[2].any()
+    cols = [LABELS.index(f"happy_{i}") for i in ("low", "medium", "high")]
+    assert np.allclose(t[0, cols], np.array([0.3, 0.01, 0.5]) / 0.81)
+    assert np.count_nonzero(t[0]) == 3 and np.count_nonzero(t[1]) == 3
+    assert LABELS[d.pred[0]] == "happy_high" and d.confidence[0] == pytest.approx(0.5 / 0.81)
+    assert LABELS[d.pred[1]] == "sad_medium" and d.predicted_emotion[1] == "angry"
+    rows = ssl.rows_for([type("C", (), {"path": f"{k}.wav", "emotion": e, "speaker": "s"})()
+                         for k, e in enumerate(["happy", "sad", "sad"])], d, 1)
+    assert [r["label"] for r in rows] == ["happy_high", "sad_medium", ""]
+
+
+def test_soft_labels_need_a_probability_kind_and_no_threshold(crema):
+    with pytest.raises(ssl.SslError, match="soft"):
+        ssl.make_ssl_hook([crema], _cfg(), soft=True)  # rfc trains on label indices
+    cnn = _cfg(kind="cnn", kind_options={})
+    with pytest.raises(ssl.SslError, match="threshold"):
+        ssl.make_ssl_hook([crema], cnn, threshold=0.3, soft=True)
+    assert cnn.extra_augment
+    ssl.make_ssl_hook([crema], cnn, soft=True)
+    assert not cnn.extra_augment  # the pool joins as recorded
+
+
+def test_soft_extra_design_repeats_each_target_on_its_windows(crema):
+    from export.train import _extra_design
+    cfg = _cfg(augment=("noise",), extra_augment=False)
+    data = load_data([crema], cfg, kinds.make("rfc", 15, **cfg.kind_options))
+    data.set_population(np.arange(len(data.clips)))
+    clips, _ = load_corpora([crema])
+    pool = ssl.pool_of(clips)[:3]
+    targets = np.eye(15, dtype=np.float32)[[0, 4, 7]] * 0.5 + np.eye(15, dtype=np.float32)[[1, 5, 8]] * 0.5
+    X, y, w = _extra_design(data, list(zip(pool, targets)), cfg)
+    assert y.shape == (len(X), 15) and np.allclose(y.sum(axis=1), 1.0)
+    assert np.isclose(w.sum(), len(pool))  # no augmented copies: each clip weighs 1
+    assert {tuple(np.flatnonzero(r)) for r in y} == {(0, 1), (4, 5), (7, 8)}
+
+
+@pytest.mark.slow
+def test_soft_ssl_cnn_trains_on_every_pool_clip_of_the_training_speakers(crema):
+    pytest.importorskip("tensorflow")
+    cfg = _cfg(kind="cnn", folds=2, kind_options={"epochs": 1, "filters": (4, 8, 8, 8), "members": 1})
+    data = load_data([crema], cfg, kinds.make("cnn", 15, **cfg.kind_options))
+    clips, _ = load_corpora([crema])
+    hook = ssl.make_ssl_hook([crema], cfg, soft=True, log=lambda s: None)
+    result = cross_validate(data, cfg, hook, log=lambda s: None)
+    for rec, f in zip(hook.records, result["per_fold"]):
+        assert rec["accepted"] == rec["pool"] == f["n_extra"] == 5 * 2 * len(rec["pool_speakers"])
+        assert not set(rec["pool_speakers"]) & set(f["test_speakers"])
+        for r in rec["rows"]:
+            assert r["accepted"] == 1 and r["label"].split("_")[0] == r["emotion"]
+
+
+@pytest.mark.parametrize("mixup", [0.0, 0.2])
+def test_cnn_soft_one_hot_targets_train_like_hard_labels(mixup):
+    """A 2-D target of one-hot rows is the hard label: same class weights, same loss, same network."""
+    pytest.importorskip("tensorflow")
+    from export.kinds.cnn import CNN
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(48, 16, 16, 1)).astype(np.float32)
+    y = np.arange(48) % 3
+    y[:6] = 0  # unbalanced, so the class weights matter
+    opts = dict(epochs=2, filters=(4, 4, 4, 4), speaker_norm=False, mixup=mixup)
+    hard = CNN(3, **opts).fit(X, y, seed=1, progress=False).predict_proba(X)
+    soft = CNN(3, **opts).fit(X, np.eye(3, dtype=np.float32)[y], seed=1, progress=False).predict_proba(X)
+    assert np.allclose(hard, soft, atol=1e-5)
+    assert not np.allclose(hard, hard.mean(axis=0), atol=1e-3)  # it learned something input-dependent

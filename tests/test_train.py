@@ -53,6 +53,33 @@ def test_cli_train_rfc_cv_export_parity(corpus, tmp_path, capsys):
     assert p.shape == (len(x), 6) and np.allclose(p.sum(1), 1, atol=1e-5)
 
 
+def test_cli_train_recipe_trains_a_shipped_models_recipe(corpus, tmp_path, capsys):
+    """--recipe basic6-rfc: the shipped recipe's task, kind, augmentation and options (80 trees x 420 leaves)."""
+    from export.make_models import RECIPES
+    out = tmp_path / "m"
+    assert main(["train", "--data", str(corpus), "--recipe", "basic6-rfc", "--out", str(out),
+                 "--window-seconds", "1.0", "--json"]) == 0
+    capsys.readouterr()
+    m = read_manifest(out)
+    recipe = RECIPES["basic6-rfc"]
+    assert (m.task, m.kind) == (recipe["task"], recipe["kind"]) and m.trained_on["augment"] == list(recipe["augment"])
+    extra = json.loads((out / "manifest.json").read_text())["extra"]
+    assert extra["train_config"]["kind_options"] == {**recipe["kind_options"], "speaker_norm": True}
+    assert extra["model"]["n_estimators"] == 80 and extra["model"]["max_leaf_nodes"] == 420
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--recipe", "fine15-svm"], "unknown recipe"),
+    (["--recipe", "fine15-cnn", "--model", "rfc"], "--model rfc contradicts --recipe fine15-cnn"),
+    (["--recipe", "fine15-cnn", "--task", "basic6"], "--task basic6 contradicts"),
+    (["--recipe", "basic6-rfc", "--augment", "noise"], "--augment contradicts"),
+])
+def test_cli_train_recipe_errors(corpus, tmp_path, capsys, extra, message):
+    assert main(["train", "--data", str(corpus), "--out", str(tmp_path / "m"), *extra]) == 2
+    assert message in _one_error(capsys)
+    assert not (tmp_path / "m").exists()
+
+
 def test_fine15_from_ravdess_has_all_15_outputs(corpus, tmp_path):
     """RAVDESS has no 'low': the exported model still gives one probability per fine15 label."""
     cfg = TrainConfig(task="fine15", kind="rfc", augment=(), window_seconds=1.0, kind_options={"n_estimators": 20})

@@ -6,8 +6,12 @@ import importlib
 KINDS = {"rfc": "export.kinds.rfc:RFC", "cnn": "export.kinds.cnn:CNN"}
 
 
-def make(name: str, n_classes: int, **options):
+def kind_class(name: str):
     if name not in KINDS:
         raise ValueError(f"unknown model kind {name!r} (known: {', '.join(KINDS)})")
     module, cls = KINDS[name].split(":")
-    return getattr(importlib.import_module(module), cls)(n_classes=n_classes, **options)
+    return getattr(importlib.import_module(module), cls)
+
+
+def make(name: str, n_classes: int, **options):
+    return kind_class(name)(n_classes=n_classes, **options)

@@ -18,6 +18,8 @@ from ..dataset import InputSpec
 class Kind(Protocol):
     name: str
     formats: tuple[str, ...]          # deployable formats this kind exports ("onnx", "tflite")
+    # optional: ``soft_targets = True`` when fit also takes y as probabilities over the labels (N, n_classes),
+    # e.g. soft SSL pseudo labels; otherwise y is label indices (N,)
 
     def input_spec(self, window_seconds: float, hop_seconds: float) -> InputSpec: ...
 

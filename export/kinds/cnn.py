@@ -160,6 +160,7 @@ class CNN:
     name = "cnn"
     formats = ("onnx", "tflite")
     supports_partial = True
+    soft_targets = True  # fit takes y as label indices (N,) or probabilities over the labels (N, n_classes)
     sample_regimes = True  # speaker adaptation regimes drawn per training window (export.train.design)
 
     def __init__(self, n_classes: int, epochs: int = 40, patience: int = 8, batch_size: int = 64, lr: float = 1e-3,
@@ -216,13 +217,23 @@ class CNN:
         X = np.asarray(X, dtype=np.float32)
         y = np.asarray(y)
         w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-        # balanced classes (sklearn's "balanced" rule on the clip-weighted counts)
-        full = y < self.n_classes
-        per_class = np.bincount(y[full], weights=w[full], minlength=self.n_classes)
+        soft = y.ndim == 2  # soft targets: probabilities over the labels
+        if soft and self.partial_groups:
+            raise ValueError("soft targets and partial labels do not mix")
+        # balanced classes (sklearn's "balanced" rule on the clip-weighted counts; a soft target counts for each
+        # class by its probability, and its window weighs the expected class weight)
+        full = np.ones(len(y), bool) if soft else y < self.n_classes
+        per_class = (w[:, None] * y).sum(axis=0) if soft else np.bincount(y[full], weights=w[full],
+                                                                            minlength=self.n_classes)
         cw = np.where(per_class > 0, w[full].sum() / (self.n_classes * np.maximum(per_class, 1e-9)), 0.0)
-        cw = np.concatenate([cw, np.ones(len(self.partial_groups))])  # partial labels keep their clip weight
-        w = w * cw[y]
+        if soft:
+            w = w * (y @ cw)
+        else:
+            cw = np.concatenate([cw, np.ones(len(self.partial_groups))])  # partial labels keep their clip weight
+            w = w * cw[y]
         w = (w / w.mean()).astype(np.float32)
+        if soft:
+            y = y.astype(np.float32)
         val = None
         if validation is not None:
             Xv, yv = validation
@@ -249,10 +260,14 @@ class CNN:
         import keras
         net = self._build(X.shape[1:], name, spec_augment=self.options.get("spec_augment"), seed=seed)
         alpha = self.options.get("mixup", 0.0)
-        if alpha:  # mixup: soft (one-hot) targets, so categorical cross-entropy on a mixing tf.data pipeline
+        if alpha or y.ndim == 2:  # mixup or soft targets: categorical cross-entropy on probability targets
             self._compile(net, "categorical_crossentropy")
             eye = np.eye(self.n_classes, dtype=np.float32)
-            data = {"x": mixup_batches(X, eye[y], w, self.options["batch_size"], alpha, seed)}
+            Y = y if y.ndim == 2 else eye[y]
+            if alpha:  # on a mixing tf.data pipeline
+                data = {"x": mixup_batches(X, Y, w, self.options["batch_size"], alpha, seed)}
+            else:
+                data = {"x": X, "y": Y, "sample_weight": w, "batch_size": self.options["batch_size"], "shuffle": True}
             val = None if val is None else (val[0], eye[val[1]])
         else:
             self._compile(net)
