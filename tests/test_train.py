@@ -203,6 +203,9 @@ def test_cnn_partial_labels_use_only_training_speakers(tmp_path):
         assert f["n_extra"] <= (6 - len(f["test_speakers"])) * 5
     m = load_model(tmp_path / "m")
     assert m.predict(np.load(tmp_path / "m" / "native" / "heldout.npz")["X"]).shape[1] == 15
+    from export.kinds.cnn import CNN
+    from export.train import partial_groups
+    assert CNN(15).load(tmp_path / "m" / "native").partial_groups == partial_groups(m.labels)  # emotion groups
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -312,6 +312,7 @@ class CNN:
         self.n_classes, self.options = meta["n_classes"], meta["options"]
         self.features, self.params, self.history = meta["features"], meta["params"], meta.get("history", {})
         self.speaker_norm = meta.get("speaker_norm")
+        self.partial_groups = [list(g) for g in meta.get("partial_groups", [])]
         self.model = keras.models.load_model(directory / "model.keras", compile=False)
         return self
 
