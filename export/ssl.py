@@ -521,6 +521,7 @@ def experiment(roots, cfg, scfg: SslConfig, log=print, checkpoint: Path | None =
         "before": {**metrics.mean_std(before), "per_fold": [{k: b[k] for k in ("n", *metrics.SUMMARY_KEYS)}
                                                              for b in before]},
         "after": {k: after[k] for k in metrics.SUMMARY_KEYS} | {"per_fold": after["per_fold"]},
+        "cv": after,  # the whole CV of the recipe with SSL (`export.train.run(cv=...)` takes it for a final model)
         "gain": {k: {"mean": float(np.mean(v)), "std": float(np.std(v)), "per_fold": v} for k, v in diffs.items()},
         "pool": [{k: r[k] for k in ("pool", "accepted", "accepted_share", "accepted_intensity", "accepted_emotion",
                                     "accepted_by_round", "emotion_correct", "threshold")} |

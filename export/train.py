@@ -456,9 +456,11 @@ def trained_on(data: Data, cfg: TrainConfig, tr, va, extra=None) -> dict:
 
 
 def run(roots, cfg: TrainConfig, out: Path, name: str | None = None, ssl: SslHook | None = None,
-        seed_protocol_repeats: int = 0, log=print) -> dict:
+        seed_protocol_repeats: int = 0, log=print, cv: dict | None = None) -> dict:
     """Train (CV if ``cfg.folds``), fit the final model, export every format with parity checks, write the
-    manifest.  Returns the result dict (CV metrics, validation metrics, sizes, parity)."""
+    manifest.  Returns the result dict (CV metrics, validation metrics, sizes, parity).  ``cv``: the
+    `cross_validate` result of this same configuration (and SSL) computed before, e.g. the "after" of
+    ``python -m export.ssl`` (its JSON's ``cv``); it is used instead of running the folds again."""
     from . import convert
 
     out = Path(out)
@@ -469,8 +471,8 @@ def run(roots, cfg: TrainConfig, out: Path, name: str | None = None, ssl: SslHoo
     log(f"task {cfg.task}: {len(data.clips)} clips of {len(set(data.speakers.tolist()))} speakers; window "
         f"{cfg.window_seconds} s = {data.spec.n_frames} frames; features {data.spec.features}")
     result = {"task": cfg.task, "kind": cfg.kind}
-    if cfg.folds:
-        result["cv"] = cross_validate(data, cfg, ssl, log)
+    if cv is not None or cfg.folds:
+        result["cv"] = cv if cv is not None else cross_validate(data, cfg, ssl, log)
         cv = result["cv"]
         log("CV: " + ", ".join(f"{k} {cv[k]['mean']:.3f} ± {cv[k]['std']:.3f}" for k in metrics.SUMMARY_KEYS))
     if seed_protocol_repeats:
@@ -498,7 +500,7 @@ def run(roots, cfg: TrainConfig, out: Path, name: str | None = None, ssl: SslHoo
             metrics_block[f"{k}_std"] = cv[k]["std"]
         if "clip_adapt" in cv:  # the same folds, each test clip adapted to itself (as `classify FILE` does)
             metrics_block["clip_adapt"] = cv["clip_adapt"]
-        metrics_block.update(protocol=f"{cfg.folds}-fold actor CV, speaker-disjoint (mean over folds)",
+        metrics_block.update(protocol=f"{cv['folds']}-fold actor CV, speaker-disjoint (mean over folds)",
                              protocol_details=cv["protocol"], folds=cv["folds"], per_fold=cv["per_fold"],
                              pooled_confusion=cv["pooled_confusion"])
     if "seed000" in result:

@@ -80,6 +80,21 @@ def test_cli_train_recipe_errors(corpus, tmp_path, capsys, extra, message):
     assert not (tmp_path / "m").exists()
 
 
+def test_run_takes_a_cv_computed_before(corpus, tmp_path):
+    """run(cv=...): the manifest's CV metrics are the given ones; the folds are not trained again."""
+    from export.train import cross_validate, load_data
+    from export import kinds
+    cfg = TrainConfig(task="basic6", kind="rfc", augment=(), window_seconds=1.0, folds=2,
+                      kind_options={"n_estimators": 10})
+    cv = cross_validate(load_data([corpus], cfg, kinds.make("rfc", 6, **cfg.kind_options)), cfg, log=lambda s: None)
+    logged = []
+    result = run([corpus], cfg, tmp_path / "m", log=logged.append, cv=cv)
+    assert result["cv"] is cv and not [line for line in logged if line.startswith("fold ")]
+    m = read_manifest(tmp_path / "m")
+    assert m.metrics["accuracy"] == cv["accuracy"]["mean"] and m.metrics["per_fold"] == cv["per_fold"]
+    assert m.metrics["pooled_confusion"] == cv["pooled_confusion"] and m.metrics["folds"] == 2
+
+
 def test_fine15_from_ravdess_has_all_15_outputs(corpus, tmp_path):
     """RAVDESS has no 'low': the exported model still gives one probability per fine15 label."""
     cfg = TrainConfig(task="fine15", kind="rfc", augment=(), window_seconds=1.0, kind_options={"n_estimators": 20})
