@@ -106,20 +106,24 @@ def _replacing(old: Path | None):
     shutil.rmtree(aside, ignore_errors=True)
 
 
+def _augmentations(augment: str) -> tuple:
+    return tuple(a.strip() for a in augment.split(",") if a.strip() and a.strip() != "none")
+
+
 def _recipe(name: str, task: str | None, model: str | None, augment: str) -> dict:
-    """A shipped model's training recipe (`export.make_models.RECIPES`) without its SSL switch; --task, --model
-    and --augment may only repeat what it says."""
+    """A shipped model's training recipe (`export.make_models.RECIPES`, with its SSL switch if it has one);
+    --task, --model and --augment may only repeat what it says."""
     _need_train_extra("train --recipe")
     from export.make_models import RECIPES
     if name not in RECIPES:
         raise UserError(f"unknown recipe {name!r} (known: {', '.join(RECIPES)})")
-    r = {k: v for k, v in RECIPES[name].items() if k != "ssl"}
+    r = dict(RECIPES[name])
     for given, key, option in ((task, "task", "--task"), (model, "kind", "--model")):
         if given is not None and given != r[key]:
             raise UserError(f"{option} {given} contradicts --recipe {name} ({key} {r[key]}); leave {option} out")
-    if augment.strip() != "auto":
-        raise UserError(f"--augment contradicts --recipe {name} (augmentation {','.join(r['augment']) or 'none'}); "
-                        "leave --augment out")
+    if augment.strip() != "auto" and _augmentations(augment) != tuple(r["augment"]):
+        raise UserError(f"--augment {augment} contradicts --recipe {name} (augmentation "
+                        f"{','.join(r['augment']) or 'none'}); leave --augment out")
     return r
 
 
@@ -132,7 +136,8 @@ def train_cmd(
                                         "recipe's]."),
     recipe: Optional[str] = typer.Option(None, "--recipe", help="Train with a shipped model's recipe (fine15-rfc, "
                                          "fine15-cnn, basic6-rfc, basic6-cnn; export/make_models.py): its task, "
-                                         "model kind, augmentation and model options."),
+                                         "model kind, augmentation, model options and SSL switch; --window-seconds, "
+                                         "--hop-seconds, --seed and --no-speaker-norm still apply."),
     out: Path = typer.Option(..., "--out", help="Model directory to write (refused if it exists, unless --force)."),
     ssl: bool = typer.Option(False, "--ssl", help="Grow the training set by pseudo-labelling (export/ssl.py); "
                              "writes the grown dataset to OUT/pseudo_labels.csv."),
@@ -165,6 +170,7 @@ def train_cmd(
     """Train a model (needs the extra `train`): speaker-disjoint CV, final model, ONNX/TFLite export with parity."""
     data = _check_data(data)
     shipped = _recipe(recipe, task, model, augment) if recipe is not None else {}
+    recipe_ssl = shipped.pop("ssl", False)  # True or make_ssl_hook's options: the shipped model used SSL
     task = _check_task(shipped.get("task", task or "fine15"))
     model = shipped.get("kind", model or "rfc")
     if model not in ("rfc", "cnn"):
@@ -177,7 +183,7 @@ def train_cmd(
         raise UserError("--hop-seconds must be between 0.05 and the window length")
     if augment.strip() == "auto":
         augment = ",".join(shipped["augment"]) if shipped else "noise,pitch" if model == "cnn" else "none"
-    augs = tuple(a.strip() for a in augment.split(",") if a.strip() and a.strip() != "none")
+    augs = _augmentations(augment)
     _check_train_out(out, force)
     train = _need_train_extra("train")
     from export.augment import KINDS
@@ -190,26 +196,36 @@ def train_cmd(
     hook = None
     if not ssl and (ssl_threshold is not None or rounds != 1 or soft_labels):
         raise UserError("--threshold, --rounds and --soft-labels go with --ssl")
+    ssl = ssl or bool(recipe_ssl)
+    ssl_options = dict(recipe_ssl) if isinstance(recipe_ssl, dict) else {}  # the recipe's, then the options given
+    if ssl_threshold is not None:
+        ssl_options["threshold"] = ssl_threshold
+    if rounds != 1:
+        ssl_options["rounds"] = rounds
+    if soft_labels:
+        ssl_options["soft"] = True
     if ssl:
         try:
             from export import ssl as ssl_module
             make_hook = ssl_module.make_ssl_hook
         except (ImportError, AttributeError):
             raise UserError("--ssl is not available: export/ssl.py provides no make_ssl_hook") from None
-    options = {k: v for k, v in shipped.items() if k not in ("task", "kind", "augment", "kind_options")}
+    options = {k: v for k, v in shipped.items() if k not in ("task", "kind", "augment", "kind_options",
+                                                              "window_seconds", "hop_seconds", "folds", "seed",
+                                                              "corpus")}
     cfg = train.TrainConfig(task=task, kind=model, window_seconds=window_seconds, hop_seconds=hop_seconds,
                             augment=augs, folds=folds, seed=seed, corpus=corpus,
                             kind_options={**shipped.get("kind_options", {}), "speaker_norm": speaker_norm},
                             **options)
     if ssl:
-        hook = make_hook(data, cfg, threshold=ssl_threshold, rounds=rounds, log=_log, soft=soft_labels)
+        hook = make_hook(data, cfg, log=_log, **ssl_options)
     with _replacing(out if force and _is_training_output(out) else None):
         result = train.run(data, cfg, out, name=name, ssl=hook, seed_protocol_repeats=seed_protocol, log=_log)
     if hook is not None:
         result["ssl"] = s = hook.finish(out)
         if s:
-            _log(f"SSL (final model): {s['accepted']} of {s['pool']} pool clips pseudo-labelled (threshold "
-                 f"{s['threshold']:.2f}) -> {s['csv']}")
+            how = "soft labels" if s.get("soft") else f"threshold {s['threshold']:.2f}"
+            _log(f"SSL (final model): {s['accepted']} of {s['pool']} pool clips pseudo-labelled ({how}) -> {s['csv']}")
     if as_json:
         print(json.dumps(result, indent=None))
     else:

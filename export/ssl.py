@@ -194,7 +194,7 @@ class SslConfig:
 
 def self_train(ctx, pool: list, scfg: SslConfig, log=print) -> tuple[list, dict]:
     """One fold (or the final model): set-1 model -> pseudo labels on the pool clips of the training speakers ->
-    accepted clips (``rounds`` times).  Returns (extra clips [(Clip, label_index)], record)."""
+    accepted clips (``rounds`` times).  Returns (extra clips [(Clip, label index or soft target vector)], record)."""
     from .train import predict_clips
 
     data, labels = ctx.data, list(ctx.data.labels)
@@ -229,8 +229,8 @@ def self_train(ctx, pool: list, scfg: SslConfig, log=print) -> tuple[list, dict]
             if d.accepted[j]:
                 extra.append((clips[k], targets[j] if scfg.soft else d.label_index(j)))
         left = [k for j, k in enumerate(left) if not d.accepted[j]]
-        log(f"SSL round {r}: {int(d.accepted.sum())} of {len(todo)} pool clips accepted (threshold {threshold:.2f}; "
-            f"{len(extra)} in set 2 so far)")
+        log(f"SSL round {r}: {int(d.accepted.sum())} of {len(todo)} pool clips accepted ("
+            + ("soft labels" if scfg.soft else f"threshold {threshold:.2f}") + f"; {len(extra)} in set 2 so far)")
         if r < scfg.rounds and d.accepted.any():
             model = ctx.fit(ctx.train_idx, extra)
     record["rows"] = [rows[k] for k in sorted(rows)]
@@ -264,7 +264,7 @@ class SslHook:
         final = self.records[-1]
         path = write_csv(final["rows"], Path(out) / "pseudo_labels.csv", force=force)
         keys = ("pool", "accepted", "accepted_share", "accepted_intensity", "threshold")
-        return {"csv": str(path), **{k: final[k] for k in keys},
+        return {"csv": str(path), "soft": self.scfg.soft, **{k: final[k] for k in keys},
                 "folds": [{k: r[k] for k in keys} for r in self.records[:-1]]}
 
 
@@ -279,8 +279,10 @@ def check_config(cfg, scfg: SslConfig) -> None:
         raise SslError("--threshold must be between 0 and 1")
     if scfg.soft:
         from . import kinds
-        if not getattr(kinds.kind_class(cfg.kind), "soft_targets", False) or cfg.partial:
+        if not getattr(kinds.kind_class(cfg.kind), "soft_targets", False):
             raise SslError(f"soft pseudo labels need a model kind that trains on probabilities (cnn), not {cfg.kind}")
+        if cfg.partial:
+            raise SslError("soft pseudo labels and partial labels (the pool with its emotion only) do not mix")
         if scfg.threshold is not None or scfg.rounds != 1:
             raise SslError("soft pseudo labels take every pool clip in one round: no --threshold or --rounds")
         cfg.extra_augment = False
@@ -645,6 +647,10 @@ def main(argv=None) -> int:
         out = out / f"weight{args.weight}"
     if args.soft:
         out = out / "soft"
+    try:
+        check_config(cfg, SslConfig(args.threshold, args.rounds, args.soft))
+    except SslError as e:
+        ap.error(str(e))
     out.mkdir(parents=True, exist_ok=True)
     res = experiment(roots, cfg, SslConfig(args.threshold, args.rounds, args.soft), log,
                      checkpoint=out / f"fine15-{args.kind}.partial.json")

@@ -57,7 +57,8 @@ class TrainConfig:
     # True: one regime per clip and variant, drawn by share (no extra windows); None: the kind's default
     # (``sample_regimes``: the CNN samples, the forest takes every regime)
     adapt_sample: bool | None = None
-    # weight of each extra clip (an SSL pseudo-labelled one) relative to a labelled clip (each clip weighs 1 in total)
+    # weight of an extra clip (an SSL pseudo-labelled one) in each of its variants (as recorded, augmented copies);
+    # a labelled clip weighs 1 in each of its variants
     extra_weight: float = 1.0
     # False: extra clips join as recorded only (no augmented copies), e.g. a large pool with soft targets
     extra_augment: bool = True
@@ -259,12 +260,17 @@ class FoldContext:
     val_idx: np.ndarray | None = None  # the fold's validation clips (labelled; e.g. to choose an SSL threshold)
 
 
-# An SSL hook returns pseudo-labelled clips to add to a fold's training part: list[(Clip, label_index)].
+# An SSL hook returns pseudo-labelled clips to add to a fold's training part: list[(Clip, label)], a label being a
+# label index or (soft targets) a vector of probabilities over the labels.
 SslHook = Callable[[FoldContext], list]
 
 
 def _fit(data: Data, cfg: TrainConfig, train_idx, val_idx, extra=None, seed: int = 0):
     options = dict(cfg.kind_options)
+    if any(np.ndim(label) for _, label in extra or []) and (
+            data.partial or not getattr(kinds.kind_class(cfg.kind), "soft_targets", False)):
+        raise UserError(f"soft pseudo labels need a kind that trains on probabilities (cnn) and no partial labels "
+                        f"(kind {cfg.kind}, partial labels {'on' if data.partial else 'off'})")
     if data.partial:
         allowed = set(data.speakers[train_idx].tolist())
         extra = list(extra or []) + [p for p in data.partial if p[0].speaker in allowed]
@@ -275,9 +281,6 @@ def _fit(data: Data, cfg: TrainConfig, train_idx, val_idx, extra=None, seed: int
     if extra:
         ex, ey, ew = _extra_design(data, extra, cfg)
         if ey.ndim == 2:  # soft targets (probabilities over the labels): the labelled part becomes one-hot rows
-            if not getattr(kind, "soft_targets", False) or data.partial:
-                raise UserError(f"soft pseudo labels need a kind that trains on probabilities (cnn) and no partial "
-                                f"labels; {cfg.kind} does not")
             y = np.eye(len(data.labels), dtype=np.float32)[y]
         X, y, w = np.concatenate([X, ex]), np.concatenate([y, ey]), np.concatenate([w, ew])
     validation = None
@@ -471,6 +474,8 @@ def run(roots, cfg: TrainConfig, out: Path, name: str | None = None, ssl: SslHoo
     log(f"task {cfg.task}: {len(data.clips)} clips of {len(set(data.speakers.tolist()))} speakers; window "
         f"{cfg.window_seconds} s = {data.spec.n_frames} frames; features {data.spec.features}")
     result = {"task": cfg.task, "kind": cfg.kind}
+    if cv is not None and (cv.get("labels") != list(data.labels) or cv.get("per_fold") is None):
+        raise UserError("the CV given to run() is not a CV of this task's labels")
     if cv is not None or cfg.folds:
         result["cv"] = cv if cv is not None else cross_validate(data, cfg, ssl, log)
         cv = result["cv"]

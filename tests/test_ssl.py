@@ -358,6 +358,13 @@ def test_soft_labels_need_a_probability_kind_and_no_threshold(crema):
     assert not cnn.extra_augment  # the pool joins as recorded
 
 
+def test_experiment_script_refuses_soft_labels_for_the_forest(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        ssl.main(["--kind", "rfc", "--soft", "--out", str(tmp_path / "r")])
+    assert e.value.code == 2 and "soft pseudo labels need" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
 def test_soft_extra_design_repeats_each_target_on_its_windows(crema):
     from export.train import _extra_design
     cfg = _cfg(augment=("noise",), extra_augment=False)

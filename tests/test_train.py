@@ -10,6 +10,7 @@ pytest.importorskip("sklearn")
 from corpus_factory import make_ravdess  # noqa: E402
 
 from edge_ser.cli import main  # noqa: E402
+from edge_ser.errors import UserError  # noqa: E402
 from edge_ser.manifest import read_manifest  # noqa: E402
 from edge_ser.models import load_model  # noqa: E402
 from export.train import TrainConfig, run  # noqa: E402
@@ -68,11 +69,38 @@ def test_cli_train_recipe_trains_a_shipped_models_recipe(corpus, tmp_path, capsy
     assert extra["model"]["n_estimators"] == 80 and extra["model"]["max_leaf_nodes"] == 420
 
 
+def test_cli_train_recipe_passes_every_recipe_option(corpus, tmp_path, monkeypatch, capsys):
+    """--recipe basic6-cnn: training hop, regime sampling, members, augmentation reach the TrainConfig; an equal
+    --task/--model/--augment is accepted; a recipe's SSL switch (with its options) is applied."""
+    import export.make_models
+    import export.ssl
+    import export.train
+    seen = {}
+
+    def fake_run(roots, cfg, out, ssl=None, **kw):
+        seen.update(cfg=cfg, ssl=ssl)
+        return {"validation": {"accuracy": 0.5, "n": 1}}
+
+    monkeypatch.setattr(export.train, "run", fake_run)
+    monkeypatch.setattr(export.ssl, "make_ssl_hook", lambda roots, cfg, **kw: seen.update(hook=kw) or None)
+    assert main(["train", "--data", str(corpus), "--recipe", "basic6-cnn", "--task", "basic6", "--model", "cnn",
+                 "--augment", "noise,pitch", "--out", str(tmp_path / "a")]) == 0
+    cfg, recipe = seen["cfg"], export.make_models.RECIPES["basic6-cnn"]
+    assert (cfg.task, cfg.kind, cfg.augment) == ("basic6", "cnn", ("noise", "pitch"))
+    assert cfg.train_hop_seconds == recipe["train_hop_seconds"] and cfg.adapt_sample is True
+    assert cfg.kind_options == {**recipe["kind_options"], "speaker_norm": True} and "hook" not in seen
+    monkeypatch.setitem(export.make_models.RECIPES, "fine15-soft", dict(export.make_models.RECIPES["fine15-cnn"],
+                                                                         ssl={"soft": True}))
+    assert main(["train", "--data", str(corpus), "--recipe", "fine15-soft", "--out", str(tmp_path / "b")]) == 0
+    assert seen["hook"]["soft"] is True and seen["cfg"].kind_options["mixup"] == 0.2
+    capsys.readouterr()
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--recipe", "fine15-svm"], "unknown recipe"),
     (["--recipe", "fine15-cnn", "--model", "rfc"], "--model rfc contradicts --recipe fine15-cnn"),
     (["--recipe", "fine15-cnn", "--task", "basic6"], "--task basic6 contradicts"),
-    (["--recipe", "basic6-rfc", "--augment", "noise"], "--augment contradicts"),
+    (["--recipe", "basic6-rfc", "--augment", "noise"], "--augment noise contradicts"),
 ])
 def test_cli_train_recipe_errors(corpus, tmp_path, capsys, extra, message):
     assert main(["train", "--data", str(corpus), "--out", str(tmp_path / "m"), *extra]) == 2
@@ -88,11 +116,16 @@ def test_run_takes_a_cv_computed_before(corpus, tmp_path):
                       kind_options={"n_estimators": 10})
     cv = cross_validate(load_data([corpus], cfg, kinds.make("rfc", 6, **cfg.kind_options)), cfg, log=lambda s: None)
     logged = []
+    cfg.folds = 0  # the folds come from the given CV
     result = run([corpus], cfg, tmp_path / "m", log=logged.append, cv=cv)
     assert result["cv"] is cv and not [line for line in logged if line.startswith("fold ")]
     m = read_manifest(tmp_path / "m")
     assert m.metrics["accuracy"] == cv["accuracy"]["mean"] and m.metrics["per_fold"] == cv["per_fold"]
     assert m.metrics["pooled_confusion"] == cv["pooled_confusion"] and m.metrics["folds"] == 2
+    assert m.metrics["protocol"].startswith("2-fold actor CV")
+    with pytest.raises(UserError, match="not a CV of this task"):
+        run([corpus], TrainConfig(task="fine15", kind="rfc", augment=(), window_seconds=1.0,
+                                  kind_options={"n_estimators": 10}), tmp_path / "n", log=lambda s: None, cv=cv)
 
 
 def test_fine15_from_ravdess_has_all_15_outputs(corpus, tmp_path):

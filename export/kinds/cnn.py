@@ -220,8 +220,10 @@ class CNN:
         soft = y.ndim == 2  # soft targets: probabilities over the labels
         if soft and self.partial_groups:
             raise ValueError("soft targets and partial labels do not mix")
-        # balanced classes (sklearn's "balanced" rule on the clip-weighted counts; a soft target counts for each
-        # class by its probability, and its window weighs the expected class weight)
+        # balanced classes: sklearn's "balanced" rule on the clip-weighted counts.  A soft target counts for each
+        # class by its probability, and its window weighs its target's expected class weight (y @ cw): as measured
+        # (reports/ssl/soft/), but not exactly balanced when targets spread over classes of different weights;
+        # weighting the target itself (y * cw / (y @ cw)) would be exact (not measured)
         full = np.ones(len(y), bool) if soft else y < self.n_classes
         per_class = (w[:, None] * y).sum(axis=0) if soft else np.bincount(y[full], weights=w[full],
                                                                             minlength=self.n_classes)
