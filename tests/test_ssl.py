@@ -408,3 +408,21 @@ def test_cnn_soft_one_hot_targets_train_like_hard_labels(mixup):
     soft = CNN(3, **opts).fit(X, np.eye(3, dtype=np.float32)[y], seed=1, progress=False).predict_proba(X)
     assert np.allclose(hard, soft, atol=1e-5)
     assert not np.allclose(hard, hard.mean(axis=0), atol=1e-3)  # it learned something input-dependent
+
+
+@pytest.mark.slow
+def test_cli_train_cnn_with_soft_labels_keeps_the_grown_dataset(crema, tmp_path, capsys):
+    pytest.importorskip("tensorflow")
+    out = tmp_path / "soft-model"
+    assert main(["train", "--data", str(crema), "--task", "fine15", "--model", "cnn", "--out", str(out), "--ssl",
+                 "--soft-labels", "--window-seconds", "1.0", "--augment", "noise", "--json"]) == 0
+    captured = capsys.readouterr()
+    s = json.loads(captured.out)["ssl"]
+    assert s["soft"] and "soft labels" in captured.err
+    rows = _read(out / "pseudo_labels.csv")
+    assert s["accepted"] == s["pool"] == len(rows) == sum(r["accepted"] == "1" for r in rows) > 0
+    for r in rows:  # the pseudo label keeps the known emotion; its confidence is a within-emotion probability
+        assert r["label"].split("_")[0] == r["emotion"] and 1 / 3 - 1e-6 <= float(r["confidence"]) <= 1
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["trained_on"]["pseudo_labelled_clips"] == len(rows)
+    assert manifest["extra"]["train_config"]["extra_augment"] is False  # the pool joined as recorded
