@@ -111,8 +111,8 @@ def _augmentations(augment: str) -> tuple:
 
 
 def _recipe(name: str, task: str | None, model: str | None, augment: str) -> dict:
-    """A shipped model's training recipe (`export.make_models.RECIPES`, with its SSL switch if it has one);
-    --task, --model and --augment may only repeat what it says."""
+    """A shipped model's training recipe (`export.make_models.RECIPES`); --task, --model and --augment may only
+    repeat what it says."""
     _need_train_extra("train --recipe")
     from export.make_models import RECIPES
     if name not in RECIPES:
@@ -170,7 +170,6 @@ def train_cmd(
     """Train a model (needs the extra `train`): speaker-disjoint CV, final model, ONNX/TFLite export with parity."""
     data = _check_data(data)
     shipped = _recipe(recipe, task, model, augment) if recipe is not None else {}
-    recipe_ssl = shipped.pop("ssl", False)  # True or make_ssl_hook's options: the shipped model used SSL
     task = _check_task(shipped.get("task", task or "fine15"))
     model = shipped.get("kind", model or "rfc")
     if model not in ("rfc", "cnn"):
@@ -196,6 +195,14 @@ def train_cmd(
     hook = None
     if not ssl and (ssl_threshold is not None or rounds != 1 or soft_labels):
         raise UserError("--threshold, --rounds and --soft-labels go with --ssl")
+    given = dict(window_seconds=window_seconds, hop_seconds=hop_seconds, augment=augs, folds=folds, seed=seed,
+                 corpus=corpus)
+    if recipe is not None:  # the recipe's config and SSL switch (True or make_ssl_hook's options)
+        from export.make_models import recipe_config
+        cfg, recipe_ssl = recipe_config(recipe, {"speaker_norm": speaker_norm}, **given)
+    else:
+        cfg, recipe_ssl = train.TrainConfig(task=task, kind=model, kind_options={"speaker_norm": speaker_norm},
+                                            **given), False
     ssl = ssl or bool(recipe_ssl)
     ssl_options = dict(recipe_ssl) if isinstance(recipe_ssl, dict) else {}  # the recipe's, then the options given
     if ssl_threshold is not None:
@@ -210,14 +217,6 @@ def train_cmd(
             make_hook = ssl_module.make_ssl_hook
         except (ImportError, AttributeError):
             raise UserError("--ssl is not available: export/ssl.py provides no make_ssl_hook") from None
-    options = {k: v for k, v in shipped.items() if k not in ("task", "kind", "augment", "kind_options",
-                                                              "window_seconds", "hop_seconds", "folds", "seed",
-                                                              "corpus")}
-    cfg = train.TrainConfig(task=task, kind=model, window_seconds=window_seconds, hop_seconds=hop_seconds,
-                            augment=augs, folds=folds, seed=seed, corpus=corpus,
-                            kind_options={**shipped.get("kind_options", {}), "speaker_norm": speaker_norm},
-                            **options)
-    if ssl:
         hook = make_hook(data, cfg, log=_log, **ssl_options)
     with _replacing(out if force and _is_training_output(out) else None):
         result = train.run(data, cfg, out, name=name, ssl=hook, seed_protocol_repeats=seed_protocol, log=_log)

@@ -50,6 +50,15 @@ RECIPES = {
 CORPORA = ("cremad", "ravdess")
 
 
+def recipe_config(name: str, kind_options: dict | None = None, **overrides) -> tuple[TrainConfig, bool | dict]:
+    """The shipped recipe ``name`` as a TrainConfig, and its SSL switch (False, True or `make_ssl_hook`'s options).
+    ``kind_options`` are merged into the recipe's; ``overrides`` set other TrainConfig fields (folds, seed, ...)."""
+    recipe = dict(RECIPES[name])
+    ssl = recipe.pop("ssl", False)
+    recipe["kind_options"] = {**recipe.get("kind_options", {}), **(kind_options or {})}
+    return TrainConfig(**{**recipe, **overrides}), ssl
+
+
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -136,11 +145,10 @@ def main(argv=None) -> int:
         return 2
     for name in args.only or list(RECIPES):
         t = time.time()
-        recipe = dict(RECIPES[name])
+        cfg, ssl_options = recipe_config(name, window_seconds=args.window_seconds, folds=args.folds, seed=args.seed)
         # "ssl": True or make_ssl_hook's options (e.g. {"soft": True}); --ssl adds the defaults (see reports/ssl/)
-        ssl_options = recipe.pop("ssl", False) or (args.ssl and recipe["task"] == "fine15")
+        ssl_options = ssl_options or (args.ssl and cfg.task == "fine15")
         use_ssl = bool(ssl_options)
-        cfg = TrainConfig(window_seconds=args.window_seconds, folds=args.folds, seed=args.seed, **recipe)
         out = Path(args.runs) / name
         if out.exists():
             shutil.rmtree(out)

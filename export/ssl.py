@@ -615,8 +615,7 @@ def main(argv=None) -> int:
     """python -m export.ssl --kind rfc|cnn [--data ../shared/data] [--folds 5] [--threshold T] [--rounds R]"""
     import argparse
 
-    from .make_models import RECIPES
-    from .train import TrainConfig
+    from .make_models import recipe_config
 
     repo = Path(__file__).resolve().parent.parent
     ap = argparse.ArgumentParser(description="SSL before/after experiment on actor folds (writes reports/ssl/)")
@@ -632,12 +631,11 @@ def main(argv=None) -> int:
                     "the labeller's intensity distribution within the known emotion (cnn)")
     ap.add_argument("--out", default=str(repo / "reports" / "ssl"))
     args = ap.parse_args(argv)
-    recipe = dict(RECIPES[f"fine15-{args.kind}"])
-    if args.options:
-        recipe["kind_options"] = {**recipe.get("kind_options", {}), **json.loads(args.options)}
     if not 0.0 < args.weight <= 1.0:
         ap.error("--weight must be in (0, 1]")
-    cfg = TrainConfig(folds=args.folds, seed=args.seed, extra_weight=args.weight, **recipe)
+    # the shipped recipe (its own SSL switch aside: this experiment is the SSL)
+    cfg, _ = recipe_config(f"fine15-{args.kind}", json.loads(args.options) if args.options else None,
+                           folds=args.folds, seed=args.seed, extra_weight=args.weight)
     roots = [Path(args.data) / "cremad", Path(args.data) / "ravdess"]
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     out = Path(args.out)
