@@ -13,16 +13,16 @@ all: test
 sysdeps:
 	@bash scripts/sysdeps.sh
 
-# The runtime install only (what a robot gets): numpy, scipy, soundfile, onnxruntime, LiteRT, sounddevice, typer.
+# The runtime install only (what a robot gets): numpy, soundfile, soxr, onnxruntime, LiteRT, sounddevice, typer.
 $(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[tflite,mic]'
 	@touch $@
 
-# Training and test dependencies on top (scikit-learn, TensorFlow, converters, librosa for parity tests).
-$(VENV)/.dev: pyproject.toml $(VENV)/.runtime
-	$(PY) -m pip install -q -e '.[tflite,mic,train,dev]'
+# The training distribution (export/: scikit-learn, TensorFlow, converters) and the test tools on top.
+$(VENV)/.dev: pyproject.toml export/pyproject.toml $(VENV)/.runtime
+	$(PY) -m pip install -q -e '.[tflite,mic,dev]' -e ./export
 	@touch $@
 
 setup: sysdeps $(VENV)/.runtime
@@ -40,7 +40,7 @@ bench: setup-dev
 	$(PY) -m benchmarks.run --readme
 
 models: setup-dev
-	$(PY) -m export.make_models --data $(DATA)
+	$(PY) -m edge_ser_train.make_models --data $(DATA)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info export/build export/*.egg-info .pytest_cache

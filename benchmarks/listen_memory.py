@@ -47,7 +47,7 @@ def _child(args: dict) -> int:
     """Run ``edge-ser listen`` in this process with stage marks (nothing of edge_ser is imported before)."""
     import atexit
     _mark("start")
-    from edge_ser import models, stream
+    from edge_ser import registry as models, stream
 
     load_model, engine_init, engine_events = models.load_model, stream.Engine.__init__, stream.Engine.events
 
@@ -149,7 +149,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     args = ap.parse_args(argv)
     from edge_ser.manifest import read_manifest
-    from edge_ser.models import resolve_model
+    from edge_ser.registry import resolve_model
 
     from .run import DEFAULT_NAMES
     results = []

@@ -2,9 +2,9 @@
 RFC — scikit-learn against onnxruntime; CNN — Keras against onnxruntime against TFLite float32 / dynamic-range /
 int8.  Plus the int8 model's top-1 agreement with the float model and every file's size.
 
-The native (training-side) models come from the model's ``native/`` folder written by ``export.train`` when it is
+The native (training-side) models come from the model's ``native/`` folder written by ``edge_ser_train.train`` when it is
 there (``<model>/native``, or ``$EDGE_SER_NATIVE/<name>/native``); otherwise the harness builds a *timing twin*
-with the same architecture from ``export.kinds`` (random weights for the CNN; for the RFC a forest with the same
+with the same architecture from ``edge_ser_train.kinds`` (random weights for the CNN; for the RFC a forest with the same
 options fitted on random data of the same width), said so in the results.  Inference time does not depend on the
 CNN's weights; for a forest it depends on the tree sizes, which the twin matches only approximately.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_ser.manifest import read_manifest, write_manifest
-from edge_ser.models import load_model
+from edge_ser.registry import load_model
 
 from .timing import compare
 
@@ -30,7 +30,7 @@ QUANT_LABEL = {"none": "float32", "dynamic": "dynamic", "int8": "int8"}
 
 def native_dir(model_dir: Path) -> Path | None:
     candidates = [Path(model_dir) / "native",  # a training output directory
-                  REPO / "runs" / "models" / Path(model_dir).name / "native"]  # where export.make_models trains
+                  REPO / "runs" / "models" / Path(model_dir).name / "native"]  # where edge_ser_train.make_models trains
     extra = os.environ.get("EDGE_SER_NATIVE")
     if extra:
         candidates.append(Path(extra) / Path(model_dir).name / "native")
@@ -61,18 +61,18 @@ def _keras_model(model_dir: Path, manifest, nat: Path | None, threads: int):
     import keras
     if nat is not None and (nat / "model.keras").is_file():
         return keras.models.load_model(nat / "model.keras", compile=False), "native (training output)"
-    from export.kinds.cnn import build_network
+    from edge_ser_train.kinds.cnn import build_network
     filters = (16, 32, 48, 64)
     if nat is not None and (nat / "cnn.json").is_file():
         filters = tuple(json.loads((nat / "cnn.json").read_text())["options"]["filters"])
     net = build_network(tuple(manifest.input["shape"]), len(manifest.labels), filters)
-    return net, f"timing twin: export.kinds.cnn.build_network{filters} with random weights"
+    return net, f"timing twin: edge_ser_train.kinds.cnn.build_network{filters} with random weights"
 
 
 def _tflite_bytes(keras_model, n_classes: int, q: str, representative: np.ndarray) -> bytes:
-    """Convert with the training side's own converter (export.kinds.cnn.CNN.export)."""
-    from export.convert import stdout_to_stderr
-    from export.kinds.cnn import CNN
+    """Convert with the training side's own converter (edge_ser_train.kinds.cnn.CNN.export)."""
+    from edge_ser_train.convert import stdout_to_stderr
+    from edge_ser_train.kinds.cnn import CNN
     kind = CNN(n_classes)
     kind.model = keras_model
     with tempfile.TemporaryDirectory() as tmp, stdout_to_stderr():
@@ -150,7 +150,7 @@ def bench_model(model_dir: Path, X: np.ndarray, threads: int = 1, rounds: int = 
                 key = f"tflite-{QUANT_LABEL[q]}"
                 if f is not None and f.is_file():
                     data, is_real = f.read_bytes(), True
-                    out["source"][key] = "native export (export.convert, trained weights)"
+                    out["source"][key] = "native export (edge_ser_train.convert, trained weights)"
                 else:
                     data, is_real = _tflite_bytes(net, len(manifest.labels), q, X), False
                     out["source"][key] = "converted from the timing twin (random weights: timing and size only)"

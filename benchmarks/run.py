@@ -44,7 +44,7 @@ from edge_ser.audio import load_audio  # noqa: E402
 from edge_ser.features import clip_windows  # noqa: E402
 from edge_ser.frontend import FrontendConfig  # noqa: E402
 from edge_ser.manifest import read_manifest  # noqa: E402
-from edge_ser.models import DEFAULT_MODELS_DIR, load_model  # noqa: E402
+from edge_ser.registry import DEFAULT_MODELS_DIR, load_model  # noqa: E402
 
 from . import e2e_bench, frontend_bench, listen_memory, models_bench  # noqa: E402
 from .report import TARGETS, check_targets, markdown, update_readme  # noqa: E402

@@ -168,7 +168,7 @@ def main(argv=None) -> int:
 
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from edge_ser.errors import UserError
-    from edge_ser.models import load_model
+    from edge_ser.registry import load_model
 
     try:
         model = load_model(args.model, fmt=args.fmt)

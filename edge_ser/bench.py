@@ -229,7 +229,7 @@ def _model_bytes(model) -> int:
 
 def _worker(args: dict) -> None:
     """The subprocess: load, stream to the first event (cold start), then measure; JSON lines on stdout."""
-    from .models import load_model
+    from .registry import load_model
     hop_seconds = float(args["hop_seconds"])
     model = load_model(args["model"], fmt=args.get("format"), threads=int(args.get("threads", 1)))
     audio = test_audio(float(args["seconds"]))
@@ -270,7 +270,7 @@ def run(model: str, fmt: str | None = None, threads: int = 1, hop_seconds: float
         timeout: float = 600.0) -> dict:
     """Bench one model in a fresh subprocess; returns the contract's fields plus details."""
     from .manifest import read_manifest
-    from .models import resolve_model
+    from .registry import resolve_model
     window = read_manifest(resolve_model(model), verify=False).window_seconds
     least = min_seconds(window, hop_seconds)
     if not seconds >= least - 1e-9:  # NaN too
@@ -377,7 +377,7 @@ def calibrate(model: str | None = None, task_of: str | None = None, fmt: str | N
     every format (or ``fmt``), each with `run` in a fresh process over ``seconds`` of audio: the per-hop cost
     through the stream engine as CPU time (median over speech hops; CPU time, so that other processes' load on
     this machine does not decide — the wall-clock median is kept too) and the process's peak resident memory."""
-    from . import models
+    from . import registry as models
     from .manifest import read_manifest
     if model is not None:
         path = models.resolve_model(model)

@@ -91,7 +91,7 @@ def _tar_add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mtime: float) -
 
 def build(profile_name: str, out: Path, models: list[str] | None = None, force: bool = False) -> dict:
     """Write a bundle for a firmware profile: its preferred model plus ``models``.  Returns the bundle index."""
-    from . import models as registry
+    from . import registry
     from .profiles import load_profile
 
     if profile_name == "auto" or profile_name.startswith("auto:"):

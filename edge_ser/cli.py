@@ -1,5 +1,7 @@
-"""The ``edge-ser`` command line.  Runtime commands live here; the training commands (which need the extra
-``train``) are thin wrappers in `cli_train`, the device commands (bench, profiles, package) in `cli_device`.
+"""The ``edge-ser`` command line.  The runtime's commands are in `cli_runtime` (classify, listen, devices, models) and
+`cli_device` (profiles, bench, package, install-bundle).  Other distributions add commands through the entry-point
+group ``edge_ser.commands`` (`TRAINING_COMMANDS` come from ``edge-ser-train``); on a runtime-only install those
+names answer with one line saying what to install.
 
 Every user mistake ends as one line ``error: ...`` on stderr with exit code 2 (see `main`).
 """
@@ -36,7 +38,41 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 # Commands register themselves on `app` when their modules are imported.
-from . import cli_runtime, cli_train, cli_ssl, cli_device  # noqa: E402,F401
+from . import cli_runtime, cli_device  # noqa: E402,F401
+
+COMMANDS_GROUP = "edge_ser.commands"  # entry points: a callable taking the typer app, adding its commands
+TRAINING_COMMANDS = ("train", "evaluate", "export", "pseudo-label")
+TRAINING_HINT = "pip install edge-ser-train (from a checkout: pip install ./export)"
+
+
+def _load_plugins() -> None:
+    """Add the commands of every installed ``edge_ser.commands`` entry point; a training command that none of them
+    provides becomes a hidden command that says what to install."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=COMMANDS_GROUP):
+        try:
+            ep.load()(app)
+        except ImportError as exc:  # a broken plugin install must not take the runtime's commands with it
+            import logging
+            logging.getLogger("edge_ser").warning("commands of %s not loaded: %s", ep.value, exc)
+    have = {c.name for c in app.registered_commands}
+    for name in TRAINING_COMMANDS:
+        if name not in have:
+            app.command(name, hidden=True, context_settings={"ignore_unknown_options": True,
+                                                             "allow_extra_args": True},
+                        add_help_option=False)(_missing_training(name))
+
+
+def _missing_training(name: str):
+    def command():
+        raise UserError(f"'edge-ser {name}' is a training command, and the training distribution is not installed: "
+                        f"{TRAINING_HINT}")
+    command.__doc__ = f"{name} (needs edge-ser-train)"
+    return command
+
+
+_load_plugins()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,7 +35,7 @@ FALLBACK_ORDER = ("fine15-cnn", "fine15-rfc", "basic6-cnn", "basic6-rfc")
 def _settings(profile, model, fmt, threads, hop=None):
     """The profile's settings; with neither --model nor --profile, when the default model is not installed, the
     first installed of FALLBACK_ORDER (said in the settings' reason)."""
-    from .models import known_names
+    from .registry import known_names
     from .profiles import runtime_settings
     s = runtime_settings(profile, model=model, fmt=fmt, threads=threads, hop_seconds=hop)
     if model is None and not profile:
@@ -82,7 +82,7 @@ def classify_cmd(
 ):
     """Predict the emotion (and intensity) of whole audio files; a file with nothing as loud as listen's speech
     gate requires (-55 dBFS) is reported as silence."""
-    from .models import load_model
+    from .registry import load_model
     from .stream import GateConfig, LoudestFrame
 
     if adapt not in ADAPT_MODES:
@@ -168,7 +168,7 @@ def listen_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No header or summary on stderr."),
 ):
     """Stream the microphone (or replay a file): every hop, is someone speaking, which emotion, how strongly."""
-    from .models import load_model
+    from .registry import load_model
     from .stream import Engine
 
     if duration is not None and not duration > 0:
@@ -271,7 +271,7 @@ def devices_cmd(as_json: bool = typer.Option(False, "--json", help="Print a JSON
 def models_cmd(as_json: bool = typer.Option(False, "--json", help="Print a JSON list of manifests."),
                verify: bool = typer.Option(False, "--verify", help="Also check every model file's sha256.")):
     """List the installed models (the package's defaults and $EDGE_SER_MODELS)."""
-    from .models import DEFAULT_MODELS_DIR, MODELS_ENV, list_models
+    from .registry import DEFAULT_MODELS_DIR, MODELS_ENV, list_models
     broken: list = []
     found = list_models(verify=verify, errors=broken)
     for reason in broken:  # a tampered or unreadable model is named, not silently left out

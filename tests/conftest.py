@@ -162,7 +162,7 @@ def build_cnn(out_float: Path, out_int8: Path) -> tuple[Path, Path]:
     model.fit(x, ys[idx], epochs=40, batch_size=32, verbose=0)
 
     def convert(keras_model, int8: bool) -> bytes:
-        from export.kinds.cnn import to_tflite  # the converter the shipped models go through
+        from edge_ser_train.kinds.cnn import to_tflite  # the converter the shipped models go through
 
         if not int8:
             return to_tflite(keras_model)
@@ -194,7 +194,7 @@ def _tiny_models_key() -> str:
     from importlib.metadata import PackageNotFoundError, version
     h = hashlib.sha256()
     for f in (Path(__file__), REPO / "edge_ser" / "frontend.py", REPO / "edge_ser" / "features.py",
-              REPO / "edge_ser" / "manifest.py", REPO / "edge_ser" / "labels.py", REPO / "export" / "kinds" / "cnn.py"):
+              REPO / "edge_ser" / "manifest.py", REPO / "edge_ser" / "labels.py", REPO / "export" / "edge_ser_train" / "kinds" / "cnn.py"):
         h.update(f.read_bytes())
     for pkg in ("scikit-learn", "skl2onnx", "tensorflow-cpu", "tensorflow", "keras", "onnx"):
         try:

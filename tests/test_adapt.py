@@ -81,7 +81,7 @@ def adapted(tmp_path_factory):
     pytest.importorskip("sklearn")
     from corpus_factory import make_ravdess
 
-    from export.train import TrainConfig, run
+    from edge_ser_train.train import TrainConfig, run
 
     base = tmp_path_factory.mktemp("adapt")
     with pytest.MonkeyPatch.context() as mp:
@@ -96,7 +96,7 @@ def adapted(tmp_path_factory):
 
 def test_training_writes_the_population_statistics_and_both_cv_regimes(adapted):
     from edge_ser.manifest import read_manifest
-    from edge_ser.models import load_model
+    from edge_ser.registry import load_model
 
     _, out, result = adapted
     m = read_manifest(out)
@@ -116,9 +116,9 @@ def test_runtime_normalises_a_speaker_exactly_as_training_did(adapted):
     """Training's speaker-normalised inputs of a clip == the runtime's: the clip's raw inputs standardised by the
     statistics of every clip of its speaker (Model.adapt_file), with the manifest's population prior."""
     from edge_ser.audio import load_audio
-    from edge_ser.models import load_model
-    from export import kinds
-    from export.train import TrainConfig, load_data
+    from edge_ser.registry import load_model
+    from edge_ser_train import kinds
+    from edge_ser_train.train import TrainConfig, load_data
 
     corpus, out, _ = adapted
     model = load_model(out)
@@ -154,7 +154,7 @@ def test_evaluate_adapt_modes(adapted, capsys):
 def test_classify_adapt_modes(adapted, capsys):
     from edge_ser.audio import load_audio
     from edge_ser.cli import main
-    from edge_ser.models import load_model
+    from edge_ser.registry import load_model
 
     corpus, out, _ = adapted
     files = sorted(str(p) for p in (corpus / "Actor_01").glob("*.wav"))[:4]
@@ -190,7 +190,7 @@ def test_classify_adapt_modes(adapted, capsys):
 def test_engine_adapts_on_full_speech_windows_only_and_keeps_it_across_reset(adapted):
     from corpus_factory import tone
 
-    from edge_ser.models import load_model
+    from edge_ser.registry import load_model
     from edge_ser.stream import Engine
 
     _, out, _ = adapted
@@ -216,7 +216,7 @@ def test_engine_adapts_on_full_speech_windows_only_and_keeps_it_across_reset(ada
 def test_invalid_speaker_norm_in_a_manifest_is_a_model_error(adapted, tmp_path):
     import shutil
 
-    from edge_ser.models import load_model
+    from edge_ser.registry import load_model
 
     _, out, _ = adapted
     bad = tmp_path / "bad"
@@ -235,7 +235,7 @@ def test_classify_file_adapts_to_the_whole_file_whatever_its_length(adapted, tmp
     import soundfile as sf
     from corpus_factory import tone
 
-    from edge_ser.models import load_model
+    from edge_ser.registry import load_model
 
     _, out, _ = adapted
     model = load_model(out)

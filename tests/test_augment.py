@@ -1,10 +1,10 @@
-"""export.augment: AWGN hits the target SNR, every augmentation is seeded and reproducible."""
+"""edge_ser_train.augment: AWGN hits the target SNR, every augmentation is seeded and reproducible."""
 import numpy as np
 import pytest
 
 pytest.importorskip("sklearn")
 
-from export import augment  # noqa: E402
+from edge_ser_train import augment  # noqa: E402
 
 
 def _speechlike(seconds=1.0, sr=16000):

@@ -586,7 +586,7 @@ def test_models_command_names_broken_models(capsys, tmp_path, tiny_models, monke
     assert any("future" in line and "manifest_version 7" in line for line in lines)
 
 
-_BUG = ("import sys, edge_ser.cli as cli, edge_ser.models as m\n"
+_BUG = ("import sys, edge_ser.cli as cli, edge_ser.registry as m\n"
         "def boom(*a, **k):\n    raise RuntimeError('simulated bug')\n"
         "m.load_model = boom\nsys.exit(cli.main(sys.argv[1:]))\n")
 

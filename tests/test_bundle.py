@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from edge_ser import bundle, models, profiles
-from edge_ser.models import load_model
+from edge_ser import bundle, profiles, registry as models
+from edge_ser.registry import load_model
 
 PROFILE = """
 name = "testboard"

@@ -174,7 +174,7 @@ def test_models_and_devices_json(tiny_models, tmp_path):
     names = [r["model"] for r in rows]
     assert names == sorted(names) and {"a-copy", "tiny-rfc"} <= set(names)
     assert next(r for r in rows if r["model"] == "a-copy")["name"] == "tiny-rfc"
-    shipped = [r for r in rows if r["model"] in ("fine15-rfc", "basic6-cnn")]  # trained by export.train
+    shipped = [r for r in rows if r["model"] in ("fine15-rfc", "basic6-cnn")]  # trained by edge_ser_train.train
     assert shipped and all(isinstance(r["extra"]["model"], dict) for r in shipped)  # its description is kept
     text = run_cli("models", env={"EDGE_SER_MODELS": str(tmp_path)}).stdout
     assert any(line.startswith("a-copy ") and "[manifest name tiny-rfc]" in line for line in text.splitlines())
@@ -239,7 +239,7 @@ def test_ctrl_c_during_a_runtime_import_stays_a_keyboard_interrupt(tmp_path, mon
     import turns that back into KeyboardInterrupt (exit 130), not "onnxruntime is not installed"; a real
     ImportError stays one."""
     import signal
-    from edge_ser.models import _import
+    from edge_ser.runners import _import
     (tmp_path / "interrupted_ext.py").write_text(
         "import os, signal, time\n"
         "try:\n"

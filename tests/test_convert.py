@@ -1,4 +1,4 @@
-"""export.convert / `edge-ser export`: conversions re-checked through the runtime loader, parity in the manifest."""
+"""edge_ser_train.convert / `edge-ser export`: conversions re-checked through the runtime loader, parity in the manifest."""
 import json
 
 import numpy as np
@@ -10,8 +10,8 @@ from corpus_factory import make_ravdess  # noqa: E402
 
 from edge_ser.cli import main  # noqa: E402
 from edge_ser.manifest import read_manifest  # noqa: E402
-from export.convert import parity  # noqa: E402
-from export.train import TrainConfig, run  # noqa: E402
+from edge_ser_train.convert import parity  # noqa: E402
+from edge_ser_train.train import TrainConfig, run  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def test_export_command_rewrites_onnx_with_parity(rfc_dir, capsys):
     r = json.loads(capsys.readouterr().out)
     assert r["format"] == "onnx" and r["bytes"] > 0 and r["parity"]["max_abs_diff"] < 1e-3
     m = read_manifest(rfc_dir)  # hashes still verify
-    assert m.parity["onnx"]["loaded_with"] == "edge_ser.models.load_model"
+    assert m.parity["onnx"]["loaded_with"] == "edge_ser.registry.load_model"
     assert set(m.sha256) == set(before) == {"model.onnx"}
 
 
@@ -65,8 +65,8 @@ def test_int8_tflite_keeps_first_conv_and_head_in_float(tmp_path):
     """The int8 recipe: float32 input/output, int8 middle layers, the first convolution and the logits' dense layer
     (and softmax) in float; ``integer_io`` gives the fully integer file.  Both run in the runtime's TFLite runner."""
     pytest.importorskip("tensorflow")
-    from edge_ser.models import TFLiteRunner
-    from export.kinds.cnn import build_network, to_tflite
+    from edge_ser.runners import TFLiteRunner
+    from edge_ser_train.kinds.cnn import build_network, to_tflite
     rng = np.random.default_rng(0)
     x = rng.normal(size=(96, 16, 12, 1)).astype(np.float32)
     net = build_network(x.shape[1:], 5, filters=(4, 8, 8, 8))

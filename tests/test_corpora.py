@@ -1,12 +1,12 @@
-"""export.corpora: every corpus recognised from its released layout, labels/speakers/sex, skipped files explained."""
+"""edge_ser_train.corpora: every corpus recognised from its released layout, labels/speakers/sex, skipped files explained."""
 import pytest
 
 pytest.importorskip("sklearn")
 
 from corpus_factory import make_cremad, make_emodb, make_ravdess, make_savee, make_tess  # noqa: E402
 
-from export import corpora  # noqa: E402
-from export.corpora import CorpusError, for_task, load_corpus  # noqa: E402
+from edge_ser_train import corpora  # noqa: E402
+from edge_ser_train.corpora import CorpusError, for_task, load_corpus  # noqa: E402
 
 
 def test_ravdess_layout(tmp_path):

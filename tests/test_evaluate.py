@@ -1,4 +1,4 @@
-"""export.evaluate / `edge-ser evaluate`: the contract's JSON fields, reports, and one-line errors."""
+"""edge_ser_train.evaluate / `edge-ser evaluate`: the contract's JSON fields, reports, and one-line errors."""
 import json
 
 import pytest
@@ -8,8 +8,8 @@ pytest.importorskip("sklearn")
 from corpus_factory import make_cremad, make_ravdess  # noqa: E402
 
 from edge_ser.cli import main  # noqa: E402
-from export import metrics  # noqa: E402
-from export.train import TrainConfig, run  # noqa: E402
+from edge_ser_train import metrics  # noqa: E402
+from edge_ser_train.train import TrainConfig, run  # noqa: E402
 
 FIELDS = {"task", "model", "n", "accuracy", "balanced_accuracy", "macro_f1", "labels", "confusion", "per_class"}
 
@@ -43,7 +43,7 @@ def test_evaluate_report_never_overwrites_without_force(trained, tmp_path, monke
     """--report is checked before anything is evaluated: a file, or a folder holding a previous report, is refused
     (one line, exit 2, untouched) unless --force; --force then replaces the report."""
     base, corpus = trained
-    import export.evaluate
+    import edge_ser_train.evaluate
 
     def no_evaluation(*a, **kw):
         raise AssertionError("evaluated before the --report check")
@@ -55,7 +55,7 @@ def test_evaluate_report_never_overwrites_without_force(trained, tmp_path, monke
     (old / "confusion.png").write_bytes(b"old")
     argv = ["evaluate", "--model", str(base / "fine15-rfc"), "--data", str(corpus), "--json", "--report"]
     with monkeypatch.context() as m:
-        m.setattr(export.evaluate, "evaluate", no_evaluation)
+        m.setattr(edge_ser_train.evaluate, "evaluate", no_evaluation)
         for target, message in ((a_file, "is a file, not a directory"),
                                 (old, "already holds confusion.png (use --force")):
             assert main([*argv, str(target)]) == 2
@@ -121,7 +121,7 @@ def test_shipped_model_on_real_clips(name, capsys):
     root = Path(os.environ.get("EDGE_SER_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     if not (root / "ravdess").is_dir():
         pytest.skip(f"real corpora not found in {root} (set EDGE_SER_DATA)")
-    from edge_ser.models import known_names
+    from edge_ser.registry import known_names
     if name not in known_names():
         pytest.skip(f"default model {name} not installed")
     assert main(["evaluate", "--model", name, "--data", str(root / "ravdess"), "--limit", "12", "--json"]) == 0

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from conftest import harmonic_tone, tone_f0
-from edge_ser import models
+from edge_ser import registry as models
 from edge_ser.errors import ModelError
 from edge_ser.labels import TASKS
-from edge_ser.models import load_model, resolve_model
+from edge_ser.registry import load_model, resolve_model
 
 
 def _copy(src, tmp_path, name="m"):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, run_cli
-from edge_ser import models, profiles
+from edge_ser import profiles, registry as models
 from edge_ser.errors import UserError
 from edge_ser.manifest import read_manifest, write_manifest
 

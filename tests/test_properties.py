@@ -150,7 +150,7 @@ def _key(e) -> tuple:
 
 @pytest.fixture(scope="module", params=["rfc", "cnn"])
 def engine(request, tiny_models):
-    from edge_ser.models import load_model
+    from edge_ser.registry import load_model
     from edge_ser.stream import Engine
     return Engine(load_model(tiny_models[request.param]), hop_seconds=0.5)
 
@@ -212,7 +212,7 @@ _MODELS: dict = {}
 
 
 def _cached_model(path):
-    from edge_ser.models import load_model
+    from edge_ser.registry import load_model
     if path not in _MODELS:
         _MODELS[path] = load_model(path)
     return _MODELS[path]

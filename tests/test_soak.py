@@ -21,7 +21,7 @@ def clips():
 
 
 def test_short_soak(tiny_models, clips):
-    from edge_ser.models import load_model
+    from edge_ser.registry import load_model
     model = load_model(tiny_models["cnn"])
     r = run_soak(model, 600, clips, seed=3, rss_every=30, warmup=60)
     assert r["audio_seconds"] == pytest.approx(600, abs=1e-3)

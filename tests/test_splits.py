@@ -1,10 +1,10 @@
-"""export.splits: speakers never cross a split; folds cover every speaker once; labels stratified."""
+"""edge_ser_train.splits: speakers never cross a split; folds cover every speaker once; labels stratified."""
 import numpy as np
 import pytest
 
 pytest.importorskip("sklearn")
 
-from export.splits import actor_folds, check_disjoint, holdout, train_val_test  # noqa: E402
+from edge_ser_train.splits import actor_folds, check_disjoint, holdout, train_val_test  # noqa: E402
 
 
 def _data(n_spk=20, per=30, n_labels=5, seed=0):

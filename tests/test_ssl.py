@@ -1,4 +1,4 @@
-"""export.ssl + `edge-ser pseudo-label` / `edge-ser train --ssl` on a tiny generated CREMA-D corpus in the real
+"""edge_ser_train.ssl + `edge-ser pseudo-label` / `edge-ser train --ssl` on a tiny generated CREMA-D corpus in the real
 layout (AudioWAV/AAAA_SSS_EEE_II.wav with LO/MD/HI and XX clips, VideoDemographics.csv, summaryTable.csv)."""
 import csv
 import json
@@ -12,11 +12,11 @@ from corpus_factory import CREMA_EMO, make_cremad, make_ravdess, tone, _write  #
 
 from edge_ser.cli import main  # noqa: E402
 from edge_ser.labels import task_labels  # noqa: E402
-from export import ssl  # noqa: E402
-from export.corpora import load_corpora  # noqa: E402
-from export.splits import actor_folds  # noqa: E402
-from export.train import TrainConfig, cross_validate, load_data, run  # noqa: E402
-from export import kinds  # noqa: E402
+from edge_ser_train import ssl  # noqa: E402
+from edge_ser_train.corpora import load_corpora  # noqa: E402
+from edge_ser_train.splits import actor_folds  # noqa: E402
+from edge_ser_train.train import TrainConfig, cross_validate, load_data, run  # noqa: E402
+from edge_ser_train import kinds  # noqa: E402
 
 ACTORS = tuple(range(1001, 1009))
 LABELS = list(task_labels("fine15"))
@@ -284,7 +284,7 @@ def _real_cremad():
 
 
 def test_real_cremad_pool_with_an_installed_model(tmp_path, capsys):
-    from edge_ser.models import known_names
+    from edge_ser.registry import known_names
     real = _real_cremad()
     if not (real / "AudioWAV").is_dir():
         pytest.skip(f"real CREMA-D not found at {real} (set EDGE_SER_DATA)")
@@ -312,7 +312,7 @@ def test_real_cremad_pool_with_an_installed_model(tmp_path, capsys):
 def test_extra_weight_scales_each_pseudo_labelled_clip(crema):
     """extra_weight: every extra (pseudo-labelled) clip and each of its augmented copies weighs extra_weight in
     total in the training design, a labelled clip 1."""
-    from export.train import _extra_design
+    from edge_ser_train.train import _extra_design
     cfg = _cfg(folds=2, augment=("noise",))
     data = load_data([crema], cfg, kinds.make("rfc", 15, **cfg.kind_options))
     data.set_population(np.arange(len(data.clips)))  # the speaker statistics the inputs are adapted with
@@ -366,7 +366,7 @@ def test_experiment_script_refuses_soft_labels_for_the_forest(tmp_path, capsys):
 
 
 def test_soft_extra_design_repeats_each_target_on_its_windows(crema):
-    from export.train import _extra_design
+    from edge_ser_train.train import _extra_design
     cfg = _cfg(augment=("noise",), extra_augment=False)
     data = load_data([crema], cfg, kinds.make("rfc", 15, **cfg.kind_options))
     data.set_population(np.arange(len(data.clips)))
@@ -398,7 +398,7 @@ def test_soft_ssl_cnn_trains_on_every_pool_clip_of_the_training_speakers(crema):
 def test_cnn_soft_one_hot_targets_train_like_hard_labels(mixup):
     """A 2-D target of one-hot rows is the hard label: same class weights, same loss, same network."""
     pytest.importorskip("tensorflow")
-    from export.kinds.cnn import CNN
+    from edge_ser_train.kinds.cnn import CNN
     rng = np.random.default_rng(0)
     X = rng.normal(size=(48, 16, 16, 1)).astype(np.float32)
     y = np.arange(48) % 3

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import SR, harmonic_tone, tone_f0
 from edge_ser.frontend import log_mel
-from edge_ser.models import load_model
+from edge_ser.registry import load_model
 from edge_ser.stream import Engine, FrameRing, GateConfig, LoudestFrame, SmoothingConfig, SpeechGate, _dbfs
 
 

@@ -1,5 +1,5 @@
-"""export.train + `edge-ser train`: a tiny end-to-end run on a generated corpus in the RAVDESS layout
-(train -> actor-fold CV -> export -> load through edge_ser.models.load_model -> parity)."""
+"""edge_ser_train.train + `edge-ser train`: a tiny end-to-end run on a generated corpus in the RAVDESS layout
+(train -> actor-fold CV -> export -> load through edge_ser.registry.load_model -> parity)."""
 import json
 
 import numpy as np
@@ -12,8 +12,8 @@ from corpus_factory import make_ravdess  # noqa: E402
 from edge_ser.cli import main  # noqa: E402
 from edge_ser.errors import UserError  # noqa: E402
 from edge_ser.manifest import read_manifest  # noqa: E402
-from edge_ser.models import load_model  # noqa: E402
-from export.train import TrainConfig, run  # noqa: E402
+from edge_ser.registry import load_model  # noqa: E402
+from edge_ser_train.train import TrainConfig, run  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_cli_train_rfc_cv_export_parity(corpus, tmp_path, capsys):
 
 def test_cli_train_recipe_trains_a_shipped_models_recipe(corpus, tmp_path, capsys):
     """--recipe basic6-rfc: the shipped recipe's task, kind, augmentation and options (80 trees x 420 leaves)."""
-    from export.make_models import RECIPES
+    from edge_ser_train.make_models import RECIPES
     out = tmp_path / "m"
     assert main(["train", "--data", str(corpus), "--recipe", "basic6-rfc", "--out", str(out),
                  "--window-seconds", "1.0", "--json"]) == 0
@@ -72,24 +72,24 @@ def test_cli_train_recipe_trains_a_shipped_models_recipe(corpus, tmp_path, capsy
 def test_cli_train_recipe_passes_every_recipe_option(corpus, tmp_path, monkeypatch, capsys):
     """--recipe basic6-cnn: training hop, regime sampling, members, augmentation reach the TrainConfig; an equal
     --task/--model/--augment is accepted; a recipe's SSL switch (with its options) is applied."""
-    import export.make_models
-    import export.ssl
-    import export.train
+    import edge_ser_train.make_models
+    import edge_ser_train.ssl
+    import edge_ser_train.train
     seen = {}
 
     def fake_run(roots, cfg, out, ssl=None, **kw):
         seen.update(cfg=cfg, ssl=ssl)
         return {"validation": {"accuracy": 0.5, "n": 1}}
 
-    monkeypatch.setattr(export.train, "run", fake_run)
-    monkeypatch.setattr(export.ssl, "make_ssl_hook", lambda roots, cfg, **kw: seen.update(hook=kw) or None)
+    monkeypatch.setattr(edge_ser_train.train, "run", fake_run)
+    monkeypatch.setattr(edge_ser_train.ssl, "make_ssl_hook", lambda roots, cfg, **kw: seen.update(hook=kw) or None)
     assert main(["train", "--data", str(corpus), "--recipe", "basic6-cnn", "--task", "basic6", "--model", "cnn",
                  "--augment", "noise,pitch", "--out", str(tmp_path / "a")]) == 0
-    cfg, recipe = seen["cfg"], export.make_models.RECIPES["basic6-cnn"]
+    cfg, recipe = seen["cfg"], edge_ser_train.make_models.RECIPES["basic6-cnn"]
     assert (cfg.task, cfg.kind, cfg.augment) == ("basic6", "cnn", ("noise", "pitch"))
     assert cfg.train_hop_seconds == recipe["train_hop_seconds"] and cfg.adapt_sample is True
     assert cfg.kind_options == {**recipe["kind_options"], "speaker_norm": True} and "hook" not in seen
-    monkeypatch.setitem(export.make_models.RECIPES, "fine15-soft", dict(export.make_models.RECIPES["fine15-cnn"],
+    monkeypatch.setitem(edge_ser_train.make_models.RECIPES, "fine15-soft", dict(edge_ser_train.make_models.RECIPES["fine15-cnn"],
                                                                          ssl={"soft": True}))
     assert main(["train", "--data", str(corpus), "--recipe", "fine15-soft", "--out", str(tmp_path / "b")]) == 0
     assert seen["hook"]["soft"] is True and seen["cfg"].kind_options["mixup"] == 0.2
@@ -110,8 +110,8 @@ def test_cli_train_recipe_errors(corpus, tmp_path, capsys, extra, message):
 
 def test_run_takes_a_cv_computed_before(corpus, tmp_path):
     """run(cv=...): the manifest's CV metrics are the given ones; the folds are not trained again."""
-    from export.train import cross_validate, load_data
-    from export import kinds
+    from edge_ser_train.train import cross_validate, load_data
+    from edge_ser_train import kinds
     cfg = TrainConfig(task="basic6", kind="rfc", augment=(), window_seconds=1.0, folds=2,
                       kind_options={"n_estimators": 10})
     cv = cross_validate(load_data([corpus], cfg, kinds.make("rfc", 6, **cfg.kind_options)), cfg, log=lambda s: None)
@@ -192,7 +192,7 @@ def test_cnn_members_average_into_one_exported_model(corpus, tmp_path):
     """members=2: two independently seeded networks, one exported file whose output is the mean of theirs; the
     native copy reloads with the same predictions, and ONNX/TFLite match it."""
     pytest.importorskip("tensorflow")
-    from export.kinds.cnn import CNN
+    from edge_ser_train.kinds.cnn import CNN
     cfg = TrainConfig(task="basic6", kind="cnn", augment=(), window_seconds=1.0,
                       kind_options={"epochs": 2, "filters": (4, 8, 8, 8), "members": 2})
     run([corpus], cfg, tmp_path / "ens", log=lambda s: None)
@@ -219,7 +219,7 @@ def test_spec_mask_masks_in_training_only():
     """SpecAugment's masks: zero rows (mel bands) and columns (frames) per example in training, identity otherwise;
     the network built for export has no mask layer and the same weights to take."""
     pytest.importorskip("tensorflow")
-    from export.kinds.cnn import build_network, spec_mask_layer
+    from edge_ser_train.kinds.cnn import build_network, spec_mask_layer
     x = np.ones((16, 32, 20, 1), np.float32)
     layer = spec_mask_layer(freq=6, time=4, masks=1, seed=3)
     y = np.asarray(layer(x, training=True))[..., 0]
@@ -251,8 +251,8 @@ def test_cnn_partial_labels_use_only_training_speakers(tmp_path):
         assert f["n_extra"] <= (6 - len(f["test_speakers"])) * 5
     m = load_model(tmp_path / "m")
     assert m.predict(np.load(tmp_path / "m" / "native" / "heldout.npz")["X"]).shape[1] == 15
-    from export.kinds.cnn import CNN
-    from export.train import partial_groups
+    from edge_ser_train.kinds.cnn import CNN
+    from edge_ser_train.train import partial_groups
     assert CNN(15).load(tmp_path / "m" / "native").partial_groups == partial_groups(m.labels)  # emotion groups
 
 
@@ -310,7 +310,7 @@ def test_cli_train_refuses_to_overwrite(corpus, tmp_path, capsys):
 def test_cli_train_force_replaces_only_a_previous_output(corpus, tmp_path, monkeypatch, capsys):
     """--force trains into the place of an old training output, which is deleted only when training succeeds and
     is put back when it fails (here: train.run replaced by a recorder)."""
-    import export.train
+    import edge_ser_train.train
     seen = []
 
     def fake_run(data, cfg, out, **kw):
@@ -321,7 +321,7 @@ def test_cli_train_force_replaces_only_a_previous_output(corpus, tmp_path, monke
             raise KeyboardInterrupt
         return {"validation": {"accuracy": 0.5, "n": 1}}
 
-    monkeypatch.setattr(export.train, "run", fake_run)
+    monkeypatch.setattr(edge_ser_train.train, "run", fake_run)
     old = tmp_path / "old"
     (old / "native").mkdir(parents=True)
     (old / "native" / "manifest.json").write_text('{"edge_ser_version": "0.1.0"}')
@@ -344,7 +344,7 @@ def test_stats_branch_computes_per_band_statistics_of_the_input():
     its convolution features (more dense weights, nothing else)."""
     pytest.importorskip("tensorflow")
     import keras
-    from export.kinds.cnn import build_network
+    from edge_ser_train.kinds.cnn import build_network
     x = np.random.default_rng(0).normal(size=(3, 16, 10, 1)).astype(np.float32)
     net = build_network(x.shape[1:], 5, filters=(4, 4, 4, 4), stats_branch=True)
     stats = np.asarray(keras.Model(net.input, net.get_layer("stats_branch").output)(x)).reshape(3, 16, 4)
@@ -361,7 +361,7 @@ def test_mixup_batches_blend_inputs_targets_and_weights_alike():
     """mixup: every example of a batch is lam * itself + (1 - lam) * another example of the batch, with the same
     lam for its input, one-hot target and sample weight; targets stay distributions; lam varies."""
     pytest.importorskip("tensorflow")
-    from export.kinds.cnn import CNN, mixup_batches
+    from edge_ser_train.kinds.cnn import CNN, mixup_batches
     n, k = 40, 4
     y = np.arange(n) % k
     Y = np.eye(k, dtype=np.float32)[y]

@@ -14,7 +14,7 @@ from pathlib import Path
 from edge_ser.audio import load_audio
 from edge_ser.errors import UserError
 from edge_ser.manifest import read_manifest
-from edge_ser.models import load_model
+from edge_ser.registry import load_model
 
 
 def main(models_dir: str, clips: list[str]) -> int:

@@ -1,7 +1,7 @@
-"""`edge-ser pseudo-label`: the SSL step with an exported model (needs the extra ``train`` for the corpus loaders).
+"""`edge-ser pseudo-label`: the SSL step with an exported model (registered by `edge_ser_train.cli.register`).
 
-``export.ssl`` is imported inside the command body only, so the runtime never loads training code.  The other half
-of SSL, ``edge-ser train --ssl``, is an option of `cli_train`'s train command (it calls `export.ssl.make_ssl_hook`).
+``edge_ser_train.ssl`` is imported inside the command body only.  The other half of SSL, ``edge-ser train --ssl``, is
+an option of the train command in `edge_ser_train.cli` (it calls `edge_ser_train.ssl.make_ssl_hook`).
 """
 from __future__ import annotations
 
@@ -12,16 +12,14 @@ from typing import List, Optional
 
 import typer
 
-from .cli import app
-from .errors import UserError
-from .paths import check_output_file
+from edge_ser.errors import UserError
+from edge_ser.paths import check_output_file
 
 
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-@app.command("pseudo-label")
 def pseudo_label_cmd(
     model: str = typer.Option(..., "--model", help="A fine15 model: default name (fine15-cnn) or model directory."),
     data: List[Path] = typer.Option(..., "--data", help="Corpus root holding the unlabelled pool (repeatable): "
@@ -49,12 +47,7 @@ def pseudo_label_cmd(
         raise UserError("--threshold must be between 0 and 1")
     if fmt is not None and fmt not in ("onnx", "tflite"):
         raise UserError(f"unknown format {fmt!r} (onnx or tflite)")
-    try:
-        from export import ssl
-    except ImportError as exc:
-        missing = getattr(exc, "name", None) or str(exc)
-        raise UserError(f"pseudo-label needs the training extra ({missing} is not installed): "
-                        "pip install 'edge-ser[train]'") from None
+    from . import ssl
     rows, summary = ssl.pseudo_label(model, data, threshold, corpus=corpus, fmt=fmt, progress=not as_json)
     ssl.write_csv(rows, out, force=force)
     summary["out"] = str(out)

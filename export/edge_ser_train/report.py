@@ -39,7 +39,7 @@ def confusion_png(confusion, labels, path: Path, title: str = "") -> Path:
 
 def write_report(result: dict, out_dir: Path, title: str | None = None) -> Path:
     """``out_dir/report.md`` + ``out_dir/confusion.png`` (REPORT_FILES) for an evaluation result
-    (export.evaluate).  The caller checks ``out_dir`` first (edge_ser.paths.check_output_dir)."""
+    (edge_ser_train.evaluate).  The caller checks ``out_dir`` first (edge_ser.paths.check_output_dir)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     title = title or f"{result['model']} on {result['task']}"

@@ -161,7 +161,7 @@ class CNN:
     formats = ("onnx", "tflite")
     supports_partial = True
     soft_targets = True  # fit takes y as label indices (N,) or probabilities over the labels (N, n_classes)
-    sample_regimes = True  # speaker adaptation regimes drawn per training window (export.train.design)
+    sample_regimes = True  # speaker adaptation regimes drawn per training window (edge_ser_train.train.design)
 
     def __init__(self, n_classes: int, epochs: int = 40, patience: int = 8, batch_size: int = 64, lr: float = 1e-3,
                  decay: float = 1e-6, features: str = FEATURES, params: dict | None = None, verbose: int = 0,

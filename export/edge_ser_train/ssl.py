@@ -13,11 +13,11 @@ maximises (correctly labelled - wrongly labelled) accepted clips, i.e. a clip is
 more likely right than wrong.  It needs no retraining, so it is cheap for the CNN too.
 
 Leakage: inside actor-fold CV, each fold's hook trains its pseudo-labeller on the fold's training speakers only and
-labels only pool clips of those speakers; `export.train` also refuses extra clips of validation/test speakers.
+labels only pool clips of those speakers; `edge_ser_train.train` also refuses extra clips of validation/test speakers.
 
-Entry points: `make_ssl_hook` (for ``edge-ser train --ssl`` / `export.train.run`), `pseudo_label` (``edge-ser
-pseudo-label``: an exported model through ``edge_ser.models.load_model`` labels a pool), `write_csv`,
-`crowd_agreement` (the independent check against CREMA-D's crowd-rated VoiceLevel), and ``python -m export.ssl``
+Entry points: `make_ssl_hook` (for ``edge-ser train --ssl`` / `edge_ser_train.train.run`), `pseudo_label` (``edge-ser
+pseudo-label``: an exported model through ``edge_ser.registry.load_model`` labels a pool), `write_csv`,
+`crowd_agreement` (the independent check against CREMA-D's crowd-rated VoiceLevel), and ``python -m edge_ser_train.ssl``
 (the before/after experiment and its report, see `main`).
 """
 from __future__ import annotations
@@ -181,7 +181,7 @@ def summarise(rows: list[dict]) -> dict:
             "unreadable": sum(r["confidence"] == "" for r in rows)}
 
 
-# --- self-training inside export.train (the SSL hook) --------------------------------------------------------
+# --- self-training inside edge_ser_train.train (the SSL hook) --------------------------------------------------------
 
 @dataclass
 class SslConfig:
@@ -239,7 +239,7 @@ def self_train(ctx, pool: list, scfg: SslConfig, log=print) -> tuple[list, dict]
 
 
 class SslHook:
-    """Callable for `export.train` (``ssl=``): one `self_train` per fold and for the final model; keeps a record
+    """Callable for `edge_ser_train.train` (``ssl=``): one `self_train` per fold and for the final model; keeps a record
     of each call in ``records`` (fold order, the final model last)."""
 
     def __init__(self, pool: list, scfg: SslConfig, log=print, keep_models: bool = False):
@@ -257,7 +257,7 @@ class SslHook:
         return extra
 
     def finish(self, out: Path, force: bool = False) -> dict:
-        """After `export.train.run`: write the final model's grown dataset (out/pseudo_labels.csv) and return
+        """After `edge_ser_train.train.run`: write the final model's grown dataset (out/pseudo_labels.csv) and return
         its summary (+ the per-fold summaries)."""
         if not self.records:
             return {}
@@ -290,7 +290,7 @@ def check_config(cfg, scfg: SslConfig) -> None:
 
 def make_ssl_hook(roots, cfg, threshold: float | None = None, rounds: int = 1, log=print,
                   keep_models: bool = False, soft: bool = False) -> SslHook:
-    """The hook `edge-ser train --ssl` passes to `export.train.run`: the pool comes from the same --data roots.
+    """The hook `edge-ser train --ssl` passes to `edge_ser_train.train.run`: the pool comes from the same --data roots.
     See `check_config` (it may set ``cfg.extra_augment``)."""
     scfg = SslConfig(threshold, rounds, soft)
     check_config(cfg, scfg)
@@ -306,7 +306,7 @@ def pseudo_label(model_spec, roots, threshold: float | None = None, corpus: str 
     from tqdm import tqdm
 
     from edge_ser.errors import AudioError
-    from edge_ser.models import load_model
+    from edge_ser.registry import load_model
 
     model = load_model(model_spec, fmt=fmt)
     if list(model.labels) != list(task_labels("fine15")):
@@ -457,7 +457,7 @@ def crowd_agreement(rows: list[dict], levels: dict, labelled_clips=()) -> dict:
     return out
 
 
-# --- the before/after experiment (python -m export.ssl) ------------------------------------------------------
+# --- the before/after experiment (python -m edge_ser_train.ssl) ------------------------------------------------------
 
 def experiment(roots, cfg, scfg: SslConfig, log=print, checkpoint: Path | None = None) -> dict:
     """Actor-fold CV of ``cfg`` with SSL; "before" = each fold's set-1 model (trained exactly as plain CV trains
@@ -523,7 +523,7 @@ def experiment(roots, cfg, scfg: SslConfig, log=print, checkpoint: Path | None =
         "before": {**metrics.mean_std(before), "per_fold": [{k: b[k] for k in ("n", *metrics.SUMMARY_KEYS)}
                                                              for b in before]},
         "after": {k: after[k] for k in metrics.SUMMARY_KEYS} | {"per_fold": after["per_fold"]},
-        "cv": after,  # the whole CV of the recipe with SSL (`export.train.run(cv=...)` takes it for a final model)
+        "cv": after,  # the whole CV of the recipe with SSL (`edge_ser_train.train.run(cv=...)` takes it for a final model)
         "gain": {k: {"mean": float(np.mean(v)), "std": float(np.std(v)), "per_fold": v} for k, v in diffs.items()},
         "pool": [{k: r[k] for k in ("pool", "accepted", "accepted_share", "accepted_intensity", "accepted_emotion",
                                     "accepted_by_round", "emotion_correct", "threshold")} |
@@ -612,12 +612,12 @@ def write_report(res: dict, out_dir: Path) -> Path:
 
 
 def main(argv=None) -> int:
-    """python -m export.ssl --kind rfc|cnn [--data ../shared/data] [--folds 5] [--threshold T] [--rounds R]"""
+    """python -m edge_ser_train.ssl --kind rfc|cnn [--data ../shared/data] [--folds 5] [--threshold T] [--rounds R]"""
     import argparse
 
     from .make_models import recipe_config
 
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]  # the checkout
     ap = argparse.ArgumentParser(description="SSL before/after experiment on actor folds (writes reports/ssl/)")
     ap.add_argument("--kind", choices=("rfc", "cnn"), required=True)
     ap.add_argument("--data", default=str(repo.parent / "shared" / "data"))

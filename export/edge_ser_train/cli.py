@@ -13,26 +13,21 @@ from typing import List, Optional
 
 import typer
 
-from .cli import app
-from .errors import UserError
-from .paths import check_output_dir
+from edge_ser.errors import UserError
+from edge_ser.paths import check_output_dir
 
 TASK_NAMES = ("fine15", "basic6", "emotion5", "ravdess8")
 
 
 def _need_train_extra(what: str):
-    """Import the training package or fail with one line saying how to install it."""
-    import importlib.util
-
+    """Import the training loop or fail with one line saying what is missing (a broken training install)."""
     try:
-        if importlib.util.find_spec("sklearn") is None:  # the training extra's marker, without importing it here
-            raise ModuleNotFoundError("scikit-learn", name="sklearn")
-        import export.train  # noqa: F401
-        return export.train
+        import edge_ser_train.train
+        return edge_ser_train.train
     except ImportError as exc:
         missing = getattr(exc, "name", None) or str(exc)
-        raise UserError(f"{what} needs the training extra ({missing} is not installed): "
-                        "pip install 'edge-ser[train]'") from None
+        raise UserError(f"{what} needs the training distribution's dependencies ({missing} is not installed): "
+                        "pip install edge-ser-train (from a checkout: pip install ./export)") from None
 
 
 def _log(msg: str) -> None:
@@ -111,10 +106,10 @@ def _augmentations(augment: str) -> tuple:
 
 
 def _recipe(name: str, task: str | None, model: str | None, augment: str) -> dict:
-    """A shipped model's training recipe (`export.make_models.RECIPES`); --task, --model and --augment may only
+    """A shipped model's training recipe (`edge_ser_train.make_models.RECIPES`); --task, --model and --augment may only
     repeat what it says."""
     _need_train_extra("train --recipe")
-    from export.make_models import RECIPES
+    from edge_ser_train.make_models import RECIPES
     if name not in RECIPES:
         raise UserError(f"unknown recipe {name!r} (known: {', '.join(RECIPES)})")
     r = dict(RECIPES[name])
@@ -127,7 +122,6 @@ def _recipe(name: str, task: str | None, model: str | None, augment: str) -> dic
     return r
 
 
-@app.command("train")
 def train_cmd(
     data: List[Path] = typer.Option(..., "--data", help="Corpus root in its released layout (repeatable)."),
     task: Optional[str] = typer.Option(None, "--task", help="fine15, basic6, emotion5 or ravdess8 [default: "
@@ -135,11 +129,11 @@ def train_cmd(
     model: Optional[str] = typer.Option(None, "--model", help="Model kind: rfc or cnn [default: rfc, or the "
                                         "recipe's]."),
     recipe: Optional[str] = typer.Option(None, "--recipe", help="Train with a shipped model's recipe (fine15-rfc, "
-                                         "fine15-cnn, basic6-rfc, basic6-cnn; export/make_models.py): its task, "
+                                         "fine15-cnn, basic6-rfc, basic6-cnn; export/edge_ser_train/make_models.py): its task, "
                                          "model kind, augmentation, model options and SSL switch; --window-seconds, "
                                          "--hop-seconds, --seed and --no-speaker-norm still apply."),
     out: Path = typer.Option(..., "--out", help="Model directory to write (refused if it exists, unless --force)."),
-    ssl: bool = typer.Option(False, "--ssl", help="Grow the training set by pseudo-labelling (export/ssl.py); "
+    ssl: bool = typer.Option(False, "--ssl", help="Grow the training set by pseudo-labelling (export/edge_ser_train/ssl.py); "
                              "writes the grown dataset to OUT/pseudo_labels.csv."),
     ssl_threshold: Optional[float] = typer.Option(None, "--threshold", help="With --ssl: accept a pseudo label "
                                                   "when its confidence is at least this (default: chosen per fold "
@@ -185,11 +179,11 @@ def train_cmd(
     augs = _augmentations(augment)
     _check_train_out(out, force)
     train = _need_train_extra("train")
-    from export.augment import KINDS
+    from edge_ser_train.augment import KINDS
     bad = [a for a in augs if a not in KINDS]
     if bad:
         raise UserError(f"unknown augmentation {bad[0]!r} (known: {', '.join(KINDS)})")
-    from export.corpora import CORPORA
+    from edge_ser_train.corpora import CORPORA
     if corpus is not None and corpus not in CORPORA:
         raise UserError(f"unknown corpus {corpus!r} (known: {', '.join(CORPORA)})")
     hook = None
@@ -198,7 +192,7 @@ def train_cmd(
     given = dict(window_seconds=window_seconds, hop_seconds=hop_seconds, augment=augs, folds=folds, seed=seed,
                  corpus=corpus)
     if recipe is not None:  # the recipe's config and SSL switch (True or make_ssl_hook's options)
-        from export.make_models import recipe_config
+        from edge_ser_train.make_models import recipe_config
         cfg, recipe_ssl = recipe_config(recipe, {"speaker_norm": speaker_norm}, **given)
     else:
         cfg, recipe_ssl = train.TrainConfig(task=task, kind=model, kind_options={"speaker_norm": speaker_norm},
@@ -213,10 +207,10 @@ def train_cmd(
         ssl_options["soft"] = True
     if ssl:
         try:
-            from export import ssl as ssl_module
+            from edge_ser_train import ssl as ssl_module
             make_hook = ssl_module.make_ssl_hook
         except (ImportError, AttributeError):
-            raise UserError("--ssl is not available: export/ssl.py provides no make_ssl_hook") from None
+            raise UserError("--ssl is not available: export/edge_ser_train/ssl.py provides no make_ssl_hook") from None
         hook = make_hook(data, cfg, log=_log, **ssl_options)
     with _replacing(out if force and _is_training_output(out) else None):
         result = train.run(data, cfg, out, name=name, ssl=hook, seed_protocol_repeats=seed_protocol, log=_log)
@@ -238,7 +232,6 @@ def train_cmd(
     _report_unreadable(result.get("unreadable"))
 
 
-@app.command("evaluate")
 def evaluate_cmd(
     model: str = typer.Option(..., "--model", help="A default model's name or a model directory."),
     data: List[Path] = typer.Option(..., "--data", help="Corpus root (repeatable)."),
@@ -263,13 +256,13 @@ def evaluate_cmd(
     if limit is not None and limit < 1:
         raise UserError("--limit must be at least 1")
     if report is not None:  # before the (long) evaluation
-        from export.report import REPORT_FILES
+        from edge_ser_train.report import REPORT_FILES
         check_output_dir(report, force, files=REPORT_FILES)
     _need_train_extra("evaluate")
-    from export.evaluate import evaluate
+    from edge_ser_train.evaluate import evaluate
     result = evaluate(model, data, task, corpus=corpus, fmt=fmt, limit=limit, progress=not as_json, adapt=adapt)
     if report is not None:
-        from export.report import write_report
+        from edge_ser_train.report import write_report
         path = write_report(result, report)
         result["report"] = str(path)
     if as_json:
@@ -282,7 +275,6 @@ def evaluate_cmd(
     _report_unreadable(result.get("unreadable"))
 
 
-@app.command("export")
 def export_cmd(
     model: Path = typer.Option(..., "--model", help="A model directory written by `edge-ser train`."),
     fmt: str = typer.Option(..., "--format", help="onnx or tflite."),
@@ -302,7 +294,7 @@ def export_cmd(
         raise UserError(f"{model}: no native/ training output (export converts a directory written by "
                         "`edge-ser train`)")
     _need_train_extra("export")
-    from export.convert import export_command
+    from edge_ser_train.convert import export_command
     try:
         result = export_command(model, fmt, quantize)
     except ValueError as exc:
@@ -313,3 +305,12 @@ def export_cmd(
         p = result["parity"]
         print(f"{result['file']}: {result['bytes'] / 1e3:.0f} KB, max |Δp| {p['max_abs_diff']:.2e}, top-1 "
               f"agreement {p['top1_agreement']:.3f} on {p['n']} held-out windows")
+
+
+def register(app) -> None:
+    """Entry point of the group ``edge_ser.commands``: add the training commands to the ``edge-ser`` app."""
+    from . import cli_ssl
+    app.command("train")(train_cmd)
+    app.command("evaluate")(evaluate_cmd)
+    app.command("export")(export_cmd)
+    app.command("pseudo-label")(cli_ssl.pseudo_label_cmd)

@@ -1,6 +1,6 @@
 """Export trained models to deployable files and check parity through the runtime's own loader.
 
-Every conversion is followed by loading the written file with ``edge_ser.models.load_model`` (the real runtime
+Every conversion is followed by loading the written file with ``edge_ser.registry.load_model`` (the real runtime
 path: manifest hash check, onnxruntime / LiteRT) and comparing its probabilities with the trained model's on
 held-out windows (validation speakers' clips): max |Δp|, mean |Δp| and top-1 agreement, recorded in the manifest's
 ``parity``.  Float conversions must agree to 1e-3; quantised ones are recorded as measured.
@@ -35,7 +35,7 @@ def parity(expected: np.ndarray, got: np.ndarray) -> dict:
 
 
 def _runtime_probs(model_dir: Path, fmt: str, X: np.ndarray) -> np.ndarray:
-    from edge_ser.models import load_model
+    from edge_ser.registry import load_model
     m = load_model(model_dir, fmt=fmt)
     return np.concatenate([m.predict(X[i:i + 64]) for i in range(0, len(X), 64)])
 
@@ -45,7 +45,7 @@ def _check(model_dir: Path, fmt: str, native, X: np.ndarray, quantize: str) -> d
     got = _runtime_probs(model_dir, fmt, X)
     p = parity(expected, got)
     p.update(format=fmt, quantize=quantize, bytes=(model_dir / MODEL_FILES[fmt]).stat().st_size,
-             data="held-out windows of the validation speakers' clips", loaded_with="edge_ser.models.load_model")
+             data="held-out windows of the validation speakers' clips", loaded_with="edge_ser.registry.load_model")
     if quantize == "none" and p["max_abs_diff"] > FLOAT_TOLERANCE:
         raise ParityError(f"{fmt} export differs from the trained model by {p['max_abs_diff']:.2e} "
                           f"(> {FLOAT_TOLERANCE})")
@@ -114,7 +114,7 @@ def export_all(out: Path, native, manifest: Manifest, tflite_ship: str | None = 
 
 
 def load_native(model_dir: Path):
-    """The trained (native) model kept beside a model directory by `export.train` (``native/``)."""
+    """The trained (native) model kept beside a model directory by `edge_ser_train.train` (``native/``)."""
     from . import kinds
     from .corpora import CorpusError  # noqa: F401  (keeps import errors uniform)
     native_dir = Path(model_dir) / "native"

@@ -1,4 +1,4 @@
-"""Score an exported model (the real artifact, through ``edge_ser.models.load_model``) on any corpus.
+"""Score an exported model (the real artifact, through ``edge_ser.registry.load_model``) on any corpus.
 
 Each clip is classified as the runtime classifies a file (`Model.classify_audio`: log-mel over the clip, windows
 cut by `features.clip_windows`, mean of window probabilities).  A fine15 model can also be scored on ``emotion5``
@@ -38,7 +38,7 @@ ADAPT_MODES = ("speaker", "clip", "none")
 
 def evaluate(model_spec, roots, task: str | None = None, corpus: str | None = None, fmt: str | None = None,
              limit: int | None = None, progress: bool = True, adapt: str = "speaker") -> dict:
-    from edge_ser.models import load_model
+    from edge_ser.registry import load_model
 
     if adapt not in ADAPT_MODES:
         raise UserError(f"adapt must be one of {', '.join(ADAPT_MODES)}, got {adapt!r}")

@@ -5,7 +5,7 @@ on all speakers but a speaker-disjoint validation part, ONNX (+ TFLite for the C
 ``edge_ser/assets/models/<name>/`` (manifest + model files only; the training output stays under ``runs/models``),
 and a report under ``reports/<name>/`` (CV numbers per fold, pooled confusion matrix).
 
-    python -m export.make_models --data ../shared/data [--only fine15-rfc] [--folds 5] [--seed 0]
+    python -m edge_ser_train.make_models --data ../shared/data [--only fine15-rfc] [--folds 5] [--seed 0]
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from . import metrics
 from .report import confusion_png
 from .train import TrainConfig, run
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]  # the checkout: export/edge_ser_train/ -> ../../
 ASSETS = REPO / "edge_ser" / "assets" / "models"
 
 # The shipped recipes (chosen by the actor-fold experiments listed in the README, section Results).
@@ -135,7 +135,7 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", default=str(REPO / "runs" / "models"))
     ap.add_argument("--reports", default=str(REPO / "reports"))
     ap.add_argument("--ssl", action="store_true", help="train the fine15 models with SSL pseudo-labelling "
-                    "(export/ssl.py) even if their recipe has no 'ssl': True")
+                    "(export/edge_ser_train/ssl.py) even if their recipe has no 'ssl': True")
     args = ap.parse_args(argv)
     data = Path(args.data)
     roots = [data / c for c in CORPORA]

@@ -2,8 +2,8 @@
 
 A kind names its input (features + params, via `InputSpec`), fits on window inputs with optional sample weights
 and validation data, predicts window probabilities, saves/loads its native model (training side only), and exports
-deployable files (``model.onnx`` / ``model.tflite``).  A new kind is one new module in `export.kinds` registered in
-`export.kinds.KINDS`.
+deployable files (``model.onnx`` / ``model.tflite``).  A new kind is one new module in `edge_ser_train.kinds` registered in
+`edge_ser_train.kinds.KINDS`.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import importlib
 
-KINDS = {"rfc": "export.kinds.rfc:RFC", "cnn": "export.kinds.cnn:CNN"}
+KINDS = {"rfc": "edge_ser_train.kinds.rfc:RFC", "cnn": "edge_ser_train.kinds.cnn:CNN"}
 
 
 def kind_class(name: str):

@@ -463,7 +463,7 @@ def run(roots, cfg: TrainConfig, out: Path, name: str | None = None, ssl: SslHoo
     """Train (CV if ``cfg.folds``), fit the final model, export every format with parity checks, write the
     manifest.  Returns the result dict (CV metrics, validation metrics, sizes, parity).  ``cv``: the
     `cross_validate` result of this same configuration (and SSL) computed before, e.g. the "after" of
-    ``python -m export.ssl`` (its JSON's ``cv``); it is used instead of running the folds again."""
+    ``python -m edge_ser_train.ssl`` (its JSON's ``cv``); it is used instead of running the folds again."""
     from . import convert
 
     out = Path(out)

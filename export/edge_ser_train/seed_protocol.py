@@ -2,7 +2,7 @@
 augmented copies (AWGN 20 dB, pitch shift) of every clip are made BEFORE a random stratified 80/20 split of clips and
 copies, so the same speakers -- and copies of the same recording -- sit in training and test.
 
-    python -m export.seed_protocol --data ../shared/data --kind rfc [--repeats 3]
+    python -m edge_ser_train.seed_protocol --data ../shared/data --kind rfc [--repeats 3]
 writes reports/seed000/<task>-<kind>.json
 """
 from __future__ import annotations
