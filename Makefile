@@ -37,7 +37,7 @@ test: setup-dev
 	$(PY) -m pytest -q
 
 bench: setup-dev
-	$(PY) -m benchmarks.run --readme
+	$(PY) -m benchmarks.run --docs
 
 models: setup-dev
 	$(PY) -m edge_ser_train.make_models --data $(DATA)

@@ -1,4 +1,4 @@
-"""Targets, their check, and the markdown table of a results file (also written into README.md's bench block).
+"""Targets, their check, and the markdown table of a results file (also written into docs/benchmarks.md's bench block).
 
     python -m benchmarks.report benchmarks/results/NAME.json [--readme]
 """
@@ -14,9 +14,13 @@ AARCH64_RESULT = REPO / "benchmarks" / "results" / "aarch64-qemu.json"
 BEGIN, END = "<!-- BEGIN bench (device engineer) -->", "<!-- END bench -->"
 
 TARGETS = {
-    "frontend_vs_librosa": {"op": ">=", "value": 2.0, "what": "whole-clip frontend speed-up over librosa"},
-    "frontend_vs_floor": {"op": "<=", "value": 1.5, "what": "whole-clip frontend time / its rfft floor"},
-    "streaming_update": {"op": ">=", "value": 5.0, "what": "recompute-the-window time / streaming update time"},
+    # restated (decided: the frontend stays numpy-only): whole clip >= 1.8x librosa at 10 s; a streaming update
+    # >= 4.5x cheaper than recomputing the window (its frame-count bound is recorded beside it); the ratio to the
+    # bare rfft floor is information, not a target
+    "frontend_vs_librosa": {"op": ">=", "value": 1.8, "what": "whole-clip frontend speed-up over librosa, 10 s clip",
+                            "at_seconds": 10.0},
+    "frontend_vs_floor": {"op": "info", "value": None, "what": "whole-clip frontend time / its rfft floor"},
+    "streaming_update": {"op": ">=", "value": 4.5, "what": "recompute-the-window time / streaming update time"},
     "rtf_rfc": {"op": "<=", "value": 0.005, "what": "end-to-end real-time factor per hop, RFC"},
     "rtf_cnn": {"op": "<=", "value": 0.01, "what": "end-to-end real-time factor per hop, CNN"},
     "listen_peak_rss_mb": {"op": "<=", "value": 120.0, "what": "peak RSS of edge-ser listen --input --fast"},
@@ -28,7 +32,7 @@ TARGETS = {
 
 # Why a target can be missed (shown under the table for the targets this run missed).
 MISS_REASONS = {
-    "frontend_vs_floor": "the stages around the FFTs (window multiply, power of the used bins, the block-diagonal "
+    "frontend_vs_floor_info": "the stages around the FFTs (window multiply, power of the used bins, the block-diagonal "
                          "mel product, dB) cost about as much as the FFTs; `python -m benchmarks.profile_frontend` "
                          "breaks a block down stage by stage",
     "frontend_vs_librosa": "on a long clip the same stages grow with the clip while librosa's fixed costs (mel "
@@ -51,25 +55,35 @@ MISS_REASONS = {
 
 
 def _ok(name: str, value) -> bool | None:
-    if value is None:
-        return None
     t = TARGETS[name]
+    if value is None or t["op"] == "info":
+        return None
     return value >= t["value"] if t["op"] == ">=" else value <= t["value"]
 
 
 def check_targets(r: dict) -> list[dict]:
     rows = []
 
-    def add(name, value, where):
-        rows.append({"target": name, "where": where, "value": value, "limit": f"{TARGETS[name]['op']} "
-                     f"{TARGETS[name]['value']:g}", "pass": _ok(name, value)})
+    def add(name, value, where, ok=None):
+        t = TARGETS[name]
+        limit = "information" if t["op"] == "info" else f"{t['op']} {t['value']:g}"
+        rows.append({"target": name, "where": where, "value": value, "limit": limit,
+                     "pass": _ok(name, value) if ok is None else ok})
 
     fe = r.get("frontend", {})
+    at = TARGETS["frontend_vs_librosa"]["at_seconds"]
     for w in fe.get("whole_clip", []):
-        add("frontend_vs_librosa", w["speedup_vs_librosa"], w["clip"])
+        for version, speedup in w.get("speedup_vs_librosa_versions", {"": w["speedup_vs_librosa"]}).items():
+            where = w["clip"] + (f", librosa {version}" if version else "")
+            # the target holds at 10 s; other lengths are recorded as information
+            ok = None if abs(w["seconds"] - at) > 0.5 or speedup is None else _ok("frontend_vs_librosa", speedup)
+            add("frontend_vs_librosa", speedup, where, ok=ok)
         add("frontend_vs_floor", w["x_of_floor"], w["clip"])
     if fe.get("streaming"):
-        add("streaming_update", fe["streaming"]["update_cheaper_x"], f"window {fe['streaming']['window_seconds']} s")
+        st = fe["streaming"]
+        bound = st.get("frame_count_bound_x")
+        add("streaming_update", st["update_cheaper_x"], f"window {st['window_seconds']} s, hop {st['hop_seconds']} s"
+            + (f" (frame-count bound {bound:.2f}x)" if bound else ""))
     for e in r.get("end_to_end", []):
         if "rtf" in e:
             kind = "rtf_rfc" if e["model"].endswith("rfc") else "rtf_cnn"
@@ -242,7 +256,7 @@ def main(argv) -> int:
     md = markdown(r, argv[0])
     print(md)
     if "--readme" in argv:
-        update_readme(REPO / "README.md", md)
+        update_readme(REPO / "docs" / "benchmarks.md", md)
     return 0
 
 

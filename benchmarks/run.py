@@ -4,7 +4,7 @@ cold start and sizes, side by side in one run, single-threaded by default.
     python -m benchmarks.run [--threads N] [--seconds S] [--out benchmarks/results] [--quick] [--readme]
 
 Writes ``benchmarks/results/<machine>.json`` (every number, the machine, its load before and after, the protocol)
-and ``<machine>.md`` (the table), and with ``--readme`` puts the table into README.md's bench block.  Ratios are
+and ``<machine>.md`` (the table), and with ``--readme`` puts the table into docs/benchmarks.md's bench block.  Ratios are
 the headline; absolute times hold for the machine named in the file.  The targets of issue 6 are recorded with
 each result (pass/fail), they are not timed tests.
 """
@@ -97,7 +97,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     ap.add_argument("--name", help="result file name (default: from the machine)")
     ap.add_argument("--quick", action="store_true", help="fewer rounds and seconds (smoke run)")
-    ap.add_argument("--readme", action="store_true", help="write the table into README.md's bench block")
+    ap.add_argument("--docs", "--readme", dest="readme", action="store_true",
+                    help="write the table into docs/benchmarks.md's bench block")
     ap.add_argument("--model", action="append", type=Path, help="model directory to bench instead of the defaults "
                     "(repeatable)")
     args = ap.parse_args(argv)
@@ -120,10 +121,12 @@ def main(argv=None) -> int:
 
     # --- frontend ---------------------------------------------------------------------------------------------
     log("frontend vs librosa (whole clip), vs its rfft floor, streaming update vs recompute")
+    ten_s = np.resize(sample, int(10 * cfg.sample_rate)).astype(np.float32)
     long_clip = np.resize(sample, int(30 * cfg.sample_rate)).astype(np.float32)
     results["frontend"] = {
         "config": cfg.to_dict(),
         "whole_clip": [frontend_bench.whole_clip(sample, cfg, "sample.wav (CREMA-D 1008_IEO_ANG_HI)", args.rounds),
+                       frontend_bench.whole_clip(ten_s, cfg, "10 s (sample.wav looped)", args.rounds),
                        frontend_bench.whole_clip(long_clip, cfg, "30 s (sample.wav looped)", args.rounds)],
         "streaming": frontend_bench.streaming(cfg, window_s, 0.5, np.resize(sample, int(120 * cfg.sample_rate))
                                               .astype(np.float32), args.rounds),
@@ -181,7 +184,7 @@ def main(argv=None) -> int:
     (args.out / f"{name}.md").write_text(md)
     print(md)
     if args.readme:
-        update_readme(REPO / "README.md", md)
+        update_readme(REPO / "docs" / "benchmarks.md", md)
         log("README.md bench block updated")
     log(f"wrote {args.out / (name + '.json')}")
     return 0

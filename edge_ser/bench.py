@@ -312,28 +312,6 @@ def run(model: str, fmt: str | None = None, threads: int = 1, hop_seconds: float
     return ordered
 
 
-def against_budget(result: dict, profile) -> dict:
-    """Compare a bench result with a profile's budget.  Measured here; when this machine is not that board, the
-    per-hop cost is scaled by the ratio of the profiles' estimated CPU-speed factors (an estimate, said so)."""
-    from .profiles import detect_profile
-    host, how = detect_profile()
-    same = host.name == profile.name
-    scale = 1.0 if same else host.hardware.cpu_speed_factor / profile.hardware.cpu_speed_factor
-    hop_ms = result["hop_ms"] * scale
-    allowed = profile.budget.hop_ms_allowed(result["hop_seconds"])
-    fits_cpu = hop_ms <= allowed
-    fits_mem = result["peak_rss_mb"] <= profile.budget.memory_mb
-    basis = ("measured on this board" if same else
-             f"estimated: measured here ({how}) x{scale:.2f} (speed factor {host.hardware.cpu_speed_factor} -> "
-             f"{profile.hardware.cpu_speed_factor}, estimates from public specs)")
-    verdict = (f"{'fits' if fits_cpu and fits_mem else 'does NOT fit'}: {hop_ms:.2f} ms per hop "
-               f"{'<=' if fits_cpu else '>'} {allowed:.1f} ms allowed, peak {result['peak_rss_mb']:.0f} MB "
-               f"{'<=' if fits_mem else '>'} {profile.budget.memory_mb:.0f} MB ({basis})")
-    return {"profile": profile.name, "hop_ms_on_board": round(hop_ms, 4), "allowed_hop_ms": allowed,
-            "memory_mb": profile.budget.memory_mb, "fits": fits_cpu and fits_mem, "scale": round(scale, 4),
-            "basis": basis, "verdict": verdict}
-
-
 # --- calibration for --profile auto -----------------------------------------------------------------------------
 
 ACCURACY_KEYS = ("balanced_accuracy", "macro_f1", "accuracy")
@@ -372,11 +350,13 @@ def manifest_accuracy(metrics: dict) -> tuple[float | None, str]:
 
 
 def calibrate(model: str | None = None, task_of: str | None = None, fmt: str | None = None, threads: int = 1,
-              hop_seconds: float = 0.5, seconds: float = 8.0) -> list[dict]:
+              hop_seconds: float = 0.5, seconds: float = 8.0, cache=None) -> list[dict]:
     """Measure every candidate (``model`` alone if given, else every installed model of ``task_of``'s task) in
     every format (or ``fmt``), each with `run` in a fresh process over ``seconds`` of audio: the per-hop cost
     through the stream engine as CPU time (median over speech hops; CPU time, so that other processes' load on
-    this machine does not decide — the wall-clock median is kept too) and the process's peak resident memory."""
+    this machine does not decide — the wall-clock median is kept too) and the process's peak resident memory.
+    ``cache``: an object with ``key(manifest, fmt, threads, hop, seconds)``, ``get(key)`` and ``put(key, row)``
+    (`edge_ser.settings.CalibrationCache`); a cached measurement is used instead of running again."""
     from . import registry as models
     from .manifest import read_manifest
     if model is not None:
@@ -396,11 +376,16 @@ def calibrate(model: str | None = None, task_of: str | None = None, fmt: str | N
         for f in manifest.formats:
             if fmt is not None and f != fmt:
                 continue
-            try:
-                r = run(str(path), fmt=f, threads=threads, hop_seconds=hop_seconds,
-                        seconds=max(seconds, min_seconds(manifest.window_seconds, hop_seconds)))
-            except UserError:
-                continue
+            length = max(seconds, min_seconds(manifest.window_seconds, hop_seconds))
+            key = cache.key(manifest, f, threads, hop_seconds, length) if cache is not None else None
+            r = cache.get(key) if cache is not None else None
+            if r is None:
+                try:
+                    r = run(str(path), fmt=f, threads=threads, hop_seconds=hop_seconds, seconds=length)
+                except UserError:
+                    continue
+                if cache is not None:
+                    cache.put(key, r)
             acc, metric = manifest_accuracy(manifest.metrics)
             spec = name if _resolves_to(models, name, path) else str(path)
             rows.append({"model": name, "path": spec, "format": f,

@@ -13,7 +13,7 @@ devices), an absolute path or ``..``, a file not listed in the checksums or a ch
 model whose manifest does not verify.  It extracts to a temporary folder beside the target and moves the
 files into place only when everything checks; it never overwrites existing files without ``force``.
 A directory holding ``bundle.json`` (an installed bundle) or a ``.tar.gz`` bundle can be given as ``--profile``
-(see `edge_ser.profiles.runtime_settings`).
+(see `edge_ser.settings.runtime_settings`).
 """
 from __future__ import annotations
 
@@ -159,6 +159,11 @@ def _safe_name(name: str, where: str) -> str:
     return "/".join(parts)
 
 
+def _is_top(name: str) -> bool:
+    """True for the archive's own top folder as tar writes it (``.``, ``./``)."""
+    return bool(name) and all(part == "." for part in PurePosixPath(name).parts) and not name.startswith("/")
+
+
 def check_members(tar: tarfile.TarFile, where: str) -> list[tuple[tarfile.TarInfo, str]]:
     """Every member, validated: regular files and folders only, relative paths inside the target, no duplicates.
     Errors start with ``where`` (the bundle's path)."""
@@ -172,6 +177,8 @@ def check_members(tar: tarfile.TarFile, where: str) -> list[tuple[tarfile.TarInf
     for info in infos:
         if len(members) >= MAX_MEMBERS:
             raise BundleError(f"{where}: more than {MAX_MEMBERS} members (refused)")
+        if info.isdir() and _is_top(info.name):  # `tar -czf b.tar.gz -C dir .` adds the folder itself as "."
+            continue
         name = _safe_name(info.name, where)
         if info.issym() or info.islnk():
             raise BundleError(f"{where}: member {info.name!r} is a {'symbolic' if info.issym() else 'hard'} link (refused)")
@@ -232,7 +239,12 @@ def _verify_tree(root: Path, where: str) -> dict:
         if p.is_symlink() or not p.is_file():
             raise BundleError(f"{where}: {name} is missing")
         if sha256_of(p) != h:
-            raise BundleError(f"{where}: {name} does not match its sha256 (corrupt or tampered)")
+            hint = ""
+            if name == PROFILE_FILE:  # an edited profile: the supported way is a copy outside the bundle
+                hint = (f"; to customise a profile, leave the bundle as it is and copy the profile: edge-ser "
+                        f"profiles {index.get('profile', 'NAME')} --toml > mine.toml (or from an unedited bundle: "
+                        "edge-ser profiles BUNDLE --toml), edit mine.toml, run with --profile mine.toml")
+            raise BundleError(f"{where}: {name} does not match its sha256 (corrupt or tampered){hint}")
     if not (root / PROFILE_FILE).is_file():
         raise BundleError(f"{where}: no {PROFILE_FILE}")
     for m in models:

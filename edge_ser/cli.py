@@ -7,6 +7,7 @@ Every user mistake ends as one line ``error: ...`` on stderr with exit code 2 (s
 """
 from __future__ import annotations
 
+import logging
 import sys
 
 import typer
@@ -54,7 +55,6 @@ def _load_plugins() -> None:
         try:
             ep.load()(app)
         except ImportError as exc:  # a broken plugin install must not take the runtime's commands with it
-            import logging
             logging.getLogger("edge_ser").warning("commands of %s not loaded: %s", ep.value, exc)
     have = {c.name for c in app.registered_commands}
     for name in TRAINING_COMMANDS:
@@ -75,8 +75,29 @@ def _missing_training(name: str):
 _load_plugins()
 
 
+class _LevelPrefix(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+def _log_to_stderr() -> None:
+    """The library's log records (``edge_ser`` and its children) as ``warning: ...`` lines on stderr; debug
+    records too with EDGE_SER_DEBUG=1.  An application that configured the logger itself keeps its handlers."""
+    import os
+    logger = logging.getLogger("edge_ser")
+    if any(getattr(h, "_edge_ser_cli", False) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LevelPrefix())
+    handler._edge_ser_cli = True
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if os.environ.get("EDGE_SER_DEBUG") else logging.WARNING)
+    logger.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning user mistakes into ``error: ...`` and exit code 2."""
+    _log_to_stderr()
     try:  # a file name that is not UTF-8 is printed back as its original bytes, not a UnicodeEncodeError
         sys.stdout.reconfigure(errors="surrogateescape")
     except (AttributeError, ValueError):  # replaced or detached stdout (tests, embedding)

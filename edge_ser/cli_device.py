@@ -8,6 +8,7 @@ import typer
 
 from .cli import app
 from . import profiles as _profiles
+from .errors import UserError
 
 
 def _print_json(obj) -> None:
@@ -18,8 +19,16 @@ def _print_json(obj) -> None:
 def profiles_cmd(
     name: Optional[str] = typer.Argument(None, help="A profile to show (default: list them all)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_toml: bool = typer.Option(False, "--toml", help="Print the profile's TOML file, to customise it: "
+                                 "edge-ser profiles pi4b --toml > mine.toml, edit, then --profile mine.toml."),
 ):
     """List the firmware profiles or show one: board, budget, preferred model."""
+    if as_toml:
+        if name is None:
+            raise UserError("--toml shows one profile: edge-ser profiles NAME --toml")
+        from .settings import profile_toml
+        print(profile_toml(name), end="")
+        return
     if name is not None:
         p = _profiles.load_profile(name)
         if as_json:
@@ -65,7 +74,8 @@ def bench_cmd(
     """Measure on this machine: per-hop cost, real-time factor, peak memory, cold start, model size."""
     import sys
     from . import bench
-    settings = _profiles.runtime_settings(profile, model=model, fmt=fmt, threads=threads, hop_seconds=hop)
+    from . import settings as _settings
+    settings = _settings.runtime_settings(profile, model=model, fmt=fmt, threads=threads, hop_seconds=hop)
     if settings.profile_name and settings.profile_name.startswith("auto"):
         print(settings.reason, file=sys.stderr if as_json else sys.stdout)
     result = bench.run(settings.model, fmt=settings.fmt, threads=settings.threads,
@@ -74,7 +84,7 @@ def bench_cmd(
     if settings.choice:
         result["auto_choice"] = settings.choice
     if profile and not profile.startswith("auto"):
-        result["budget"] = bench.against_budget(result, _profiles.resolve_profile(profile)[0])
+        result["budget"] = _settings.against_budget(result, _settings.resolve_profile(profile)[0])
     if as_json:
         _print_json(result)
         return

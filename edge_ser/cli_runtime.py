@@ -29,25 +29,9 @@ def _bar(p: float | None, width: int = 10) -> str:
     return "#" * full + "." * (width - full)
 
 
-FALLBACK_ORDER = ("fine15-cnn", "fine15-rfc", "basic6-cnn", "basic6-rfc")
-
-
 def _settings(profile, model, fmt, threads, hop=None):
-    """The profile's settings; with neither --model nor --profile, when the default model is not installed, the
-    first installed of FALLBACK_ORDER (said in the settings' reason)."""
-    from .registry import known_names
-    from .profiles import runtime_settings
-    s = runtime_settings(profile, model=model, fmt=fmt, threads=threads, hop_seconds=hop)
-    if model is None and not profile:
-        installed = known_names()
-        if s.model not in installed:
-            fallback = next((n for n in FALLBACK_ORDER if n in installed), None)
-            if fallback is not None:
-                s.reason += f"; default {s.model} is not installed, using {fallback}"
-                s.model = fallback
-                if fmt is None:
-                    s.fmt = None  # whichever format the fallback model has (onnx first)
-    return s
+    from .settings import runtime_settings
+    return runtime_settings(profile, model=model, fmt=fmt, threads=threads, hop_seconds=hop)
 
 
 def _expand(paths: List[Path]) -> List[Path]:

@@ -1,21 +1,18 @@
-"""Firmware profiles: one TOML file per board with its budget and the model it runs.
+"""Firmware profiles: one TOML file per board with its budget and the model it runs (the schema, reading, and
+which board this is).  What the runtime does with a profile is `edge_ser.settings`.
 
 The profiles ship inside the package (``edge_ser/assets/profiles/*.toml``; the repository's ``firmware_profiles/``
 points there, so there is one copy).  A profile holds the board's cores and RAM, a CPU-speed factor against a
 reference x86 core (an estimate from public specs, not a measurement), the recogniser's budget (compute per hop,
 share of one core, peak memory) and the preferred model, format, threads and hop.
 
-`runtime_settings` turns ``--profile`` and the explicit options of ``listen``/``classify`` into the settings the
-runtime uses: explicit options win over the profile, no profile gives the defaults, and ``auto`` (or
-``auto:NAME``) calibrates on this machine with a short bench and picks the most accurate model whose measured
-cost fits the budget (see `choose`).
 """
 from __future__ import annotations
 
 import os
 import platform
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import UserError
@@ -32,12 +29,7 @@ else:  # pragma: no cover - Python 3.10
 PROFILES_DIR = Path(__file__).resolve().parent / "assets" / "profiles"
 PROFILES_ENV = "EDGE_SER_PROFILES"  # extra folder of *.toml profiles, searched before the shipped ones
 
-DEFAULT_MODEL = "fine15-cnn"
-DEFAULT_FORMAT = "onnx"
-DEFAULT_THREADS = 1
-DEFAULT_HOP_SECONDS = 0.5
 FORMATS = ("onnx", "tflite")
-AUTO = "auto"
 
 
 class ProfileError(UserError):
@@ -80,22 +72,6 @@ class Profile:
         d = asdict(self)
         d["path"] = self.path
         return d
-
-
-@dataclass
-class RuntimeSettings:
-    """What the runtime runs with: the model (name or directory), format, threads and hop."""
-
-    model: str
-    fmt: str
-    threads: int
-    hop_seconds: float
-    profile_name: str | None
-    reason: str
-    choice: dict = field(default_factory=dict)  # --profile auto: the calibration table behind the choice
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 # --- reading profiles ---------------------------------------------------------------------------------------
@@ -211,16 +187,6 @@ def load_profile(name: str) -> Profile:
     return read_profile(paths[name])
 
 
-def resolve_profile(spec: str) -> tuple[Profile, Path | None]:
-    """A profile by name, ``.toml`` path, or device bundle (an installed bundle folder or a ``.tar.gz``, checked
-    by `edge_ser.bundle`); returns the profile and the bundle folder (None if not a bundle)."""
-    from . import bundle
-    if bundle.is_bundle(spec):
-        installed = bundle.open_bundle(Path(spec))
-        return read_profile(installed.profile_path), installed.path
-    return load_profile(spec), None
-
-
 # --- this machine ---------------------------------------------------------------------------------------------
 
 _BOARD_PATTERNS = (  # /proc/device-tree/model text -> profile
@@ -253,128 +219,3 @@ def detect_profile() -> tuple[Profile, str]:
     if machine in ("x86_64", "amd64"):
         return load_profile("x86-server"), f"{machine} CPU"
     return load_profile("pi4b"), f"unrecognised {machine} board {board or ''!s} (assumed pi4b-class)".replace("  ", " ")
-
-
-# --- settings -------------------------------------------------------------------------------------------------
-
-def _check_options(fmt, threads, hop_seconds):
-    if fmt is not None and fmt not in FORMATS:
-        raise UserError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
-    if threads is not None and threads < 1:
-        raise UserError("--threads must be >= 1")
-    if hop_seconds is not None and not (0 < hop_seconds <= 10):
-        raise UserError("--hop must be in (0, 10] seconds")
-
-
-def runtime_settings(profile: str | None, model: str | None = None, fmt: str | None = None,
-                     threads: int | None = None, hop_seconds: float | None = None) -> RuntimeSettings:
-    """Settings for listen/classify.  Explicit options override the profile; no profile gives the defaults
-    (``fine15-cnn``, onnx, 1 thread, 0.5 s); ``auto`` / ``auto:NAME`` calibrates here and chooses a model.
-
-    Raises UserError for an unknown profile or a bad option.
-    """
-    _check_options(fmt, threads, hop_seconds)
-    overridden = [f"{k}={v}" for k, v in (("model", model), ("format", fmt), ("threads", threads),
-                                            ("hop", hop_seconds)) if v is not None]
-    if profile is None or profile == "":
-        chosen_fmt = fmt or DEFAULT_FORMAT
-        reason = "defaults" + (f" with {', '.join(overridden)}" if overridden else "")
-        if fmt is None and model is not None:
-            available = _available_formats(model)
-            if available and chosen_fmt not in available:
-                chosen_fmt = available[0]
-                reason += f" ({model} has no {DEFAULT_FORMAT} file, using {chosen_fmt})"
-        return RuntimeSettings(
-            model=model or DEFAULT_MODEL, fmt=chosen_fmt, threads=threads or DEFAULT_THREADS,
-            hop_seconds=hop_seconds or DEFAULT_HOP_SECONDS, profile_name=None, reason=reason)
-    if profile == AUTO or profile.startswith(AUTO + ":"):
-        target = profile[len(AUTO) + 1:] or None
-        return choose(target, model=model, fmt=fmt, threads=threads, hop_seconds=hop_seconds)
-    p, bundle_dir = resolve_profile(profile)
-    if bundle_dir is not None:
-        in_bundle = bundle_dir / "models"
-        bundled = {d.name for d in in_bundle.iterdir() if d.is_dir()} if in_bundle.is_dir() else set()
-        model = str(in_bundle / (model or p.model)) if (model or p.model) in bundled else model
-        if model is None:
-            raise ProfileError(f"{profile}: the bundle does not hold its profile's model {p.model!r}")
-    reason = f"profile {p.name}{' from bundle ' + str(bundle_dir) if bundle_dir else ''}: preferred model {p.model} ({p.format}, {p.threads} thread(s), hop {p.hop_seconds} s)"
-    if overridden:
-        reason += f", overridden by {', '.join(overridden)}"
-    chosen_model, chosen_fmt = model or p.model, fmt or p.format
-    if fmt is None:
-        available = _available_formats(chosen_model)
-        if available and chosen_fmt not in available:
-            reason += f"; {chosen_model} has no {chosen_fmt} file, using {available[0]}"
-            chosen_fmt = available[0]
-    return RuntimeSettings(
-        model=chosen_model, fmt=chosen_fmt, threads=threads or p.threads,
-        hop_seconds=hop_seconds or p.hop_seconds, profile_name=p.name, reason=reason)
-
-
-def _available_formats(model: str) -> list[str] | None:
-    """The formats a model (name or directory) has, or None if it cannot be resolved here (the runtime will
-    report that when it loads the model)."""
-    try:
-        from . import models
-        from .manifest import read_manifest
-        return list(read_manifest(models.resolve_model(model), verify=False).formats) or None
-    except (ImportError, AttributeError, UserError, OSError):
-        return None
-
-
-def choose(target: str | None = None, model: str | None = None, fmt: str | None = None, threads: int | None = None,
-           hop_seconds: float | None = None, seconds: float = 8.0) -> RuntimeSettings:
-    """``--profile auto``: calibrate every candidate model and format on this machine and pick the most accurate
-    (by its manifest's cross-validated metric) whose measured cost fits the budget.  The cost per hop is the
-    CPU time of a speech hop through the stream engine (`edge_ser.bench.calibrate`), the memory the peak RSS of
-    the process that measured it.
-
-    target None: the budget of the profile detected for this machine, costs as measured.  target NAME: that
-    profile's budget, with the costs measured here scaled by ``speed(this machine) / speed(NAME)`` (the profiles'
-    estimated CPU-speed factors).  Candidates: the task of ``model`` if given (that model only), else the task of
-    the budget profile's preferred model; ``fmt`` restricts the formats.
-    """
-    from . import bench  # the calibration measures with the bench code (runtime-only imports)
-
-    host, how = detect_profile()
-    budget_profile = load_profile(target) if target else host
-    scale = host.hardware.cpu_speed_factor / budget_profile.hardware.cpu_speed_factor if target else 1.0
-    hop = hop_seconds or budget_profile.hop_seconds
-    n_threads = threads or budget_profile.threads
-    rows = bench.calibrate(model=model, task_of=model or budget_profile.model, fmt=fmt, threads=n_threads,
-                           hop_seconds=hop, seconds=seconds)
-    if not rows:
-        raise UserError("--profile auto: no installed model can be calibrated "
-                        f"(task of {model or budget_profile.model}{', format ' + fmt if fmt else ''})")
-    allowed_ms = budget_profile.budget.hop_ms_allowed(hop)
-    for r in rows:
-        r["hop_ms_on_target"] = r["hop_ms"] * scale
-        r["fits"] = (r["hop_ms_on_target"] <= allowed_ms and r["rss_mb"] <= budget_profile.budget.memory_mb)
-    fitting = [r for r in rows if r["fits"]]
-
-    def accuracy(r):
-        return r["accuracy"] if r["accuracy"] is not None else -1.0
-
-    if fitting:
-        best = max(fitting, key=lambda r: (accuracy(r), -r["hop_ms_on_target"]))
-        verdict = (f"the most accurate that fits ({_fmt_acc(best)}; "
-                   f"{best['hop_ms_on_target']:.2f} ms per hop <= {allowed_ms:.1f} ms allowed, "
-                   f"peak {best['rss_mb']:.0f} MB <= {budget_profile.budget.memory_mb:.0f} MB)")
-    else:
-        best = min(rows, key=lambda r: r["hop_ms_on_target"])
-        verdict = (f"NO candidate fits {allowed_ms:.1f} ms per hop / {budget_profile.budget.memory_mb:.0f} MB: "
-                   f"using the cheapest ({best['hop_ms_on_target']:.2f} ms per hop, peak {best['rss_mb']:.0f} MB)")
-    where = (f"budget of {budget_profile.name}" + (f" (this machine: {how})" if not target else
-             f", costs measured on this machine ({how}, speed factor {host.hardware.cpu_speed_factor}) "
-             f"scaled x{scale:.2f} to {budget_profile.name}'s estimated speed {budget_profile.hardware.cpu_speed_factor}"))
-    reason = f"auto: chose {best['model']} ({best['format']}), {verdict}; {where}; {len(rows)} candidate(s) calibrated"
-    return RuntimeSettings(
-        model=best["path"], fmt=best["format"], threads=n_threads, hop_seconds=hop,
-        profile_name=f"auto:{budget_profile.name}", reason=reason,
-        choice={"budget_profile": budget_profile.name, "host_profile": host.name, "host_detected_by": how,
-                "scale": scale, "allowed_hop_ms": allowed_ms, "memory_mb": budget_profile.budget.memory_mb,
-                "chosen": best["model"], "candidates": rows})
-
-
-def _fmt_acc(row: dict) -> str:
-    return "accuracy unknown" if row["accuracy"] is None else f"{row['metric']} {row['accuracy']:.3f}"

@@ -154,6 +154,21 @@ def _import(module: str):
         signal.signal(signal.SIGINT, previous)
 
 
+TFLITE_MODULES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter")
+
+
+def tflite_available() -> bool:
+    """True when a TFLite runtime (LiteRT or tflite-runtime) is installed (found, not imported)."""
+    import importlib.util
+    for name in TFLITE_MODULES:
+        try:
+            if importlib.util.find_spec(name.split(".")[0]) is not None:
+                return True
+        except (ImportError, ValueError):
+            continue
+    return False
+
+
 def _tflite_interpreter_class():
     try:
         return _import("ai_edge_litert.interpreter").Interpreter

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from edge_ser import bundle, profiles, registry as models
+from edge_ser import bundle, profiles, registry as models, settings
 from edge_ser.registry import load_model
 
 PROFILE = """
@@ -80,12 +80,12 @@ def test_good_bundle_round_trips(good, env, rng):
     for name, digest in installed.index["sha256"].items():
         assert (env / "device" / name).is_file()
     # the runtime runs from the installed bundle: same model bytes, same predictions as the original
-    s = profiles.runtime_settings(str(env / "device"))
+    s = settings.runtime_settings(str(env / "device"))
     assert Path(s.model) == env / "device" / "models" / "tiny-rfc" and s.profile_name == "testboard"
     audio = rng.standard_normal(16000 * 2).astype(np.float32) * 0.1
     assert np.allclose(load_model(s.model).classify_audio(audio), load_model("tiny-rfc").classify_audio(audio))
     # and straight from the archive (checked and extracted into the user's cache)
-    s2 = profiles.runtime_settings(str(good), model="tiny-cnn-int8")
+    s2 = settings.runtime_settings(str(good), model="tiny-cnn-int8")
     assert Path(s2.model).name == "tiny-cnn-int8" and s2.fmt == "tflite"
     assert str(env / "cache") in s2.model
 
@@ -151,7 +151,7 @@ def test_installed_bundle_tampered_later_is_refused_by_the_runtime(good, env):
     bundle.install(good, env / "device")
     (env / "device" / "profile.toml").write_text(PROFILE.replace("50.0", "5000.0"))
     with pytest.raises(bundle.BundleError, match="profile.toml"):
-        profiles.runtime_settings(str(env / "device"))
+        settings.runtime_settings(str(env / "device"))
 
 
 def test_never_overwrites_without_force(good, env):
@@ -203,3 +203,62 @@ def test_cli_package_install_and_tampered_bundle(good, env):
     assert r.stderr.startswith(f"error: {out}: cannot install into {out / 'sub'}: {out} exists and is not a folder")
     r = run_cli("install-bundle", str(env / "missing.tar.gz"), "--to", str(env / "dev3"), env=cli_env)
     assert r.returncode == 2 and "no such bundle" in r.stderr
+
+
+def test_bundle_repacked_with_tar_dot_is_accepted(good, env):
+    """`tar -czf b.tar.gz -C dir .` (members '.', './bundle.json', ...) installs; traversal is still refused."""
+    import subprocess
+    bundle.install(good, env / "unpacked")
+    repacked = env / "repacked.tar.gz"
+    subprocess.run(["tar", "-czf", str(repacked), "-C", str(env / "unpacked"), "."], check=True)
+    with tarfile.open(repacked) as tar:
+        assert "." in tar.getnames() and "./bundle.json" in tar.getnames()
+    installed = bundle.install(repacked, env / "device")
+    assert installed.index["profile"] == "testboard"
+    evil = env / "evil.tar.gz"
+    with tarfile.open(repacked) as tin, tarfile.open(evil, "w:gz") as tout:
+        for info in tin.getmembers():
+            tout.addfile(info, tin.extractfile(info) if info.isfile() else None)
+        info = tarfile.TarInfo("./../escape.txt")
+        info.size = 1
+        tout.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises(bundle.BundleError, match="outside the target folder"):
+        bundle.install(evil, env / "device2")
+
+
+def test_edited_profile_in_a_bundle_names_the_way_to_customise(good, env):
+    installed = bundle.install(good, env / "device")
+    (installed.path / "profile.toml").write_text(PROFILE.replace("cpu_share = 0.5", "cpu_share = 0.9"))
+    r = run_cli("listen", "--profile", str(installed.path), "--input", "nope.wav")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "profile.toml does not match its sha256" in r.stderr and "--toml > mine.toml" in r.stderr
+
+
+def test_profile_toml_copy_runs_as_a_custom_profile(good, env, tmp_path):
+    """`edge-ser profiles BUNDLE --toml > mine.toml` + `--profile mine.toml`: the bundle's model, the edited budget."""
+    installed = bundle.install(good, env / "device")
+    r = run_cli("profiles", str(installed.path), "--toml")
+    assert r.returncode == 0, r.stderr
+    mine = tmp_path / "mine.toml"
+    mine.write_text(r.stdout.replace("hop_seconds = 0.5", "hop_seconds = 0.25"))
+    s = settings.runtime_settings(str(mine))
+    assert Path(s.model) == (installed.path / "models" / "tiny-rfc").resolve() and s.hop_seconds == 0.25
+    r = run_cli("profiles", "--toml")
+    assert r.returncode == 2 and r.stderr.startswith("error: --toml shows one profile")
+
+
+def test_tflite_profile_runs_onnx_without_a_tflite_runtime(tmp_path, monkeypatch, caplog):
+    """A profile preferring TFLite, on a runtime without LiteRT, runs the model's ONNX file and says so."""
+    from edge_ser import runners
+    mine = tmp_path / "mine.toml"
+    mine.write_text(PROFILE.replace('model = "tiny-rfc"', 'model = "fine15-cnn"').replace('"onnx"', '"tflite"'))
+    monkeypatch.setattr(runners, "tflite_available", lambda: False)
+    with caplog.at_level("WARNING", logger="edge_ser"):
+        s = settings.runtime_settings(str(mine))
+    assert s.model == "fine15-cnn" and s.fmt == "onnx" and "no TFLite runtime" in s.reason
+    assert [r.getMessage() for r in caplog.records if "prefers TFLite" in r.getMessage()]
+    monkeypatch.setattr(runners, "tflite_available", lambda: True)
+    assert settings.runtime_settings(str(mine)).fmt == "tflite"
+    # an explicit --format tflite is the user's choice: not replaced
+    monkeypatch.setattr(runners, "tflite_available", lambda: False)
+    assert settings.runtime_settings(str(mine), fmt="tflite").fmt == "tflite"

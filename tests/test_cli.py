@@ -204,7 +204,7 @@ def test_runtime_imports_no_training_stack():
     module, so pickle is allowed exactly when bare numpy loads it; edge_ser never imports it (checked below)."""
     baseline = _loaded("import numpy")
     assert set(baseline) <= {"pickle"}
-    assert _loaded("import edge_ser.cli, edge_ser.models, edge_ser.stream, edge_ser.sources") == baseline
+    assert _loaded("import edge_ser.cli, edge_ser.registry, edge_ser.stream, edge_ser.sources") == baseline
 
 
 def test_runtime_classify_imports_no_training_stack(tiny_models, clips):

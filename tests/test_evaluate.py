@@ -105,12 +105,21 @@ def test_metrics_scores_and_mean_std():
     assert abs(ms["accuracy"]["mean"] - 0.6) < 1e-9 and abs(ms["accuracy"]["std"] - 0.1) < 1e-9
 
 
-def test_missing_train_extra_says_how_to_install(monkeypatch, capsys):
+_WITHOUT_TRAINING = ("import sys, importlib.metadata as md\n"
+                     "md.entry_points = lambda **k: []  # as on a runtime-only install: no edge_ser.commands plugin\n"
+                     "from edge_ser.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "export", "pseudo-label"])
+def test_without_the_training_distribution_training_commands_say_what_to_install(command):
+    import subprocess
     import sys
-    monkeypatch.setitem(sys.modules, "sklearn", None)  # as if scikit-learn were not installed
-    assert main(["evaluate", "--model", "x", "--data", "."]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and "pip install 'edge-ser[train]'" in err and err.count("\n") == 1
+    r = subprocess.run([sys.executable, "-c", _WITHOUT_TRAINING, command, "--model", "x", "--data", "."],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and r.stdout == ""
+    assert r.stderr.startswith(f"error: 'edge-ser {command}' is a training command") and "pip install edge-ser-train" in r.stderr
+    h = subprocess.run([sys.executable, "-c", _WITHOUT_TRAINING, "--help"], capture_output=True, text=True, timeout=60)
+    assert h.returncode == 0 and "classify" in h.stdout and command not in h.stdout.split("Commands:")[1]
 
 
 @pytest.mark.integration

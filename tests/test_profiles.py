@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, run_cli
-from edge_ser import profiles, registry as models
+from edge_ser import profiles, registry as models, settings
 from edge_ser.errors import UserError
 from edge_ser.manifest import read_manifest, write_manifest
 
@@ -67,22 +67,22 @@ def test_firmware_profiles_folder_is_the_single_source():
 
 
 def test_defaults_without_a_profile():
-    s = profiles.runtime_settings(None)
+    s = settings.runtime_settings(None)
     assert (s.model, s.fmt, s.threads, s.hop_seconds, s.profile_name) == ("fine15-cnn", "onnx", 1, 0.5, None)
 
 
 def test_profile_values_and_explicit_overrides():
     p = profiles.load_profile("pi4b")
-    s = profiles.runtime_settings("pi4b")
+    s = settings.runtime_settings("pi4b")
     assert (s.model, s.threads, s.hop_seconds, s.profile_name) == (p.model, p.threads, p.hop_seconds, "pi4b")
-    s = profiles.runtime_settings("pi4b", model="basic6-rfc", fmt="onnx", threads=2, hop_seconds=0.25)
+    s = settings.runtime_settings("pi4b", model="basic6-rfc", fmt="onnx", threads=2, hop_seconds=0.25)
     assert (s.model, s.fmt, s.threads, s.hop_seconds) == ("basic6-rfc", "onnx", 2, 0.25)
     assert "overridden" in s.reason
 
 
 def test_profile_by_path(tmp_path):
     path = write_profile(tmp_path, "myboard", model="fine15-rfc")
-    s = profiles.runtime_settings(str(path))
+    s = settings.runtime_settings(str(path))
     assert s.profile_name == "myboard" and s.model == "fine15-rfc"
 
 
@@ -90,7 +90,7 @@ def test_profile_by_path(tmp_path):
                                  dict(profile=None, threads=0), dict(profile="pi4b", hop_seconds=-1)])
 def test_bad_profile_or_option_is_a_user_error(bad):
     with pytest.raises(UserError):
-        profiles.runtime_settings(**bad)
+        settings.runtime_settings(**bad)
 
 
 @pytest.mark.parametrize("text,message", [
@@ -116,7 +116,7 @@ def test_extra_profiles_folder(tmp_path, monkeypatch):
 
 def test_profile_folder_without_a_profile_says_so(tmp_path):
     with pytest.raises(profiles.ProfileError, match="folder has no profile.toml") as exc:
-        profiles.resolve_profile(str(tmp_path))
+        settings.resolve_profile(str(tmp_path))
     assert str(exc.value).startswith(f"{tmp_path}: ")
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -125,9 +125,9 @@ def test_profile_folder_without_a_profile_says_so(tmp_path):
         "(give a profile's .toml file or an installed bundle folder)\n"
     write_profile(tmp_path, "loose").rename(tmp_path / "profile.toml")  # a folder that is not a bundle
     with pytest.raises(profiles.ProfileError, match="not an installed bundle .* give .*profile.toml"):
-        profiles.resolve_profile(str(tmp_path))
+        settings.resolve_profile(str(tmp_path))
     with pytest.raises(profiles.ProfileError, match="no such profile file"):
-        profiles.resolve_profile(str(tmp_path / "absent.toml"))
+        settings.resolve_profile(str(tmp_path / "absent.toml"))
 
 
 def test_cli_profiles_list_show_and_unknown():
@@ -159,13 +159,14 @@ def ranked_models(tiny_models, tmp_path, monkeypatch):
         write_manifest(d, m)
     monkeypatch.setattr(models, "DEFAULT_MODELS_DIR", tmp_path / "no-defaults")
     monkeypatch.setenv(models.MODELS_ENV, str(root))
+    monkeypatch.setenv(settings.CalibrationCache.ENV, str(tmp_path / "calibration"))
     return root
 
 
 def test_auto_chooses_the_most_accurate_model_that_fits(ranked_models, tmp_path, monkeypatch):
     write_profile(tmp_path / "profiles", "roomy", latency=500.0, memory=2000.0, model="cnn-small")
     monkeypatch.setenv(profiles.PROFILES_ENV, str(tmp_path / "profiles"))
-    s = profiles.runtime_settings("auto:roomy")
+    s = settings.runtime_settings("auto:roomy")
     assert s.model == "cnn-accurate" and s.fmt == "tflite"
     assert "most accurate that fits" in s.reason and "balanced_accuracy (cv mean over folds) 0.610" in s.reason
     assert s.profile_name == "auto:roomy"
@@ -177,7 +178,7 @@ def test_auto_chooses_the_most_accurate_model_that_fits(ranked_models, tmp_path,
 def test_auto_with_an_impossible_budget_takes_the_cheapest_and_says_so(ranked_models, tmp_path, monkeypatch):
     write_profile(tmp_path / "profiles", "tiny", latency=1e-6, memory=2000.0, model="cnn-small")
     monkeypatch.setenv(profiles.PROFILES_ENV, str(tmp_path / "profiles"))
-    s = profiles.runtime_settings("auto:tiny")
+    s = settings.runtime_settings("auto:tiny")
     rows = s.choice["candidates"]
     assert not any(r["fits"] for r in rows)
     assert s.model == min(rows, key=lambda r: r["hop_ms_on_target"])["model"]
@@ -185,5 +186,25 @@ def test_auto_with_an_impossible_budget_takes_the_cheapest_and_says_so(ranked_mo
 
 
 def test_auto_respects_an_explicit_model(ranked_models):
-    s = profiles.runtime_settings("auto", model="cnn-small")
+    s = settings.runtime_settings("auto", model="cnn-small")
     assert s.model == "cnn-small" and [r["model"] for r in s.choice["candidates"]] == ["cnn-small"]
+
+
+def test_auto_caches_its_calibration_per_machine_and_model(ranked_models, tmp_path, monkeypatch):
+    """A second `--profile auto` reuses the measurements; a retrained model (other checksum) is measured again."""
+    from edge_ser import bench
+    first = settings.runtime_settings("auto", model="cnn-small")
+    assert len(list((tmp_path / "calibration").glob("*.json"))) == 1
+
+    def no_bench(*a, **k):
+        raise AssertionError("measured again")
+    monkeypatch.setattr(bench, "run", no_bench)
+    again = settings.runtime_settings("auto", model="cnn-small")
+    assert again.model == first.model and again.choice["candidates"] == first.choice["candidates"]
+    m = read_manifest(ranked_models / "cnn-small")
+    m.sha256 = {k: "0" * 64 for k in m.sha256}  # as if the model file had changed
+    key_before = settings.CalibrationCache.key(read_manifest(ranked_models / "cnn-small"), "tflite", 1, 0.5, 8.0)
+    assert settings.CalibrationCache.key(m, "tflite", 1, 0.5, 8.0) != key_before
+    monkeypatch.setenv("EDGE_SER_RECALIBRATE", "1")
+    with pytest.raises(AssertionError, match="measured again"):
+        settings.runtime_settings("auto", model="cnn-small")

@@ -180,7 +180,7 @@ def test_engine_any_chunking_same_events_in_order(engine, segments, sizes):
     for a, b in zip(chunked, whole):
         assert a.level_db == pytest.approx(b.level_db, abs=1e-6)
         if a.speech:
-            assert a.confidence == pytest.approx(b.confidence, abs=1e-4)
+            assert a.confidence == pytest.approx(b.confidence, abs=1.5e-4)  # both rounded to 4 decimals: one unit apart at most
 
 
 @settings(**SETTINGS)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from edge_ser.manifest import MODEL_FILES, read_manifest
 
-from . import metrics
+from . import metrics, model_card
 from .report import confusion_png
 from .train import TrainConfig, run
 
@@ -64,7 +64,7 @@ def _log(msg: str) -> None:
 
 
 def install(train_dir: Path, name: str) -> Path:
-    """Copy the deployable files (manifest + model files) into the package and verify them."""
+    """Copy the deployable files (manifest + model files) into the package, verify them, write the model card."""
     dest = ASSETS / name
     if dest.exists():
         shutil.rmtree(dest)
@@ -74,6 +74,7 @@ def install(train_dir: Path, name: str) -> Path:
         if (train_dir / fname).exists():
             shutil.copy(train_dir / fname, dest / fname)
     read_manifest(dest)  # hashes, frontend, labels
+    model_card.write(dest)
     return dest
 
 

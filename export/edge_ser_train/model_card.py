@@ -1,0 +1,155 @@
+"""MODEL_CARD.md beside a model, generated from its manifest (so it cannot drift from the model it describes).
+
+`make models` writes one for every shipped model; for models already installed:
+
+    python -m edge_ser_train.model_card edge_ser/assets/models/*       # rewrite the cards
+    python -m edge_ser_train.model_card --check edge_ser/assets/models/*   # exit 1 if a card is stale
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from edge_ser.manifest import MODEL_FILES, read_manifest
+
+CARD = "MODEL_CARD.md"
+
+# corpus -> (citation, licence of the audio, what the licence means for weights trained on it)
+CORPORA = {
+    "cremad": ("CREMA-D: H. Cao, D. G. Cooper, M. K. Keutmann, R. C. Gur, A. Nenkova, R. Verma, \"CREMA-D: "
+               "Crowd-sourced Emotional Multimodal Actors Dataset\", IEEE Transactions on Affective Computing, 2014",
+               "Open Database License v1.0 / Database Contents License v1.0"),
+    "ravdess": ("RAVDESS: S. R. Livingstone, F. A. Russo, \"The Ryerson Audio-Visual Database of Emotional Speech "
+                "and Song (RAVDESS)\", PLoS ONE 13(5), 2018", "CC BY-NC-SA 4.0 (non-commercial, share-alike)"),
+    "esd": ("ESD: K. Zhou, B. Sisman, R. Liu, H. Li, \"Emotional Voice Conversion: Theory, Databases and ESD\", "
+            "Speech Communication, 2022", "research use only (non-commercial)"),
+    "emovo": ("EMOVO: G. Costantini, I. Iaderola, A. Paoloni, M. Todisco, \"EMOVO Corpus: an Italian Emotional "
+              "Speech Database\", LREC 2014", "free for research use"),
+    "baved": ("BAVED: Basic Arabic Vocal Emotions Dataset (A. Aouf et al.)", "not for commercial use"),
+    "tess": ("TESS: K. Dupuis, M. K. Pichora-Fuller, Toronto Emotional Speech Set, University of Toronto, 2010",
+             "CC BY-NC-ND 4.0"),
+    "savee": ("SAVEE: S. Haq, P. J. B. Jackson, Surrey Audio-Visual Expressed Emotion database, 2009",
+              "free for research use"),
+    "emodb": ("EmoDB: F. Burkhardt, A. Paeschke, M. Rolfes, W. Sendlmeier, B. Weiss, \"A Database of German "
+              "Emotional Speech\", Interspeech 2005", "free for research use"),
+}
+
+TASKS = {
+    "fine15": "five emotions (angry, sad, happy, disgust, fear) x three intensities (low, medium, high)",
+    "fine16": "neutral + five emotions x three intensities",
+    "basic6": "six basic emotions (neutral, happy, sad, angry, fear, disgust)",
+    "emotion5": "five emotions without intensity",
+    "ravdess8": "the eight RAVDESS emotions",
+}
+
+
+def _pct(x) -> str:
+    return "–" if x is None else f"{100 * float(x):.1f} %"
+
+
+def _mean_std(metrics: dict, key: str) -> str:
+    v = metrics.get(key)
+    if isinstance(v, dict):
+        v, sd = v.get("mean"), v.get("std")
+    else:
+        sd = metrics.get(f"{key}_std")
+    if v is None:
+        return "–"
+    return _pct(v) + (f" ± {100 * float(sd):.1f}" if sd is not None else "")
+
+
+def render(model_dir: Path) -> str:
+    """The card's text for the model in ``model_dir`` (its manifest is read, not verified)."""
+    model_dir = Path(model_dir)
+    m = read_manifest(model_dir, verify=False)
+    met, trained = m.metrics or {}, m.trained_on or {}
+    files = []
+    for fmt in m.formats:
+        f = model_dir / MODEL_FILES[fmt]
+        size = f"{f.stat().st_size / 1024:.0f} KB" if f.is_file() else "missing"
+        q = (m.parity or {}).get(fmt, {}).get("quantize")
+        files.append(f"`{MODEL_FILES[fmt]}` ({size}{', ' + q + ' quantised' if q and q != 'none' else ''})")
+    corpora = list(trained.get("corpora", []))
+    details = {d.get("corpus"): d for d in trained.get("corpus_details", [])}
+    out = [f"# Model card: {m.name}", "",
+           f"Generated from `manifest.json` by `python -m edge_ser_train.model_card` (run by `make models`); "
+           "do not edit by hand.", "",
+           "## What it is", "",
+           f"- Task `{m.task}`: {TASKS.get(m.task, m.task)}; labels: {', '.join(f'`{x}`' for x in m.labels)}.",
+           f"- Kind `{m.kind}`; files: {', '.join(files)}; sha256 of each in the manifest (the runtime refuses a "
+           "file that does not match).",
+           f"- Input: 16 kHz mono, log-mel (n_fft {m.frontend_config.n_fft}, hop {m.frontend_config.hop_length}, "
+           f"{m.frontend_config.n_mels} mels) computed by `edge_ser.frontend`; features `{m.input.get('features')}` "
+           f"of shape {m.input.get('shape')}; window {m.window_seconds:g} s, scored every {m.hop_seconds:g} s.",
+           "- Speaker adaptation: inputs standardised by the statistics of the voice heard, shrunk toward the "
+           "training population's." if m.input.get("speaker_norm") else "- No speaker adaptation.",
+           "", "## Training data", ""]
+    for c in corpora:
+        d = details.get(c, {})
+        cite = CORPORA.get(c, (c, "see the corpus"))[0]
+        out.append(f"- {cite}: {d.get('clips', '?')} clips of {d.get('speakers', '?')} speakers in the copy trained on.")
+    out += [f"- Clips used for this task: {trained.get('task_clips', '?')} ({trained.get('train_clips', '?')} "
+            f"training, {trained.get('validation_clips', '?')} validation of "
+            f"{len(trained.get('validation_speakers', []))} held-out speakers); augmentation: "
+            f"{', '.join(trained.get('augment', [])) or 'none'}; seed {trained.get('seed', '?')}; pseudo-labelled "
+            f"clips: {trained.get('pseudo_labelled_clips', 0)}.",
+            "", "## Evaluation", "",
+            f"Protocol: {met.get('protocol_details') or met.get('protocol') or 'not recorded'}.", "",
+            "| measure | speaker-adapted | each clip alone |", "|---|---|---|"]
+    clip = met.get("clip_adapt", {})
+    for key in ("accuracy", "balanced_accuracy", "macro_f1"):
+        out.append(f"| {key.replace('_', ' ')} | {_mean_std(met, key)} | {_mean_std(clip, key) if clip else '–'} |")
+    val = met.get("validation", {})
+    if val:
+        out += ["", f"Final model on its validation speakers ({met.get('validation_protocol', '')}): accuracy "
+                f"{_pct(val.get('accuracy'))}, balanced accuracy {_pct(val.get('balanced_accuracy'))} "
+                f"(n = {val.get('n')})."]
+    parity = {k: v for k, v in (m.parity or {}).items() if isinstance(v, dict) and "top1_agreement" in v}
+    if parity:
+        out += ["", "Conversion parity against the trained model: " + "; ".join(
+            f"{k} ({v.get('quantize', 'none')}): top-1 agreement {_pct(v['top1_agreement'])}, max |diff| "
+            f"{float(v.get('max_abs_diff', 0)):.2g} on {v.get('n')} windows" for k, v in parity.items()) + "."]
+    out += ["", "These are cross-validated numbers on the training corpora's speakers; voices, rooms and corpora "
+            "the model never heard score lower (see `docs/results.md`).", "",
+            "## Intended use and limits", "",
+            "Coarse, real-time cues of a speaker's emotion for a companion robot's behaviour, as soft, smoothed "
+            "signals. Not for decisions about people (hiring, health, policing, lie detection). Trained on acted "
+            "emotion, which is exaggerated and clean; not validated for children, spontaneous speech, far-field or "
+            "noisy rooms or telephone audio. Several people in one `listen` session are adapted to as one voice.",
+            "", "## Licence of the weights", ""]
+    lic = [f"- {c}: {CORPORA.get(c, (c, 'see the corpus'))[1]}" for c in corpora]
+    out += lic + ["", "The weights derive from every corpus above: the most restrictive licence applies "
+                  "(non-commercial where any is). The code is Apache-2.0."]
+    return "\n".join(out) + "\n"
+
+
+def write(model_dir: Path) -> Path:
+    path = Path(model_dir) / CARD
+    path.write_text(render(model_dir))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("models", nargs="+", type=Path, help="model directories")
+    ap.add_argument("--check", action="store_true", help="only check that each card matches its manifest")
+    args = ap.parse_args(argv)
+    stale = []
+    for d in args.models:
+        if not (d / "manifest.json").is_file():
+            continue
+        if args.check:
+            card = d / CARD
+            if not card.is_file() or card.read_text() != render(d):
+                stale.append(str(d))
+        else:
+            print(write(d))
+    if stale:
+        print("stale or missing model cards: " + ", ".join(stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
