@@ -33,9 +33,8 @@ from .stream import Engine, Event, GateConfig, LoudestFrame, SmoothingConfig, St
 log = logging.getLogger("edge_ser.recognizer")
 
 __all__ = ["Recognizer", "Result", "Event", "StatusEvent", "choose_settings", "to_mono_float", "expand_paths",
-           "ADAPT_MODES", "FALLBACK_ORDER"]
+           "ADAPT_MODES"]
 
-FALLBACK_ORDER = ("fine15-cnn", "fine15-rfc", "basic6-cnn", "basic6-rfc")
 ADAPT_MODES = ("file", "together", "none")  # clips: each adapts to itself / all are one speaker / population stats
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".mp3", ".opus", ".caf", ".w64"}
 
@@ -50,24 +49,12 @@ FLOAT_PEAK_LIMIT = 4.0  # float samples far beyond full scale are integers in di
 
 def choose_settings(profile: str | None = None, model: str | os.PathLike | None = None, fmt: str | None = None,
                     threads: int | None = None, hop: float | None = None):
-    """`edge_ser.profiles.RuntimeSettings` for these choices, as ``listen``/``classify`` use them: explicit
-    options over the profile's, the defaults without a profile (``auto`` measures this machine); with neither a
-    model nor a profile, when the default model is not installed, the first installed of `FALLBACK_ORDER` (said in
-    the settings' ``reason``).  UserError for an unknown profile or a bad option."""
-    from .profiles import runtime_settings
-    from .registry import known_names
-    s = runtime_settings(profile, model=None if model is None else str(model), fmt=fmt, threads=threads,
-                         hop_seconds=hop)
-    if model is None and not profile:
-        installed = known_names()
-        if s.model not in installed:
-            fallback = next((n for n in FALLBACK_ORDER if n in installed), None)
-            if fallback is not None:
-                s.reason += f"; default {s.model} is not installed, using {fallback}"
-                s.model = fallback
-                if fmt is None:
-                    s.fmt = None  # whichever format the fallback model has (onnx first)
-    return s
+    """`edge_ser.settings.RuntimeSettings` for these choices, as ``listen``/``classify`` use them (the policy is
+    `edge_ser.settings.runtime_settings`: explicit options over the profile's, the defaults without a profile,
+    ``auto`` measures this machine).  UserError for an unknown profile or a bad option."""
+    from .settings import runtime_settings
+    return runtime_settings(profile, model=None if model is None else str(model), fmt=fmt, threads=threads,
+                            hop_seconds=hop)
 
 
 def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -176,7 +163,7 @@ class Recognizer:
     """Speech emotion recognition for a stream, the microphone or clips.
 
     ``model``: a model name (``edge-ser models``), a model directory or a loaded `edge_ser.model.Model`; None: the
-    profile's, else the default (``fine15-cnn``, or the first installed of `FALLBACK_ORDER`).  ``profile``: a
+    profile's, else the default (``fine15-cnn``, or the first installed of `edge_ser.settings.FALLBACK_ORDER`).  ``profile``: a
     firmware profile name, ``.toml`` file, bundle, or ``"auto"`` (measure this machine and choose).  ``hop``:
     seconds between events (None: the profile's, else 0.5).  ``format``/``threads``: ONNX or TFLite, inference
     threads.  ``adapt``: speaker adaptation of a stream (models trained with it).  ``gate``/``smoothing``: the
@@ -194,7 +181,7 @@ class Recognizer:
                                 or not 0 < hop <= 10):
             raise UserError(f"hop must be a number of seconds in (0, 10], got {hop!r}")
         if isinstance(model, Model):
-            from .profiles import DEFAULT_HOP_SECONDS, RuntimeSettings
+            from .settings import DEFAULT_HOP_SECONDS, RuntimeSettings
             self.settings = RuntimeSettings(model=str(model.path), fmt=model.format, threads=threads or 1,
                                             hop_seconds=hop or DEFAULT_HOP_SECONDS, profile_name=None,
                                             reason="model given")
