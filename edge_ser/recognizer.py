@@ -94,6 +94,8 @@ def to_mono_float(samples, what: str = "samples") -> np.ndarray:
     if isinstance(samples, (bytes, bytearray, memoryview, str)):
         raise InvalidAudio(f"{what} must be a numpy array of samples, not {type(samples).__name__} (raw 16-bit PCM "
                            "bytes: np.frombuffer(data, dtype='<i2'))")
+    if isinstance(samples, np.generic):
+        samples = np.asarray(samples)
     if not isinstance(samples, np.ndarray):
         if not isinstance(samples, (list, tuple)):
             raise InvalidAudio(f"{what} must be a numpy array of samples, not {type(samples).__name__}")
