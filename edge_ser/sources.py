@@ -347,6 +347,7 @@ class StderrCapture:
         self._saved = None
         self._thread = None
         self._old_stderr = None
+        self._handlers: list = []
 
     def start(self) -> "StderrCapture":
         if self._saved is not None:
@@ -368,6 +369,7 @@ class StderrCapture:
             self._old_stderr = sys.stderr
             sys.stderr = open(self._saved, "w", buffering=1, encoding=getattr(sys.stderr, "encoding", None) or "utf-8",
                               errors="backslashreplace", closefd=False)
+            self._handlers = _repoint_handlers(self._old_stderr, sys.stderr)  # log lines still reach the terminal
         self._thread = threading.Thread(target=self._pump, args=(r,), name="edge-ser-stderr", daemon=True)
         self._thread.start()
         return self
@@ -395,6 +397,7 @@ class StderrCapture:
                 sys.stderr.flush()
             except (ValueError, OSError):
                 pass
+            _repoint_handlers(sys.stderr, self._old_stderr, self._handlers)
             sys.stderr = self._old_stderr
             self._old_stderr = None
         os.dup2(self._saved, 2)  # closes the pipe's writing end: the pump reads EOF
@@ -403,6 +406,16 @@ class StderrCapture:
         if self._thread is not None:
             self._thread.join(timeout=1.0)
             self._thread = None
+
+
+def _repoint_handlers(old, new, handlers=None) -> list:
+    """Logging handlers writing to ``old`` (all of them, or those given) now write to ``new``; returns them."""
+    if handlers is None:
+        handlers = [h for lg in (logging.getLogger(), logging.getLogger("edge_ser")) for h in lg.handlers
+                    if isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) is old]
+    for h in handlers:
+        h.setStream(new)
+    return handlers
 
 
 # --- microphone ----------------------------------------------------------------------------------------
