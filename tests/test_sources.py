@@ -470,3 +470,41 @@ def test_cli_wait_device():
     assert states == ["waiting_for_device", "device_found"]
     proc = _fake_cli(["--duration", "1"], {"appear_after": 1.5})
     assert proc.returncode == 2 and "error: no audio input device found" in proc.stderr
+
+
+# --- a real recorder piped into listen --input - (PulseAudio's parec on a private server) --------------------
+
+from test_listen_pulse import SINK, pulse  # noqa: E402,F401  (the private PulseAudio server fixture)
+
+
+@pytest.mark.integration
+def test_parec_piped_into_listen_stdin(pulse):  # noqa: F811
+    """`parec --raw ... | edge-ser listen --input - --raw-format s16le --rate 48000 --channels 2`: a real recorder
+    (PulseAudio's, as arecord on ALSA) streams the sink's monitor at 48 kHz stereo while the speech sample plays into
+    the sink; listen hears it at real time and stops after --duration."""
+    recorder = subprocess.Popen(["parec", "-d", f"{SINK}.monitor", "--raw", "--format=s16le", "--rate=48000",
+                                 "--channels=2", "--latency-msec=50"], env=pulse, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL)
+    listen = subprocess.Popen([sys.executable, "-m", "edge_ser.cli", "listen", "--input", "-", "--raw-format",
+                               "s16le", "--rate", "48000", "--channels", "2", "--duration", "5", "--json", "--model",
+                               "fine15-cnn"], stdin=recorder.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=pulse, cwd=str(REPO), text=True)
+    recorder.stdout.close()  # listen holds the reading end
+    try:
+        header = listen.stderr.readline()
+        assert header.startswith("listening: stdin (raw s16le, 48000 Hz, 2 ch, resampled to 16000 Hz)"), header
+        time.sleep(0.7)
+        start = time.monotonic()
+        subprocess.run(["paplay", "--device", SINK, str(SAMPLE)], env=pulse, check=True, timeout=30)
+        assert time.monotonic() - start >= 2.0  # the clip played at real time
+        out, err = listen.communicate(timeout=60)
+    finally:
+        for p in (listen, recorder):
+            if p.poll() is None:
+                p.kill()
+    assert listen.returncode == 0, err
+    events = [json.loads(x) for x in out.splitlines()]
+    assert [e["t"] for e in events] == pytest.approx([0.5 * k for k in range(1, 11)])
+    assert sum(e["speech"] for e in events) >= 3, events
+    assert all(abs(e["ts"] - time.time()) < 30 for e in events)
+    assert "done: 5.0 s of audio" in err
