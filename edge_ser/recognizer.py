@@ -166,9 +166,9 @@ class Recognizer:
 
     ``model``: a model name (``edge-ser models``), a model directory or a loaded `edge_ser.model.Model`; None: the
     profile's, else the default (``fine15-cnn``, or the first installed of `edge_ser.settings.FALLBACK_ORDER`).
-    ``profile``: a firmware profile name, ``.toml`` file, bundle, or ``"auto"`` (measure this machine and choose).  ``hop``:
-    seconds between events (None: the profile's, else 0.5).  ``format``/``threads``: ONNX or TFLite, inference
-    threads.  ``adapt``: speaker adaptation of a stream (models trained with it).  ``gate``/``smoothing``: the
+    ``profile``: a firmware profile name, ``.toml`` file, bundle, or ``"auto"`` (measure this machine and choose).
+    ``hop``: seconds between events (None: the profile's, else 0.5).  ``format``/``threads``: ONNX or TFLite,
+    inference threads.  ``adapt``: speaker adaptation of a stream (models trained with it).  ``gate``/``smoothing``: the
     speech gate and score smoothing (`edge_ser.stream.GateConfig`, `SmoothingConfig`).
 
     Raises UserError (ModelError, ProfileError) for an unknown model or profile or a bad option.
@@ -265,8 +265,9 @@ class Recognizer:
         InvalidAudio (a ValueError) for anything that is not audio, with a short message.
         """
         now = time.time() if timestamp is None else float(timestamp)
-        rate = check_rate(sample_rate)
-        y = to_mono_float(samples)
+        return self._feed(to_mono_float(samples), check_rate(sample_rate), now)
+
+    def _feed(self, y: np.ndarray, rate: int, now: float) -> list[Event]:
         events: list[Event] = []
         if rate != self._rate:
             events += self._feed_engine(self._drain())  # the old rate's resampler tail
@@ -301,7 +302,7 @@ class Recognizer:
 
     def events(self, source, duration: float | None = None) -> Iterator[Event | StatusEvent]:
         """Events from a source of audio blocks at the model's rate (`edge_ser.sources`: a file, stdin, the
-        microphone; or any iterable of float32 blocks), with the source's StatusEvents between them when it has
+        microphone; or any iterable of mono float blocks in [-1, 1]; NaN/inf samples become 0/±1), with the source's StatusEvents between them when it has
         ``stream()``.  Stops after ``duration`` seconds of audio (events every hop) or at the end of the source,
         where a partial last hop gives one more event.  The stream starts at audio time 0 (`reset`)."""
         self.reset()
@@ -316,11 +317,14 @@ class Recognizer:
                     self._publish(item)
                     yield item
                     continue
-                block = np.asarray(item)
+                block = np.asarray(item, dtype=np.float32).reshape(-1)
                 if limit is not None:
                     block = block[:max(0, limit - fed)]
                 fed += len(block)
-                yield from self.feed(block, self.sample_rate, timestamp=getattr(source, "last_block_time", None))
+                if block.size and not np.all(np.isfinite(block)):  # a driver's glitch: never the end of listen
+                    block = np.nan_to_num(block, nan=0.0, posinf=1.0, neginf=-1.0)
+                stamp = getattr(source, "last_block_time", None)
+                yield from self._feed(block, self.sample_rate, time.time() if stamp is None else stamp)
                 if limit is not None and fed >= limit:
                     return
             yield from self.flush()

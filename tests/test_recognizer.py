@@ -286,6 +286,9 @@ def test_events_from_a_source(rec_factory, speech):
     assert status["t"] == 1.0 and abs(status["ts"] - time.time()) < 5
     assert [i.t for i in items if not isinstance(i, StatusEvent)] == [0.5, 1.0, 1.5, 2.0]
     assert list(rec.events(iter([speech[:16000]]), duration=0.5))[-1].t == 0.5
+    glitch = speech[:8000].copy()
+    glitch[100:200] = np.nan  # a driver's bad block: listen goes on
+    assert [e.t for e in rec.events(iter([glitch, speech[8000:16000]]))] == [0.5, 1.0]
 
 
 # --- the package's import ------------------------------------------------------------------------------------
