@@ -17,6 +17,8 @@ environment variable ``FAKE_SD`` (JSON), or call `configure(dict)` in-process:
 ``appear_after``     wall seconds after `configure` before the devices are plugged in (none before: --wait-device)
 ``chatter``          a line written to file descriptor 2 (as ALSA/JACK do) on every ``InputStream`` open and
                      ``_initialize``, from C code's point of view: straight to the descriptor, not through sys.stderr
+``thread_chatter``   a line written to file descriptor 2 from the audio thread after the first block of each stream
+                     (as ALSA's "overrun occurred" comes from PortAudio's thread)
 
 The audio is a 220 Hz harmonic tone with 4 Hz syllable-like modulation at -12 dBFS.  ``STATE`` counts opens,
 blocks and overflows for the tests.
@@ -182,6 +184,8 @@ class InputStream:
             flag = every > 0 and STATE["blocks"] % every == 0
             STATE["overflows"] += flag
             self.callback(data, self.blocksize, None, CallbackFlags(input_overflow=flag))
+            if pos == 0 and CONFIG.get("thread_chatter"):
+                os.write(2, (CONFIG["thread_chatter"] + "\n").encode())
             pos += self.blocksize
             STATE["audio_seconds"] = seconds + self.blocksize / self.samplerate
             delay = t0 + pos / self.samplerate / speed - time.monotonic()
