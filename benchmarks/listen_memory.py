@@ -47,14 +47,16 @@ def _child(args: dict) -> int:
     """Run ``edge-ser listen`` in this process with stage marks (nothing of edge_ser is imported before)."""
     import atexit
     _mark("start")
-    from edge_ser import registry as models, stream
+    from edge_ser import recognizer, registry as models, stream
 
-    load_model, engine_init, engine_events = models.load_model, stream.Engine.__init__, stream.Engine.events
+    load_model, engine_init = models.load_model, stream.Engine.__init__
+    engine_events = recognizer.Recognizer.events  # what `listen` streams through
 
     def hooked_load(spec, fmt=None, threads=1):
         _mark("cli parsed")
         if fmt == "tflite":
-            models._tflite_interpreter_class()
+            from edge_ser import runners
+            runners._tflite_interpreter_class()
         else:
             import onnxruntime  # noqa: F401  (load_model imports it first thing for an ONNX model)
         _mark("runtime imported")
@@ -77,7 +79,7 @@ def _child(args: dict) -> int:
 
     models.load_model = hooked_load
     stream.Engine.__init__ = hooked_init
-    stream.Engine.events = hooked_events
+    recognizer.Recognizer.events = hooked_events
     atexit.register(_mark, "exit")
     sys.argv = ["edge-ser", "listen", "--input", args["wav"], "--fast", "--json", "--quiet", "--model",
                 args["model"], "--threads", str(args.get("threads", 1))] + (

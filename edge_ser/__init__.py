@@ -1,4 +1,15 @@
-"""edge-ser: speech emotion recognition runtime for companion robots."""
+"""edge-ser: speech emotion recognition runtime for companion robots.
+
+The public API, imported on first use (``import edge_ser`` itself stays light, so the CLI starts fast)::
+
+    import edge_ser
+    rec = edge_ser.Recognizer()                    # model, profile, hop; see edge_ser.recognizer
+    events = rec.feed(samples, sample_rate=48000)  # Event objects; rec.listen() also yields StatusEvent
+    result = rec.classify("clip.wav")              # a Result
+    model = edge_ser.load_model("fine15-cnn")      # a verified model, for lower-level use
+
+See docs/python.md.
+"""
 import os as _os
 
 __version__ = "0.1.0"
@@ -10,3 +21,32 @@ __version__ = "0.1.0"
 # set per model (--threads).
 for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     _os.environ.setdefault(_var, "1")
+
+# public name -> module that defines it (imported when the name is first used)
+_LAZY = {
+    "Recognizer": "recognizer",
+    "Result": "recognizer",
+    "Event": "stream",
+    "StatusEvent": "stream",
+    "GateConfig": "stream",
+    "SmoothingConfig": "stream",
+    "load_model": "registry",
+    "UserError": "errors",
+    "InvalidAudio": "errors",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'edge_ser' has no attribute {name!r}")
+    import importlib
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

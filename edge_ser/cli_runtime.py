@@ -16,9 +16,6 @@ import typer
 from .cli import app
 from .errors import UserError
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".mp3", ".opus", ".caf", ".w64"}
-
-
 def _json_line(obj) -> None:
     print(json.dumps(obj, default=str), flush=True)
 
@@ -27,26 +24,6 @@ def _bar(p: float | None, width: int = 10) -> str:
     p = 0.0 if p is None else min(1.0, max(0.0, p))
     full = int(round(p * width))
     return "#" * full + "." * (width - full)
-
-
-def _settings(profile, model, fmt, threads, hop=None):
-    from .settings import runtime_settings
-    return runtime_settings(profile, model=model, fmt=fmt, threads=threads, hop_seconds=hop)
-
-
-def _expand(paths: List[Path]) -> List[Path]:
-    """Files as given; a directory stands for the audio files under it (sorted)."""
-    out = []
-    for p in paths:
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES)
-            out.extend(found or [p])  # an empty directory is reported as an error below
-        else:
-            out.append(p)
-    return out
-
-
-ADAPT_MODES = ("file", "together", "none")
 
 
 @app.command("classify")
@@ -66,58 +43,31 @@ def classify_cmd(
 ):
     """Predict the emotion (and intensity) of whole audio files; a file with nothing as loud as listen's speech
     gate requires (-55 dBFS) is reported as silence."""
-    from .registry import load_model
-    from .stream import GateConfig, LoudestFrame
+    from .recognizer import ADAPT_MODES, Recognizer
 
     if adapt not in ADAPT_MODES:
         raise UserError(f"--adapt must be one of {', '.join(ADAPT_MODES)}, got {adapt!r}")
-    s = _settings(profile, model, fmt, threads)
-    m = load_model(s.model, fmt=s.fmt, threads=s.threads)
+    rec = Recognizer(model, profile, format=fmt, threads=threads, warmup=False)
+    m, s = rec.model, rec.settings
     if profile:  # what the profile chose, and why (stderr: stdout stays one result per file)
         print(f"model {m.name} ({m.format}, {s.threads} thread(s)) [{s.reason}]", file=sys.stderr, flush=True)
-    files = list(_expand(paths))
-    shared = None
-    if adapt == "together" and m.speaker_norm is not None:
-        shared = m.speaker_stats()
-        for path in files:
-            try:
-                if not path.is_dir():
-                    own, loudest = m.speaker_stats(), LoudestFrame()
-                    m.adapt_file(path, own, listener=loudest)
-                    if loudest.level_db > GateConfig().min_level_db:  # a silent file says nothing of the voice
-                        shared.merge(own)
-            except UserError:
-                pass  # reported below, when the file is classified
     failed = 0
-    for path in files:
-        try:
-            if path.is_dir():
-                raise UserError(f"{path}: no audio files in this directory")
-            # block by block: bounded memory for any length; the loudest frame is measured alongside
-            loudest = LoudestFrame()
-            probs, seconds = m.classify_file(path, stats=shared, update=adapt == "file", listener=loudest)
-        except UserError as exc:
+    min_level = rec.engine.gate.config.min_level_db
+    for path, r in rec.classify_files(paths, adapt=adapt):
+        if isinstance(r, UserError):
             failed += 1
-            print(f"error: {exc}", file=sys.stderr, flush=True)
+            print(f"error: {r}", file=sys.stderr, flush=True)
             continue
-        level = loudest.level_db
-        silent = not level > GateConfig().min_level_db  # no frame the speech gate could call active: no emotion
-        result = dict.fromkeys(("label", "emotion", "intensity", "confidence", "scores")) if silent \
-            else m.describe(probs)
-        duration = round(seconds, 3)
         if as_json:
-            _json_line({"path": str(path), **{k: result[k] for k in ("label", "emotion", "intensity",
-                                                                     "confidence", "scores")},
-                        "silent": silent, "loudest_dbfs": round(level, 1), "model": m.name, "format": m.format,
-                        "duration_s": duration, "adapt": adapt if m.speaker_norm is not None else None})
-        elif silent:
-            print(f"{path}: {'silence':14} nothing above {GateConfig().min_level_db:g} dBFS (loudest {level:.1f}; "
-                  f"{duration:.1f} s, {m.name}/{m.format})", flush=True)
+            _json_line(r.to_dict())
+        elif r.silent:
+            print(f"{path}: {'silence':14} nothing above {min_level:g} dBFS (loudest {r.loudest_dbfs:.1f}; "
+                  f"{r.duration_s:.1f} s, {r.model}/{r.format})", flush=True)
         else:
-            second = sorted(result["scores"].items(), key=lambda kv: -kv[1])[1]
-            what = result["emotion"] + (f" {result['intensity']}" if result["intensity"] else "")
-            print(f"{path}: {what:14} {_bar(result['confidence'])} {result['confidence']:.2f}  "
-                  f"(next: {second[0]} {second[1]:.2f}; {duration:.1f} s, {m.name}/{m.format})", flush=True)
+            second = sorted(r.scores.items(), key=lambda kv: -kv[1])[1]
+            what = r.emotion + (f" {r.intensity}" if r.intensity else "")
+            print(f"{path}: {what:14} {_bar(r.confidence)} {r.confidence:.2f}  "
+                  f"(next: {second[0]} {second[1]:.2f}; {r.duration_s:.1f} s, {r.model}/{r.format})", flush=True)
     if failed:
         raise typer.Exit(2)
 
@@ -131,59 +81,82 @@ def _event_line(e) -> str:
             f"  {e.latency_ms:5.1f} ms")
 
 
+def _status_line(status) -> str:
+    """A status on stderr: ``listening: ...`` when things are well again, else ``warning: ...``."""
+    from .sources import RECOVERY_STATES
+    return f"{'listening' if status.state in RECOVERY_STATES else 'warning'}: {status.message}"
+
+
 @app.command("listen")
 def listen_cmd(
-    input: Optional[Path] = typer.Option(None, "--input", "-i", help="Replay this audio file instead of the "
-                                         "microphone (real time; --fast: as fast as possible)."),
+    input: Optional[str] = typer.Option(None, "--input", "-i", help="Replay this audio file instead of the "
+                                        "microphone (real time; --fast: as fast as possible), or '-' to read a "
+                                        "WAV stream (or raw PCM, see --raw-format) from stdin as it comes, e.g. "
+                                        "`arecord -f S16_LE -r 16000 -c 1 | edge-ser listen --input -`."),
     device: Optional[str] = typer.Option(None, "--device", "-d", help="Input device index or name substring "
                                          "(see `edge-ser devices`). Default: the system's default input."),
+    wait_device: bool = typer.Option(False, "--wait-device", help="Wait for the microphone (--device, or any) to "
+                                     "appear instead of exiting when there is none, and keep retrying one that "
+                                     "will not open."),
+    raw_format: Optional[str] = typer.Option(None, "--raw-format", help="With --input -: stdin is headerless PCM "
+                                             "of this sample format: s16le, s32le, f32le (also u8, s16be, s24le, "
+                                             "s32be, f32be, f64le)."),
+    rate: Optional[int] = typer.Option(None, "--rate", help="With --raw-format: sample rate in Hz (default "
+                                       "16000)."),
+    channels: Optional[int] = typer.Option(None, "--channels", help="With --raw-format: interleaved channels "
+                                           "(default 1; averaged)."),
     profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Firmware profile, or 'auto' to measure "
                                           "this machine and choose the model."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name or directory."),
     fmt: Optional[str] = typer.Option(None, "--format", help="onnx or tflite."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Inference threads (default 1)."),
     duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds of audio."),
-    fast: bool = typer.Option(False, "--fast", help="With --input: replay as fast as possible."),
+    fast: bool = typer.Option(False, "--fast", help="With --input FILE: replay as fast as possible."),
     hop: Optional[float] = typer.Option(None, "--hop", help="Seconds between events (default 0.5 or the "
                                         "profile's)."),
     adapt: bool = typer.Option(True, "--adapt/--no-adapt", help="Speaker adaptation (models trained with it): "
                                "standardise by the statistics of the speech heard so far in this session."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per line per hop."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line per hop, and one per status "
+                                 "({\"type\": \"status\", \"state\": ...}: device_lost, reconnecting, "
+                                 "reconnected, overflow, ...)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No header or summary on stderr."),
 ):
-    """Stream the microphone (or replay a file): every hop, is someone speaking, which emotion, how strongly."""
-    from .registry import load_model
-    from .stream import Engine
+    """Stream the microphone (or replay a file, or read stdin): every hop, is someone speaking, which emotion,
+    how strongly."""
+    from .recognizer import Recognizer
+    from .sources import RawFormat, open_source
+    from .stream import StatusEvent
 
     if duration is not None and not duration > 0:
         raise UserError("--duration must be positive")
     if hop is not None and not 0.05 <= hop <= 10:
         raise UserError("--hop must be between 0.05 and 10 seconds")
+    if input == "":
+        raise UserError("--input needs a file name, or '-' for stdin")
     if fast and input is None:
         raise UserError("--fast needs --input FILE (the microphone runs in real time)")
     if input is not None and device is not None:
         raise UserError("give either --input or --device, not both")
+    raw = None
+    if raw_format is not None or rate is not None or channels is not None:
+        if input != "-":
+            raise UserError("--raw-format/--rate/--channels describe headerless audio on stdin: use them with "
+                            "--input -")
+        if raw_format is None:
+            raise UserError("--rate/--channels need --raw-format (a WAV stream's header gives them)")
+        raw = RawFormat(raw_format, 16000 if rate is None else rate, 1 if channels is None else channels)
 
-    s = _settings(profile, model, fmt, threads, hop)
-    m = load_model(s.model, fmt=s.fmt, threads=s.threads)
-    engine = Engine(m, hop_seconds=s.hop_seconds, adapt=adapt)
+    rec = Recognizer(model, profile, hop, format=fmt, threads=threads, adapt=adapt)
+    m, s = rec.model, rec.settings
     say = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
-    if input is not None:
-        from .sources import FileSource
-        source = FileSource(input, realtime=not fast)
-        where = f"{input} ({source.duration:.1f} s, {'fast' if fast else 'real time'})"
-    else:
-        from .sources import MicrophoneSource
-        source = MicrophoneSource(device, on_status=lambda msg: print(f"warning: {msg}", file=sys.stderr,
-                                                                      flush=True))
-        d = source.device
-        where = (f"input device {d['index']}: {d['name']} at {source.sample_rate} Hz"
-                 + ("" if source.sample_rate == 16000 else " resampled to 16000 Hz"))
-    say(f"listening: {where}; model {m.name} ({m.format}, {s.threads} thread(s)), hop {s.hop_seconds:g} s, "
+    source = open_source(input, device, raw=raw, realtime=not fast, wait_device=wait_device,
+                         target_rate=rec.sample_rate,
+                         **({} if input is not None else {"on_status": None, "capture_stderr": "always"}))
+    say(f"listening: {source.describe()}; model {m.name} ({m.format}, {s.threads} thread(s)), hop {rec.hop:g} s, "
         f"window {m.window_seconds:g} s"
         + ("" if m.speaker_norm is None else (", adapting to the speaker" if adapt else
                                               ", speaker adaptation off (--no-adapt)"))
-        + f" [{s.reason}]" + ("" if input is not None else "; Ctrl-C to stop"))
+        + f" [{s.reason}]" + ("" if input is not None and input != "-" else "; Ctrl-C to stop"))
 
     previous = signal.getsignal(signal.SIGTERM)
     if previous in (signal.SIG_DFL, None) and _main_thread():
@@ -194,7 +167,13 @@ def listen_cmd(
     started = time.monotonic()
     interrupted = False
     try:
-        for e in engine.events(source, duration):
+        for e in rec.events(source, duration):
+            if isinstance(e, StatusEvent):
+                if e.state != "backend":  # the audio library's own lines: in the JSON stream only
+                    print(_status_line(e), file=sys.stderr, flush=True)
+                if as_json:
+                    _json_line(e.to_dict())
+                continue
             n += 1
             latencies.append(e.latency_ms)
             if e.speech:
@@ -214,7 +193,7 @@ def listen_cmd(
     top = ", ".join(f"{lab} {c}" for lab, c in labels.most_common(3)) or "none"
     lat = sorted(latencies)
     p95 = lat[min(len(lat) - 1, int(0.95 * len(lat)))] if lat else 0.0
-    summary = (f"{'stopped' if interrupted else 'done'}: {engine.seconds:.1f} s of audio in "
+    summary = (f"{'stopped' if interrupted else 'done'}: {rec.engine.seconds:.1f} s of audio in "
                f"{time.monotonic() - started:.1f} s, {n} hops, {speech} with speech (most: {top}); "
                f"latency p95 {p95:.1f} ms; overflows {overflows}")
     restarts = getattr(getattr(source, "stats", None), "restarts", 0)

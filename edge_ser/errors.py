@@ -11,3 +11,9 @@ class ModelError(UserError):
 
 class AudioError(UserError):
     """Audio that cannot be decoded or used."""
+
+
+class InvalidAudio(AudioError, ValueError):
+    """Samples handed to the Python API that cannot be audio (a wrong dtype or shape, NaN/inf, a bad sample rate,
+    bytes instead of an array).  A ValueError too, so Python code can catch it as one; the message never holds
+    the samples."""

@@ -71,12 +71,33 @@ class Event:
     scores: dict | None = None
     level_db: float = -120.0
     noise_floor_db: float = -120.0
+    ts: float = field(default_factory=time.time)  # wall-clock UNIX time of the hop's end (see Recognizer.feed)
 
     def to_dict(self) -> dict:
-        return {"t": round(self.t, 3), "window": [round(self.window[0], 3), round(self.window[1], 3)],
+        return {"t": round(self.t, 3), "ts": round(self.ts, 3), "window": [round(self.window[0], 3), round(self.window[1], 3)],
                 "speech": self.speech, "label": self.label, "emotion": self.emotion, "intensity": self.intensity,
                 "confidence": self.confidence, "latency_ms": round(self.latency_ms, 2), "scores": self.scores,
                 "level_db": round(self.level_db, 1), "noise_floor_db": round(self.noise_floor_db, 1)}
+
+
+@dataclass
+class StatusEvent:
+    """Something about the stream rather than the speech: ``state`` is ``device_lost``, ``reconnecting``,
+    ``reconnected``, ``overflow``, ``waiting_for_device``, ``device_found``, ``backend`` (a line the audio
+    library printed), ...; ``message`` says it in words; ``t`` is the audio time when it happened (None before any
+    audio), ``ts`` the wall-clock UNIX time; ``details`` adds state-specific fields (counts, delays)."""
+
+    state: str
+    message: str = ""
+    t: float | None = None
+    ts: float = field(default_factory=time.time)
+    details: dict = field(default_factory=dict)
+
+    speech = False  # so code that looks at ``event.speech`` treats a status as "no speech"
+
+    def to_dict(self) -> dict:
+        return {"type": "status", "state": self.state, "message": self.message,
+                "t": None if self.t is None else round(self.t, 3), "ts": round(self.ts, 3), **self.details}
 
 
 class SpeechGate:

@@ -90,8 +90,19 @@ def listen(capsys, rfc, *args, interrupt_after: float | None = None):
         if clock is not None:
             clock.stop()
     out, err = capsys.readouterr()
-    events = [json.loads(line) for line in out.splitlines()]
-    return rc, events, err
+    return rc, split_statuses(json.loads(line) for line in out.splitlines()), err
+
+
+class Events(list):
+    """The hop events of a JSON stream; ``statuses``: its status objects (``"type": "status"``), in order."""
+    statuses: list
+
+
+def split_statuses(objects) -> Events:
+    objects = list(objects)
+    events = Events(o for o in objects if o.get("type") != "status")
+    events.statuses = [o for o in objects if o.get("type") == "status"]
+    return events
 
 
 def assert_hops(events, n=None, hop=0.5):
@@ -268,7 +279,8 @@ def test_signal_in_a_subprocess_exits_0_with_a_summary(rfc, sig):
             line = proc.stdout.readline()
             if not line:
                 break
-            lines.append(json.loads(line))
+            if json.loads(line).get("type") != "status":
+                lines.append(json.loads(line))
         assert len(lines) == 4, proc.stderr.read() if proc.poll() is not None else "no events"
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=30)
@@ -278,7 +290,7 @@ def test_signal_in_a_subprocess_exits_0_with_a_summary(rfc, sig):
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("stopped: "), err
-    assert_hops(lines + [json.loads(x) for x in out.splitlines()])
+    assert_hops(lines + split_statuses(json.loads(x) for x in out.splitlines()))
 
 
 # --- the real path: PortAudio -> ALSA -> PulseAudio, with the sound server killed mid-stream -------------------
@@ -347,7 +359,8 @@ def test_pulseaudio_killed_and_restarted_mid_stream(rfc):
             proc.kill()
         _pulse_kill(root, signal.SIGTERM)
         shutil.rmtree(root, ignore_errors=True)
-    events = [json.loads(first)] + [json.loads(x) for x in out.splitlines()]
+    everything = split_statuses(json.loads(x) for x in [first, *out.splitlines()])
+    events = list(everything)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     ours = [line for line in err.splitlines() if line.startswith(("warning: ", "stopped: "))]

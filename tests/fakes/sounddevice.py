@@ -14,6 +14,11 @@ environment variable ``FAKE_SD`` (JSON), or call `configure(dict)` in-process:
 ``back_after``       wall seconds after vanishing when the device comes back (null = never); it comes back at
                      the end of the device list, i.e. with a new index, as a re-plugged USB microphone does
 ``stall_after``      seconds of audio after which the stream stays "active" but delivers nothing (a hung driver)
+``appear_after``     wall seconds after `configure` before the devices are plugged in (none before: --wait-device)
+``chatter``          a line written to file descriptor 2 (as ALSA/JACK do) on every ``InputStream`` open and
+                     ``_initialize``, from C code's point of view: straight to the descriptor, not through sys.stderr
+``thread_chatter``   a line written to file descriptor 2 from the audio thread after the first block of each stream
+                     (as ALSA's "overrun occurred" comes from PortAudio's thread)
 
 The audio is a 220 Hz harmonic tone with 4 Hz syllable-like modulation at -12 dBFS.  ``STATE`` counts opens,
 blocks and overflows for the tests.
@@ -59,6 +64,15 @@ def configure(config: dict | None = None) -> None:
     STATE.update(opens=0, open_attempts=0, blocks=0, overflows=0, vanished_at=None, audio_seconds=0.0,
                  present=[dict(d) for d in devices], gone=[], initializations=0, opened_names=[])
     default.device = [CONFIG.get("default", 0), 0]
+    if CONFIG.get("appear_after") is not None:  # not plugged in yet: "comes back" after appear_after
+        STATE["gone"], STATE["present"] = STATE["present"], []
+        STATE["vanished_at"] = time.monotonic()
+        CONFIG["back_after"] = CONFIG["appear_after"]
+
+
+def _chatter() -> None:
+    if CONFIG.get("chatter"):
+        os.write(2, (CONFIG["chatter"] + "\n").encode())
 
 
 def _check_return() -> None:
@@ -72,6 +86,7 @@ def _check_return() -> None:
 
 def _initialize() -> None:
     STATE["initializations"] += 1
+    _chatter()
 
 
 def _terminate() -> None:
@@ -118,6 +133,7 @@ class InputStream:
     def __init__(self, samplerate=None, blocksize=None, device=None, channels=None, dtype=None, callback=None,
                  **kwargs):
         STATE["open_attempts"] += 1
+        _chatter()
         if STATE["open_attempts"] <= CONFIG.get("open_failures", 0):
             raise PortAudioError("Error opening InputStream: Device unavailable [PaErrorCode -9985]")
         check_input_settings(device, channels, dtype, None, samplerate)
@@ -168,6 +184,8 @@ class InputStream:
             flag = every > 0 and STATE["blocks"] % every == 0
             STATE["overflows"] += flag
             self.callback(data, self.blocksize, None, CallbackFlags(input_overflow=flag))
+            if pos == 0 and CONFIG.get("thread_chatter"):
+                os.write(2, (CONFIG["thread_chatter"] + "\n").encode())
             pos += self.blocksize
             STATE["audio_seconds"] = seconds + self.blocksize / self.samplerate
             delay = t0 + pos / self.samplerate / speed - time.monotonic()
