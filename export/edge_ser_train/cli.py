@@ -1,6 +1,7 @@
-"""Training commands (`train`, `evaluate`, `export`): thin wrappers around `export.*`, which needs the extra
-``train`` (scikit-learn, TensorFlow, converters).  `export` is imported inside each command body only, so the
-runtime never loads training code."""
+"""The training commands (`train`, `evaluate`, `export`; `pseudo-label` in `cli_ssl`): thin wrappers around
+`edge_ser_train.*`, added to the ``edge-ser`` command line through the entry-point group ``edge_ser.commands``
+(`register`).  The heavy modules (TensorFlow, scikit-learn) are imported inside each command body, so
+``edge-ser --help`` stays fast."""
 from __future__ import annotations
 
 import json
@@ -161,7 +162,7 @@ def train_cmd(
                                "`train`; any other folder is left alone)."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ):
-    """Train a model (needs the extra `train`): speaker-disjoint CV, final model, ONNX/TFLite export with parity."""
+    """Train a model: speaker-disjoint CV, final model, ONNX/TFLite export with parity."""
     data = _check_data(data)
     shipped = _recipe(recipe, task, model, augment) if recipe is not None else {}
     task = _check_task(shipped.get("task", task or "fine15"))
