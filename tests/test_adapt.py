@@ -78,7 +78,7 @@ def test_manifest_round_trip_and_invalid_specs(rng):
 @pytest.fixture(scope="module")
 def adapted(tmp_path_factory):
     """A basic6 RFC with speaker normalisation trained on a generated RAVDESS-layout corpus (2-fold CV)."""
-    pytest.importorskip("sklearn")
+    pytest.importorskip("edge_ser_train", reason="needs the training distribution (edge-ser-train)")
     from corpus_factory import make_ravdess
 
     from edge_ser_train.train import TrainConfig, run
