@@ -13,6 +13,9 @@ committed, and the tests never train.
     tiny-cnn        fine15, a two-convolution CNN on log-mel images, TFLite float32, dynamic batch
     tiny-cnn-int8   the same CNN, TFLite int8 (int8 input and output tensors), fixed batch 1
     tiny-cnn-dual   the same CNN in both formats: ONNX (tf2onnx) and TFLite float32
+    tiny-rfc-adapt  basic6, random forest with speaker normalisation (input.speaker_norm, manifest version 2),
+                    trained by edge_ser_train.train.run (2 actor folds) on a generated RAVDESS-layout corpus
+                    (tests/corpus_factory.py: make_ravdess, actors 1-6, 1.2 s tones), ONNX
 
 Fixed seeds everywhere, TensorFlow's deterministic ops and one thread: a rerun with the same library versions
 writes the same bytes (checked by tests/test_fixtures.py, marked slow).  The converters are the ones the shipped
@@ -36,7 +39,9 @@ from tones import SR, harmonic_tone, tone_dataset, tone_f0  # noqa: E402
 # The tiny models' frontend: small so that training them takes seconds.
 FRONTEND = dict(sample_rate=SR, n_fft=512, hop_length=256, n_mels=32, fmin=0.0, fmax=None, top_db=None)
 WINDOW_S = 1.0
-NAMES = ("tiny-rfc", "tiny-cnn", "tiny-cnn-int8", "tiny-cnn-dual")
+NAMES = ("tiny-rfc", "tiny-cnn", "tiny-cnn-int8", "tiny-cnn-dual", "tiny-rfc-adapt")
+# tiny-rfc-adapt's corpus (tests/test_adapt.py and tests/test_fixtures.py make the same one)
+ADAPT_CORPUS = dict(actors=(1, 2, 3, 4, 5, 6), seconds=1.2)
 # What the check on fresh tones uses (the same as tests/test_fixtures.py): one 1.7 s tone per class, seed 7.
 CHECK_SEED, CHECK_SECONDS, CHECK_AMP = 7, 1.7, 0.2
 
@@ -173,6 +178,47 @@ def build_cnns(out: Path) -> list[Path]:
     ]
 
 
+def build_rfc_adapt(out: Path) -> Path:
+    """basic6 RFC with speaker normalisation, trained by the training pipeline itself (edge_ser_train.train.run,
+    2 actor folds, no augmentation) on a generated RAVDESS-layout corpus; the runtime's files only (manifest and
+    model.onnx: the pickled native model stays behind)."""
+    import shutil
+    import tempfile
+
+    from corpus_factory import make_ravdess
+    from edge_ser.manifest import read_manifest, write_manifest
+    from edge_ser_train.train import TrainConfig, run
+
+    with tempfile.TemporaryDirectory(prefix="edge-ser-fixture-") as tmp:
+        base = Path(tmp)
+        old_cache = os.environ.get("EDGE_SER_CACHE")
+        os.environ["EDGE_SER_CACHE"] = str(base / "cache")  # a fresh feature cache: nothing from other runs
+        try:
+            corpus = make_ravdess(base / "ravdess", **ADAPT_CORPUS)
+            cfg = TrainConfig(task="basic6", kind="rfc", augment=(), folds=2, window_seconds=1.0,
+                              kind_options={"n_estimators": 20, "max_leaf_nodes": 30})
+            run([corpus], cfg, base / "out", log=lambda *a: None)
+        finally:
+            if old_cache is None:
+                os.environ.pop("EDGE_SER_CACHE", None)
+            else:
+                os.environ["EDGE_SER_CACHE"] = old_cache
+        m = read_manifest(base / "out", verify=True)
+        d = out / "tiny-rfc-adapt"
+        if d.exists():
+            shutil.rmtree(d)
+        d.mkdir(parents=True)
+        import onnx
+        proto = onnx.load(str(base / "out" / "model.onnx"))
+        proto.graph.name = "tiny_rfc_adapt"  # skl2onnx names the graph with a random uuid: the only difference
+        (d / "model.onnx").write_bytes(proto.SerializeToString())
+    m.name = "tiny-rfc-adapt"
+    m.trained_on = dict(m.trained_on, made_by="scripts/make_test_models.py", made_with=_versions(),
+                        corpus="generated RAVDESS layout (tests/corpus_factory.py make_ravdess, actors 1-6, 1.2 s)")
+    write_manifest(d, m)
+    return d
+
+
 def check(out: Path) -> dict:
     """Each model through the runtime loader (hashes verified), on fresh tones: top-1 hits out of n, per format."""
     from edge_ser.registry import load_model
@@ -183,6 +229,8 @@ def check(out: Path) -> dict:
         for fmt in formats:
             model = load_model(d, fmt=fmt)
             rng = np.random.default_rng(CHECK_SEED)
+            if name == "tiny-rfc-adapt":  # not trained on tests/tones.py's tones
+                continue
             n = len(model.labels) if model.manifest.task == "basic6" else 15
             hits = sum(int(np.argmax(model.classify_audio(harmonic_tone(tone_f0(c), CHECK_SECONDS, rng,
                                                                         amp=CHECK_AMP))) == c) for c in range(n))
@@ -199,6 +247,7 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     build_rfc(args.out)
     build_cnns(args.out)
+    build_rfc_adapt(args.out)
     print(json.dumps(check(args.out), indent=1))
     return 0
 

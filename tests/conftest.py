@@ -63,7 +63,8 @@ from tones import harmonic_tone, tone_dataset, tone_f0  # noqa: E402,F401
 # --- tiny real models ----------------------------------------------------------------------------------
 
 FIXTURE_MODELS = Path(__file__).resolve().parent / "fixtures" / "models"
-TINY_MODELS = {"rfc": "tiny-rfc", "cnn": "tiny-cnn", "cnn_int8": "tiny-cnn-int8", "cnn_dual": "tiny-cnn-dual"}
+TINY_MODELS = {"rfc": "tiny-rfc", "cnn": "tiny-cnn", "cnn_int8": "tiny-cnn-int8", "cnn_dual": "tiny-cnn-dual",
+               "rfc_adapt": "tiny-rfc-adapt"}
 
 
 @pytest.fixture(scope="session")
@@ -71,12 +72,23 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
     """Directories of the tiny real models committed in ``tests/fixtures/models/`` (made by
     ``scripts/make_test_models.py`` on synthetic tones; nothing is trained at test time, so a runtime-only install
     runs every test that uses them): ``rfc`` (ONNX, basic6), ``cnn`` (TFLite float32, fine15, dynamic batch),
-    ``cnn_int8`` (TFLite int8 tensors, fixed batch 1), ``cnn_dual`` (the float CNN as ONNX and TFLite).
+    ``cnn_int8`` (TFLite int8 tensors, fixed batch 1), ``cnn_dual`` (the float CNN as ONNX and TFLite),
+    ``rfc_adapt`` (ONNX, basic6, speaker-normalised, trained on ``adapt_corpus``'s clips).
 
     A session copy of the committed directories (same names, ~100 KB), so that no test can change the committed
     files; tests/test_fixtures.py checks the committed ones themselves."""
     root = tmp_path_factory.mktemp("tiny-models")
     return {key: Path(shutil.copytree(FIXTURE_MODELS / name, root / name)) for key, name in TINY_MODELS.items()}
+
+
+ADAPT_CORPUS = dict(actors=(1, 2, 3, 4, 5, 6), seconds=1.2)  # = scripts/make_test_models.py's
+
+
+@pytest.fixture(scope="session")
+def adapt_corpus(tmp_path_factory) -> Path:
+    """The generated RAVDESS-layout corpus ``tiny-rfc-adapt`` was trained on (tests/corpus_factory.py)."""
+    from corpus_factory import make_ravdess
+    return make_ravdess(tmp_path_factory.mktemp("adapt-corpus") / "ravdess", **ADAPT_CORPUS)
 
 
 @pytest.fixture
