@@ -78,7 +78,7 @@ def test_manifest_round_trip_and_invalid_specs(rng):
 @pytest.fixture(scope="module")
 def adapted(tmp_path_factory):
     """A basic6 RFC with speaker normalisation trained on a generated RAVDESS-layout corpus (2-fold CV)."""
-    pytest.importorskip("sklearn")
+    pytest.importorskip("edge_ser_train", reason="needs the training distribution (edge-ser-train)")
     from corpus_factory import make_ravdess
 
     from edge_ser_train.train import TrainConfig, run
@@ -92,6 +92,14 @@ def adapted(tmp_path_factory):
                           kind_options={"n_estimators": 20, "max_leaf_nodes": 30})
         result = run([corpus], cfg, out, log=lambda *a: None)
     return corpus, out, result
+
+
+@pytest.fixture(scope="module")
+def committed(tiny_models, adapt_corpus):
+    """The runtime's view of `adapted`: the committed ``tiny-rfc-adapt`` (scripts/make_test_models.py trains it as
+    `adapted` does, on the same generated corpus) and that corpus; no training, so a runtime-only install runs the
+    tests that only need a speaker-normalised model.  ``(corpus, model directory, None)``."""
+    return adapt_corpus, tiny_models["rfc_adapt"], None
 
 
 def test_training_writes_the_population_statistics_and_both_cv_regimes(adapted):
@@ -151,12 +159,12 @@ def test_evaluate_adapt_modes(adapted, capsys):
     assert "adapt must be one of" in capsys.readouterr().err
 
 
-def test_classify_adapt_modes(adapted, capsys):
+def test_classify_adapt_modes(committed, capsys):
     from edge_ser.audio import load_audio
     from edge_ser.cli import main
     from edge_ser.registry import load_model
 
-    corpus, out, _ = adapted
+    corpus, out, _ = committed
     files = sorted(str(p) for p in (corpus / "Actor_01").glob("*.wav"))[:4]
     model = load_model(out)
     outputs = {}
@@ -187,13 +195,13 @@ def test_classify_adapt_modes(adapted, capsys):
     assert "--adapt must be one of" in capsys.readouterr().err
 
 
-def test_engine_adapts_on_full_speech_windows_only_and_keeps_it_across_reset(adapted):
+def test_engine_adapts_on_full_speech_windows_only_and_keeps_it_across_reset(committed):
     from corpus_factory import tone
 
     from edge_ser.registry import load_model
     from edge_ser.stream import Engine
 
-    _, out, _ = adapted
+    _, out, _ = committed
     model = load_model(out)
     engine = Engine(model, hop_seconds=0.5, warmup=False)
     silence = np.zeros(16000 * 2, np.float32)
@@ -213,12 +221,12 @@ def test_engine_adapts_on_full_speech_windows_only_and_keeps_it_across_reset(ada
     assert off.adaptation is None
 
 
-def test_invalid_speaker_norm_in_a_manifest_is_a_model_error(adapted, tmp_path):
+def test_invalid_speaker_norm_in_a_manifest_is_a_model_error(committed, tmp_path):
     import shutil
 
     from edge_ser.registry import load_model
 
-    _, out, _ = adapted
+    _, out, _ = committed
     bad = tmp_path / "bad"
     shutil.copytree(out, bad)
     path = bad / "manifest.json"
@@ -229,7 +237,7 @@ def test_invalid_speaker_norm_in_a_manifest_is_a_model_error(adapted, tmp_path):
         load_model(bad)
 
 
-def test_classify_file_adapts_to_the_whole_file_whatever_its_length(adapted, tmp_path):
+def test_classify_file_adapts_to_the_whole_file_whatever_its_length(committed, tmp_path):
     """A file longer than one batch of windows (32) is still adapted to all of itself, like training's
     each-clip-alone regime and `classify_audio`."""
     import soundfile as sf
@@ -237,7 +245,7 @@ def test_classify_file_adapts_to_the_whole_file_whatever_its_length(adapted, tmp
 
     from edge_ser.registry import load_model
 
-    _, out, _ = adapted
+    _, out, _ = committed
     model = load_model(out)
     y = np.concatenate([tone(e, "high", 2.0, seed=k) for k, e in enumerate(["angry", "sad", "happy"] * 4)])
     path = tmp_path / "long.wav"
@@ -257,12 +265,12 @@ def test_classify_file_adapts_to_the_whole_file_whatever_its_length(adapted, tmp
     assert passes == [path]  # one batch: read once
 
 
-def test_manifest_version_is_the_oldest_that_describes_the_model(adapted, tmp_path):
+def test_manifest_version_is_the_oldest_that_describes_the_model(committed, tmp_path):
     import shutil
 
     from edge_ser.manifest import read_manifest, write_manifest
 
-    _, out, _ = adapted
+    _, out, _ = committed
     plain = tmp_path / "plain"
     shutil.copytree(out, plain)
     m = read_manifest(plain)

@@ -282,7 +282,7 @@ def _errors_name_each_bad_file(stderr: str, planted: dict) -> None:
 
 
 def test_evaluate_goes_on_past_bad_clips(ravdess_bad, rfc):
-    pytest.importorskip("sklearn", reason="evaluate needs the 'train' extra")
+    pytest.importorskip("edge_ser_train", reason="evaluate needs the training distribution (edge-ser-train)")
     root, planted = ravdess_bad
     proc = run_cli("evaluate", "--model", rfc, "--data", str(root), "--task", "basic6", "--json", timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]
@@ -297,7 +297,7 @@ def test_evaluate_goes_on_past_bad_clips(ravdess_bad, rfc):
 
 
 def test_train_goes_on_past_bad_clips(ravdess_bad, tmp_path):
-    pytest.importorskip("sklearn", reason="train needs the 'train' extra")
+    pytest.importorskip("edge_ser_train", reason="train needs the training distribution (edge-ser-train)")
     root, planted = ravdess_bad
     out = tmp_path / "model"
     proc = run_cli("train", "--data", str(root), "--task", "basic6", "--model", "rfc", "--out", str(out),
@@ -311,6 +311,7 @@ def test_train_goes_on_past_bad_clips(ravdess_bad, tmp_path):
 
 
 def test_pseudo_label_goes_on_past_bad_clips(tmp_path, bad, tiny_models):
+    pytest.importorskip("edge_ser_train", reason="pseudo-label needs the training distribution (edge-ser-train)")
     proc = run_cli("pseudo-label", "--help")
     if proc.returncode != 0:
         pytest.skip("no pseudo-label command yet")
@@ -330,7 +331,7 @@ def test_pseudo_label_goes_on_past_bad_clips(tmp_path, bad, tiny_models):
 
 
 def test_corpus_paths_with_non_ascii_names(tmp_path, rfc):
-    pytest.importorskip("sklearn", reason="evaluate needs the 'train' extra")
+    pytest.importorskip("edge_ser_train", reason="evaluate needs the training distribution (edge-ser-train)")
     root = make_ravdess(tmp_path / "Données émotion 日本" / "RAVDESS", actors=(1, 2))
     proc = run_cli("evaluate", "--model", rfc, "--data", str(root), "--task", "basic6", "--json", timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -524,7 +525,7 @@ def test_scan_catches_unpickling(tmp_path):
 
 def test_corpus_of_only_unreadable_clips(tmp_path, rfc):
     """Nothing readable: train and evaluate stop with one clear error line (exit 2), no traceback."""
-    pytest.importorskip("sklearn", reason="evaluate and train need the 'train' extra")
+    pytest.importorskip("edge_ser_train", reason="evaluate and train need the training distribution")
     root = tmp_path / "RAVDESS"
     for actor in (1, 2):
         for emo in ("04", "05"):
@@ -534,7 +535,7 @@ def test_corpus_of_only_unreadable_clips(tmp_path, rfc):
     proc = run_cli("evaluate", "--model", rfc, "--data", str(root), "--task", "basic6", timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == "error: no readable clips to evaluate"
-    pytest.importorskip("sklearn", reason="train needs the 'train' extra")
+    pytest.importorskip("edge_ser_train", reason="train needs the training distribution (edge-ser-train)")
     proc = run_cli("train", "--data", str(root), "--task", "basic6", "--model", "rfc", "--out",
                    str(tmp_path / "m"), "--augment", "none", env={"EDGE_SER_CACHE": str(tmp_path / "cache")},
                    timeout=300)
@@ -547,7 +548,7 @@ def test_long_recording_in_a_corpus(tmp_path, rfc):
     """A 3-minute file among the clips (the hour is covered by the classify test above, same code path):
     evaluate classifies it block by block (bounded memory); train reports it as too long for an utterance and goes
     on (instead of decoding it whole), exiting 2 at the end."""
-    pytest.importorskip("sklearn", reason="evaluate needs the 'train' extra")
+    pytest.importorskip("edge_ser_train", reason="evaluate needs the training distribution (edge-ser-train)")
     root = make_ravdess(tmp_path / "RAVDESS", actors=(1, 2, 3, 4))
     victim = sorted((root / "Actor_04").glob("*.wav"))[0]
     victim.unlink()
@@ -556,7 +557,7 @@ def test_long_recording_in_a_corpus(tmp_path, rfc):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout.splitlines()[-1])["n"] == 44
     assert peak < 400, f"evaluate peak RSS {peak:.0f} MB"
-    pytest.importorskip("sklearn", reason="train needs the 'train' extra")
+    pytest.importorskip("edge_ser_train", reason="train needs the training distribution (edge-ser-train)")
     out = tmp_path / "m"
     proc = run_cli("train", "--data", str(root), "--task", "basic6", "--model", "rfc", "--out", str(out),
                    "--augment", "none", env={"EDGE_SER_CACHE": str(tmp_path / "cache")}, timeout=600)

@@ -3,6 +3,7 @@ mistake is one `error:` line, exit 2, no traceback."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -280,3 +281,32 @@ def test_reader_closing_the_pipe_is_not_an_error(tiny_models, tmp_path):
     assert proc.wait(timeout=120) == 0, err
     assert json.loads(first)["t"] == 0.5
     assert "Traceback" not in err and "error" not in err, err
+
+
+def _training_installed() -> bool:
+    """Whether the training distribution is installed (its ``edge_ser.commands`` entry point and its package)."""
+    import importlib.util
+    from importlib.metadata import entry_points
+
+    from edge_ser.cli import COMMANDS_GROUP
+    return bool(list(entry_points(group=COMMANDS_GROUP))) and importlib.util.find_spec("edge_ser_train") is not None
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "export", "pseudo-label"])
+def test_training_commands_without_or_with_the_training_distribution(command, tmp_path):
+    """Runtime-only install: a training command answers one ``error:`` line naming what to install (exit 2, also
+    with its usual options), and ``--help`` lists the runtime commands only.  With edge-ser-train installed the
+    command is the real one (its --help shows its options)."""
+    if _training_installed():
+        proc = run_cli(command, "--help")
+        assert proc.returncode == 0 and "--model" in proc.stdout and "Traceback" not in proc.stderr, proc.stderr
+        return
+    proc = run_cli(command, "--data", str(tmp_path), "--task", "basic6", "--model", "rfc", "--out",
+                   str(tmp_path / "o"))
+    assert_user_error(proc, f"'edge-ser {command}' is a training command", "pip install edge-ser-train")
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not (tmp_path / "o").exists()
+    assert_user_error(run_cli(command, "--help"), "pip install edge-ser-train")
+    listing = run_cli("--help")
+    assert listing.returncode == 0 and "classify" in listing.stdout and "listen" in listing.stdout
+    assert not re.search(rf"^[\s│|]*{command}\s", listing.stdout, re.M), listing.stdout  # hidden

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("sklearn")
+pytest.importorskip("edge_ser_train", reason="needs the training distribution (edge-ser-train)")
 
 from corpus_factory import make_ravdess  # noqa: E402
 

@@ -1,7 +1,7 @@
 """edge_ser_train.corpora: every corpus recognised from its released layout, labels/speakers/sex, skipped files explained."""
 import pytest
 
-pytest.importorskip("sklearn")
+pytest.importorskip("edge_ser_train", reason="needs the training distribution (edge-ser-train)")
 
 from corpus_factory import make_cremad, make_emodb, make_ravdess, make_savee, make_tess  # noqa: E402
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-pytest.importorskip("sklearn")
+pytest.importorskip("edge_ser_train", reason="needs the training distribution (edge-ser-train)")
 
 from corpus_factory import make_cremad, make_ravdess  # noqa: E402
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-pytest.importorskip("sklearn")
+pytest.importorskip("edge_ser_train", reason="needs the training distribution (edge-ser-train)")
 
 from edge_ser_train.splits import actor_folds, check_disjoint, holdout, train_val_test  # noqa: E402
 

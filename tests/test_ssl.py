@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("sklearn")
+pytest.importorskip("edge_ser_train", reason="needs the training distribution (edge-ser-train)")
 
 from corpus_factory import CREMA_EMO, make_cremad, make_ravdess, tone, _write  # noqa: E402
 

@@ -7,7 +7,9 @@
 # 2. builds a Debian bookworm arm64 rootfs (Python 3.11, libsndfile, PortAudio) in $WORK/rootfs (cached);
 # 3. downloads the runtime's cp311 aarch64 wheels on the host (pip download --platform, binary only) plus an
 #    edge-ser wheel of this checkout, installs them in a venv inside the rootfs (pip --no-index: only those wheels);
-# 4. runs the runtime's tests inside the rootfs (tests needing the training extras skip themselves);
+# 4. runs the runtime's tests inside the rootfs: every test file of the checkout (RUNTIME_TESTS=all) with the tiny
+#    models committed in tests/fixtures/models/ (no training, no TensorFlow/scikit-learn anywhere); the training
+#    tests skip themselves (edge_ser_train is not installed there), librosa's parity tests too (no librosa);
 # 5. classifies the same clips with every shipped model and format on x86 and on aarch64 and compares
 #    (same top-1 label, max |score difference|).
 # Result: $WORK/result.json and the log.  Not part of CI.
@@ -20,8 +22,8 @@ SUITE="${SUITE:-bookworm}"
 MIRROR="${MIRROR:-http://deb.debian.org/debian}"
 HOST_PY="${HOST_PY:-$REPO/.venv/bin/python}"
 DATA="${EDGE_SER_DATA:-$REPO/../shared/data}"
-RUNTIME_TESTS="${RUNTIME_TESTS:-test_frontend.py test_audio.py test_features.py test_adapt.py test_models.py test_stream.py \
-test_sources.py test_cli.py test_profiles.py test_bundle.py test_bench.py test_bad_input.py}"
+# "all": every tests/test_*.py; or a list of file names (e.g. RUNTIME_TESTS="test_models.py test_fixtures.py")
+RUNTIME_TESTS="${RUNTIME_TESTS:-all}"
 
 log() { echo "[aarch64 $(date -u +%H:%M:%S)] $*"; }
 mkdir -p "$WORK"
@@ -64,7 +66,7 @@ log "downloading cp311 aarch64 wheels"
 "$HOST_PY" -m pip download -q --only-binary=:all: --python-version 3.11 \
     --platform manylinux_2_28_aarch64 --platform manylinux_2_27_aarch64 --platform manylinux_2_26_aarch64 \
     --platform manylinux2014_aarch64 --platform manylinux_2_17_aarch64 \
-    -d "$WHEELS" numpy scipy soundfile soxr onnxruntime ai-edge-litert sounddevice typer pytest hypothesis 2>&1 \
+    -d "$WHEELS" numpy soundfile soxr onnxruntime ai-edge-litert sounddevice typer pytest hypothesis 2>&1 \
     | grep -v '^WARNING: Location' || true
 ls "$WHEELS" | sed 's/^/    /'
 log "building the edge-ser wheel of $REPO"
@@ -90,32 +92,29 @@ else
     in_rootfs /bin/sh -c 'rm -rf /opt/venv && python3 -m venv /opt/venv &&
         /opt/venv/bin/pip install -q --no-index --find-links /wheels "edge-ser[tflite,mic]" pytest hypothesis'
 fi
-in_rootfs /opt/venv/bin/pip list 2>/dev/null | grep -iE 'edge|numpy|scipy|onnxruntime|litert|soundfile|typer' \
+in_rootfs /opt/venv/bin/pip list 2>/dev/null | grep -iE 'edge|numpy|onnxruntime|litert|soundfile|typer' \
     | sed 's/^/    /'
 
 # --- 4. the runtime's tests (the checkout's tests against the checkout's edge_ser/, with the arm64 wheels) -------------------------------------------------------------------------------------
 TESTS=""
-for t in $RUNTIME_TESTS; do [ -f "$ROOTFS/src/tests/$t" ] && TESTS="$TESTS tests/$t"; done
-log "pytest under qemu-aarch64:$TESTS"
-# The tests' tiny models need scikit-learn/TensorFlow to train: train them on the host (x86) and put them in the
-# rootfs's pytest cache under the key the arm64 conftest computes, so the model tests run on aarch64 too.
-TINY="$WORK/tiny-models"
-rm -rf "$TINY" && mkdir -p "$TINY"
-if (cd "$REPO/tests" && TF_CPP_MIN_LOG_LEVEL=3 PYTHONPATH="$REPO" "$HOST_PY" -c "
-import sys; from pathlib import Path; import conftest
-root = Path(sys.argv[1]); conftest.build_rfc(root / 'tiny-rfc'); conftest.build_cnn(root / 'tiny-cnn', root / 'tiny-cnn-int8')
-" "$TINY" > "$WORK/tiny-models.log" 2>&1); then
-    KEY="$(in_rootfs /bin/sh -c 'cd /src/tests && /opt/venv/bin/python -c "import conftest; print(conftest._tiny_models_key())"' 2>/dev/null | tail -1)"
-    if [ -n "$KEY" ]; then
-        mkdir -p "$ROOTFS/src/.pytest_cache/d/edge-ser-tiny-models/$KEY"
-        cp -r "$TINY"/* "$ROOTFS/src/.pytest_cache/d/edge-ser-tiny-models/$KEY/"
-        log "tiny test models (trained on x86) placed in the arm64 pytest cache ($KEY)"
-    fi
+if [ "$RUNTIME_TESTS" = all ]; then
+    for t in "$ROOTFS"/src/tests/test_*.py; do TESTS="$TESTS tests/$(basename "$t")"; done
 else
-    log "could not build the tiny test models on the host (see $WORK/tiny-models.log): those tests will skip"
+    for t in $RUNTIME_TESTS; do [ -f "$ROOTFS/src/tests/$t" ] && TESTS="$TESTS tests/$t"; done
 fi
+# The tests' tiny models are committed (tests/fixtures/models/, made by scripts/make_test_models.py): nothing is
+# trained on the host or in the rootfs.  Refuse to go on without them (a partial copy would only skip silently).
+for m in "$REPO"/tests/fixtures/models/*/; do
+    m="$(basename "$m")"
+    [ -f "$ROOTFS/src/tests/fixtures/models/$m/manifest.json" ] \
+        || { log "test fixture tests/fixtures/models/$m is not committed (the rootfs gets tracked files only)"; exit 1; }
+done
+if in_rootfs /opt/venv/bin/python -c 'import edge_ser_train' 2>/dev/null; then
+    log "the arm64 venv has edge_ser_train: it must be the runtime only"; exit 1
+fi
+log "pytest under qemu-aarch64:$TESTS"
 set +e
-in_rootfs /bin/sh -c "cd /src && EDGE_SER_DATA=/nonexistent /opt/venv/bin/python -m pytest -q $TESTS" \
+in_rootfs /bin/sh -c "cd /src && EDGE_SER_DATA=/nonexistent /opt/venv/bin/python -m pytest -q -rs $TESTS" \
     > "$WORK/pytest.log" 2>&1
 PYTEST_RC=$?
 set -e
@@ -148,7 +147,7 @@ py = subprocess.run(["chroot", str(root), "/usr/bin/env", "-i", "/opt/venv/bin/p
                      "import platform,sys; print(platform.machine(), sys.version.split()[0])"],
                     capture_output=True, text=True).stdout.strip()
 import time
-key = ("onnxruntime", "ai_edge_litert", "numpy", "scipy", "soundfile", "soxr", "sounddevice", "typer")
+key = ("onnxruntime", "ai_edge_litert", "numpy", "soundfile", "soxr", "sounddevice", "typer")
 result = {"recorded_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
           "rootfs": "Debian bookworm arm64 (debootstrap) under qemu-aarch64 user-mode emulation", "python": py,
           "key_wheels": [w for w in wheels if w.split("-")[0].lower() in key], "wheels": wheels, "pytest_rc": rc, "pytest_summary": summary,
