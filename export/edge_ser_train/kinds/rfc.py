@@ -95,8 +95,10 @@ class RFC:
         from skl2onnx.common.data_types import FloatTensorType
 
         n_feat = int(self.model.n_features_in_)
+        # a fixed graph name: skl2onnx draws a random one, which made the same forest a different file
         onx = convert_sklearn(self.model, initial_types=[("input", FloatTensorType([None, n_feat]))],
-                              options={id(self.model): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3})
+                              options={id(self.model): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3},
+                              name="edge_ser_rfc")
         # One output: the float32 class probabilities (the int64 label output is dropped).
         keep = [o for o in onx.graph.output if o.name == "probabilities"]
         del onx.graph.output[:]
