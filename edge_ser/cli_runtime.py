@@ -120,6 +120,17 @@ def listen_cmd(
                                  "({\"type\": \"status\", \"state\": ...}: device_lost, reconnecting, "
                                  "reconnected, overflow, ...)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No header or summary on stderr."),
+    mqtt: Optional[str] = typer.Option(None, "--mqtt", help="Also publish to MQTT: "
+                                       "mqtt://[user:pass@]host[:port]/prefix (PREFIX/event, retained PREFIX/state, "
+                                       "PREFIX/status, Home Assistant discovery). Extra: mqtt."),
+    serve: Optional[str] = typer.Option(None, "--serve", help="Serve the events on ws://HOST:PORT/events and a "
+                                        "live dashboard on http://HOST:PORT/ (HOST defaults to 127.0.0.1; "
+                                        "port 0: a free one). Extra: ws."),
+    token: Optional[str] = typer.Option(None, "--token", help="With --serve: every client must send this token "
+                                        "(?token=T or 'Authorization: Bearer T'); required for a non-loopback "
+                                        "HOST.", envvar="EDGE_SER_TOKEN", show_envvar=True),
+    ros2: bool = typer.Option(False, "--ros2", help="Also publish on ROS 2 topics /edge_ser/event and "
+                              "/edge_ser/state (std_msgs/String JSON; needs rclpy)."),
 ):
     """Stream the microphone (or replay a file, or read stdin): every hop, is someone speaking, which emotion,
     how strongly."""
@@ -179,14 +190,22 @@ def listen_cmd(
             if e.speech:
                 speech += 1
                 labels[e.label] += 1
+            if sinks:
+                d = e.to_dict()
+                sinks.publish(d)
+                for status in sinks.drain():  # the sinks' own status events (a broker lost, ...)
+                    _status_line(status, as_json)
             if as_json:
-                _json_line(e.to_dict())
+                _json_line(d if sinks else e.to_dict())
             else:
                 print(_event_line(e), flush=True)
     except KeyboardInterrupt:
         interrupted = True
     finally:
         source.close()
+        for status in sinks.drain():
+            _status_line(status, as_json)
+        sinks.close()
         if _main_thread():
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
     overflows = getattr(source, "overflows", 0)
@@ -199,8 +218,32 @@ def listen_cmd(
     restarts = getattr(getattr(source, "stats", None), "restarts", 0)
     if restarts:
         summary += f"; device restarts {restarts}"
+    if sinks.summary():
+        summary += "; " + sinks.summary()
     if not quiet or interrupted:
         print(summary, file=sys.stderr, flush=True)
+
+
+def _open_sinks(mqtt, serve, token, ros2, m, s, input, source):
+    """The sinks listen was asked for (a bad URL or address: UserError before anything runs)."""
+    from .sinks import FanOut, SinkOptions, open_sinks
+    if not (mqtt or serve or ros2 or token):
+        return FanOut()
+    device = getattr(source, "device", None)
+    info = {"model": m.name, "format": m.format, "profile": s.profile_name, "hop": s.hop_seconds,
+            "window": m.window_seconds, "labels": list(m.labels),
+            "input": str(input) if input is not None else (device or {}).get("name"),
+            "device": None if device is None else device.get("index")}
+    return open_sinks(SinkOptions(mqtt=mqtt, serve=serve, token=token, ros2=ros2), info)
+
+
+def _status_line(status: dict, as_json: bool) -> None:
+    """A status event: a JSON line with --json, else one line on stderr."""
+    if as_json:
+        _json_line(status)
+    else:
+        detail = " ".join(f"{k}={v}" for k, v in status.items() if k not in ("type", "state", "ts"))
+        print(f"status: {status.get('state')} {detail}".rstrip(), file=sys.stderr, flush=True)
 
 
 def _main_thread() -> bool:
