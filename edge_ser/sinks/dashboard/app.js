@@ -111,7 +111,7 @@
       text("floor-text", "floor " + fmt(floor, 1) + " dBFS");
     }
     if (level !== undefined && floor !== undefined) text("snr-text", fmt(level - floor, 1) + " dB above the floor");
-    const t1 = last.t, t0 = t1 - SPAN;
+    const t1 = Math.max(last.t, SPAN), t0 = t1 - SPAN;
     const pts = (key) => events.filter((e) => e.t >= t0 && e[key] !== undefined)
       .map((e) => ((e.t - t0) / SPAN * 600).toFixed(1) + "," + ((1 - x01(e[key])) * 120).toFixed(1)).join(" ");
     $("level-line").setAttribute("points", pts("level_db"));
@@ -169,7 +169,7 @@
     ol.textContent = "";
     for (const ev of events.slice(-12).reverse()) {
       const li = document.createElement("li");
-      li.className = "ev " + (ev.speech ? "speech" : "silence");
+      li.className = "ev " + (ev.speech ? "is-speech" : "is-silence");
       li.dataset.emotion = ev.emotion || "";
       const t = document.createElement("span"); t.className = "t"; t.textContent = fmt(ev.t, 1) + " s";
       const e = document.createElement("span"); e.className = "emo";
@@ -187,6 +187,12 @@
     text("counts", counts.events + " events, " + counts.speech + " with speech, " + counts.dropped + " dropped");
     const ol = $("status");
     ol.textContent = "";
+    if (!statuses.length) {
+      const li = document.createElement("li");
+      li.className = "none";
+      li.textContent = "no status events: input and sinks are fine";
+      ol.appendChild(li);
+    }
     for (const st of statuses.slice(-10).reverse()) {
       const li = document.createElement("li");
       const t = document.createElement("span"); t.className = "t";
