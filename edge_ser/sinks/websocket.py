@@ -196,15 +196,26 @@ class WebSocketSink(Sink):
     async def _serve(self, loop) -> None:
         from websockets.asyncio.server import serve
         self._stop = asyncio.Event()
-        async with serve(self._handle, self.host, self.port, process_request=self._process_request,
-                         server_header=None, compression=None, ping_interval=10, ping_timeout=10,
-                         close_timeout=1, max_size=4096) as server:
-            self.port = server.sockets[0].getsockname()[1]  # port 0: the one the system chose
-            self._loop = loop
-            self._ready.set()
-            await self._stop.wait()
-            server.close(close_connections=True)
-            await asyncio.wait_for(server.wait_closed(), timeout=2.0)
+        server = await serve(self._handle, self.host, self.port, process_request=self._process_request,
+                             server_header=None, compression=None, ping_interval=10, ping_timeout=10,
+                             close_timeout=1, max_size=4096)
+        self.port = server.sockets[0].getsockname()[1]  # port 0: the one the system chose
+        self._loop = loop
+        self._ready.set()
+        await self._stop.wait()
+        server.close(close_connections=True)  # closing handshakes, 1 s at most each ...
+        try:
+            await asyncio.wait_for(server.wait_closed(), timeout=1.5)
+        except asyncio.TimeoutError:  # ... a client that reads nothing gets no handshake: cut it off
+            for client in list(self._clients.values()):
+                client.ws.transport.abort()
+            try:
+                await asyncio.wait_for(server.wait_closed(), timeout=0.5)
+            except asyncio.TimeoutError:
+                pass
+        for task in asyncio.all_tasks(loop):
+            if task is not asyncio.current_task():
+                task.cancel()
 
     def _authorised(self, request) -> bool:
         if self.token is None:
@@ -243,7 +254,7 @@ class WebSocketSink(Sink):
                                              "ws: wss:; img-src 'self' data:")]), body)
 
     async def _handle(self, ws) -> None:
-        client = _Client(self.options.client_queue, self)
+        client = _Client(self.options.client_queue, self, ws)
         self._clients[id(client)] = client
         self.clients_total += 1
         try:
@@ -265,9 +276,9 @@ class WebSocketSink(Sink):
 class _Client:
     """One connected client's bounded queue: full, it drops its oldest message."""
 
-    def __init__(self, size: int, server: WebSocketSink):
+    def __init__(self, size: int, server: WebSocketSink, ws):
         self.queue: asyncio.Queue = asyncio.Queue(maxsize=size)
-        self.server = server
+        self.server, self.ws = server, ws
         self.dropped = self.dropped_unsent = 0
 
     def put(self, text: str) -> None:
