@@ -7,8 +7,8 @@
   network), ``/info``: the hello message as JSON.
 
 It binds 127.0.0.1 unless a host is given; any other address needs a token, which every request must then carry
-(``?token=T``, ``Authorization: Bearer T`` or ``X-Edge-Ser-Token: T``): without it the answer is 401 and nothing is
-streamed.  A token given on loopback is required too.
+(``?token=T``, ``Authorization: Bearer T``, ``X-Edge-Ser-Token: T``, or the cookie the page sets when it is opened
+with ``?token=T``): without it the answer is 401 and nothing is streamed.  A token given on loopback is required too.
 
 The server runs in its own thread with its own asyncio loop.  `publish` hands the message to that loop and returns;
 each client has a bounded queue, and a client too slow to keep up loses its oldest messages (counted, and told in a
@@ -27,6 +27,7 @@ import socket
 import threading
 from collections import deque
 from dataclasses import dataclass
+from http.cookies import CookieError, SimpleCookie
 from importlib import resources
 from typing import Optional
 from urllib.parse import parse_qs, urlsplit
@@ -37,6 +38,7 @@ from . import Sink, status_event
 log = logging.getLogger("edge_ser.sinks.websocket")
 
 DEFAULT_PORT = 8765
+COOKIE = "edge_ser_token"
 STATIC = {"/": "index.html", "/index.html": "index.html", "/app.js": "app.js", "/style.css": "style.css"}
 
 
@@ -226,6 +228,13 @@ class WebSocketSink(Sink):
             given = auth[7:].strip()
         if given is None:
             given = request.headers.get("X-Edge-Ser-Token")
+        if given is None:  # the page's own requests (app.js, style.css) carry the cookie set with the page
+            cookies = SimpleCookie()
+            try:
+                cookies.load(request.headers.get("Cookie", ""))
+            except CookieError:
+                pass
+            given = cookies[COOKIE].value if COOKIE in cookies else None
         return given is not None and hmac.compare_digest(given.encode(), self.token.encode())
 
     def _process_request(self, connection, request):
@@ -248,10 +257,12 @@ class WebSocketSink(Sink):
             kind += "; charset=utf-8" if kind.startswith("text/") or kind.endswith("javascript") else ""
         else:
             return connection.respond(404, "not found\n")
-        return Response(200, "OK", Headers([("Content-Type", kind), ("Content-Length", str(len(body))),
-                                            ("Cache-Control", "no-store"),
-                                            ("Content-Security-Policy", "default-src 'self'; connect-src 'self' "
-                                             "ws: wss:; img-src 'self' data:")]), body)
+        headers = Headers([("Content-Type", kind), ("Content-Length", str(len(body))), ("Cache-Control", "no-store"),
+                           ("Content-Security-Policy", "default-src 'self'; connect-src 'self' ws: wss:; "
+                            "img-src 'self' data:")])
+        if self.token is not None and path in ("/", "/index.html"):
+            headers["Set-Cookie"] = f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
+        return Response(200, "OK", headers, body)
 
     async def _handle(self, ws) -> None:
         client = _Client(self.options.client_queue, self, ws)
