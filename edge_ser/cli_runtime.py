@@ -224,6 +224,23 @@ def listen_cmd(
         print(summary, file=sys.stderr, flush=True)
 
 
+@app.command("ros2", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def ros2_cmd(ctx: typer.Context):
+    """Run listen as the ROS 2 node `edge_ser` (topics /edge_ser/event and /edge_ser/state, std_msgs/String JSON):
+    `edge-ser ros2 [LISTEN OPTIONS] [--ros-args -p model:=NAME -p profile:=P -p device:=D -p hop:=S ...]`.
+    Parameters model, profile, device, hop, format and input set the listen option of that name (the parameter
+    wins over the option); the other ROS arguments (remapping, namespace, log level) go to the node.  Needs rclpy
+    (the ROS 2 installation, or on x86_64: pip install 'ros-rclpy[fastrtps]' ros-std-msgs)."""
+    from .sinks import ros2 as ros2_sink
+    listen_args, ros_args, from_params = ros2_sink.split_ros_args(list(ctx.args))
+    ros2_sink.DEFAULT_ARGS = ros_args
+    try:
+        return app(args=["listen", "--ros2", *listen_args, *from_params], prog_name="edge-ser",
+                   standalone_mode=False)
+    finally:
+        ros2_sink.DEFAULT_ARGS = []
+
+
 def _open_sinks(mqtt, serve, token, ros2, m, s, input, source):
     """The sinks listen was asked for (a bad URL or address: UserError before anything runs)."""
     from .sinks import FanOut, SinkOptions, open_sinks

@@ -29,6 +29,48 @@ MISSING = ("--ros2 needs rclpy and std_msgs: source your ROS 2 installation (sou
            "or, on x86_64, pip install 'ros-rclpy[fastrtps]' ros-std-msgs")
 
 
+# ROS parameters that `edge-ser ros2 --ros-args -p NAME:=VALUE` turns into listen's options.
+LISTEN_OPTIONS = {"model": "--model", "profile": "--profile", "device": "--device", "hop": "--hop",
+                  "format": "--format", "input": "--input"}
+# The ROS arguments (``--ros-args ...``) that `edge-ser ros2` hands to the node it starts (remappings, namespace,
+# log level, parameters).
+DEFAULT_ARGS: list[str] = []
+
+
+def split_ros_args(args: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """``[listen options...] --ros-args [ROS args...] [--] [more listen options]`` -> (listen options, the ROS
+    arguments from ``--ros-args`` on, listen options from the ``-p NAME:=VALUE`` parameters named in
+    `LISTEN_OPTIONS`).  A parameter that names no listen option is left to the node (a UserError if unknown)."""
+    listen, ros, extra = [], [], []
+    i = 0
+    while i < len(args):
+        if args[i] != "--ros-args":
+            listen.append(args[i])
+            i += 1
+            continue
+        ros.append("--ros-args")
+        i += 1
+        while i < len(args) and args[i] != "--":
+            arg = args[i]
+            ros.append(arg)
+            if arg in ("-p", "--param") and i + 1 < len(args):
+                name, sep, value = args[i + 1].partition(":=")
+                if not sep:
+                    raise UserError(f"--ros-args {arg} {args[i + 1]!r}: expected NAME:=VALUE")
+                if name in LISTEN_OPTIONS:
+                    extra += [LISTEN_OPTIONS[name], value]
+                elif name not in PARAMETERS:
+                    raise UserError(f"--ros-args {arg} {name}: the node's parameters are "
+                                    f"{', '.join(LISTEN_OPTIONS)}")
+                ros.append(args[i + 1])
+                i += 1
+            i += 1
+        if i < len(args):  # "--": the ROS arguments end here
+            ros.append("--")
+            i += 1
+    return listen, ros, extra
+
+
 def _rclpy():
     try:
         import rclpy
@@ -74,7 +116,8 @@ class Ros2Sink(Sink):
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
         try:
             self.context = rclpy.Context()
-            rclpy.init(args=self.args, context=self.context)
+            args = self.args if self.args is not None else DEFAULT_ARGS
+            rclpy.init(args=["edge-ser", *args] if args else None, context=self.context)
             self.node = rclpy.create_node(self.node_name, context=self.context)
             for key, value in parameter_values(self.info).items():
                 self.node.declare_parameter(key, value, ParameterDescriptor(
