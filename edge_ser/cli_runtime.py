@@ -194,7 +194,7 @@ def listen_cmd(
                 d = e.to_dict()
                 sinks.publish(d)
                 for status in sinks.drain():  # the sinks' own status events (a broker lost, ...)
-                    _status_line(status, as_json)
+                    _sink_status_line(status, as_json)
             if as_json:
                 _json_line(d if sinks else e.to_dict())
             else:
@@ -204,7 +204,7 @@ def listen_cmd(
     finally:
         source.close()
         for status in sinks.drain():
-            _status_line(status, as_json)
+            _sink_status_line(status, as_json)
         sinks.close()
         if _main_thread():
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
@@ -244,6 +244,8 @@ def ros2_cmd(ctx: typer.Context):
 def _open_sinks(mqtt, serve, token, ros2, m, s, input, source):
     """The sinks listen was asked for (a bad URL or address: UserError before anything runs)."""
     from .sinks import FanOut, SinkOptions, open_sinks
+    if token is not None and not serve and os.environ.get("EDGE_SER_TOKEN") == token:
+        token = None  # a token in the environment is for when --serve is given, not an error without it
     if not (mqtt or serve or ros2 or token):
         return FanOut()
     device = getattr(source, "device", None)
@@ -254,7 +256,7 @@ def _open_sinks(mqtt, serve, token, ros2, m, s, input, source):
     return open_sinks(SinkOptions(mqtt=mqtt, serve=serve, token=token, ros2=ros2), info)
 
 
-def _status_line(status: dict, as_json: bool) -> None:
+def _sink_status_line(status: dict, as_json: bool) -> None:
     """A status event: a JSON line with --json, else one line on stderr."""
     if as_json:
         _json_line(status)
