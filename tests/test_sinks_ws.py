@@ -96,7 +96,8 @@ def test_tokens_401_and_nothing_streamed(tmp_path):
                 assert json.loads(client.recv(timeout=10))["type"] == "hello"
                 assert "t" in json.loads(client.recv(timeout=10))
         assert run.stop() == 0
-    assert "4 refused" in run.stderr or "refused" in run.stderr
+    # 4 WebSocket handshakes and 3 page requests without the right token; the 2 accepted clients
+    assert "websocket http://127.0.0.1:" in run.stderr and ": 2 clients, 7 refused" in run.stderr, run.stderr
 
 
 @pytest.mark.parametrize("args, message", [
@@ -175,3 +176,34 @@ def test_a_slow_client_loses_its_oldest_messages_and_blocks_nobody():
         closing_s = time.monotonic() - started
         stalled.close()
     assert not sink._thread.is_alive() and closing_s < 3.5
+
+
+def test_fan_out_keeps_going_when_a_sink_fails():
+    from edge_ser.sinks import FanOut, Sink, status_event
+
+    class Recorder(Sink):
+        def __init__(self, name):
+            self.name, self.got = name, []
+
+        def publish(self, event):
+            self.got.append(event)
+
+    class Broken(Sink):
+        name = "broken"
+
+        def publish(self, event):
+            raise OSError("network is unreachable")
+
+        def close(self):
+            raise RuntimeError("and it cannot close either")
+
+    a, b, broken = Recorder("a"), Recorder("b"), Broken()
+    fan = FanOut([a, broken, b])
+    report = fan.report(a)
+    fan.publish({"t": 0.5})
+    report(status_event("reconnecting", sink="a"))
+    drained = fan.drain()
+    assert [d["state"] for d in drained] == ["reconnecting"] and fan.drain() == []
+    assert a.got == [{"t": 0.5}]  # its own status is not sent back to it
+    assert b.got[0] == {"t": 0.5} and b.got[1]["state"] == "reconnecting" and b.got[1]["type"] == "status"
+    fan.close()  # the broken sink's close is logged, the others still close
