@@ -241,19 +241,27 @@ def ros2_cmd(ctx: typer.Context):
         ros2_sink.DEFAULT_ARGS = []
 
 
-def _open_sinks(mqtt, serve, token, ros2, m, s, input, source):
-    """The sinks listen was asked for (a bad URL or address: UserError before anything runs)."""
-    from .sinks import FanOut, SinkOptions, open_sinks
-    if token is not None and not serve and os.environ.get("EDGE_SER_TOKEN") == token:
-        token = None  # a token in the environment is for when --serve is given, not an error without it
-    if not (mqtt or serve or ros2 or token):
+def _sink_options(mqtt, serve, token, ros2):
+    """The sinks' options, checked (None: no sink asked for)."""
+    if not (mqtt or serve or ros2 or token is not None):
+        return None
+    from .sinks import SinkOptions
+    options = SinkOptions(mqtt=mqtt, serve=serve, token=token, ros2=ros2)
+    options.check()
+    return options
+
+
+def _open_sinks(options, m, s, input, source):
+    """Start the sinks listen was asked for; they are told what runs (the dashboard and the ROS node show it)."""
+    from .sinks import FanOut, open_sinks
+    if options is None:
         return FanOut()
     device = getattr(source, "device", None)
     info = {"model": m.name, "format": m.format, "profile": s.profile_name, "hop": s.hop_seconds,
             "window": m.window_seconds, "labels": list(m.labels),
             "input": str(input) if input is not None else (device or {}).get("name"),
             "device": None if device is None else device.get("index")}
-    return open_sinks(SinkOptions(mqtt=mqtt, serve=serve, token=token, ros2=ros2), info)
+    return open_sinks(options, info)
 
 
 def _sink_status_line(status: dict, as_json: bool) -> None:

@@ -140,10 +140,23 @@ MOSQUITTO = shutil.which("mosquitto") or next((p for p in ("/usr/sbin/mosquitto"
 class Mosquitto:
     """A real broker on 127.0.0.1:PORT (anonymous, no persistence), killed and restarted on the same port."""
 
-    def __init__(self, workdir: Path, port: int | None = None):
+    def __init__(self, workdir: Path, port: int | None = None, users: dict | None = None):
         self.port = port or free_port()
         self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        conf = f"listener {self.port} 127.0.0.1\npersistence false\n"
+        if users:  # password authentication, nobody anonymous
+            passwords = workdir / "passwords"
+            passwords.write_text("")
+            for user, password in users.items():
+                subprocess.run([shutil.which("mosquitto_passwd") or "mosquitto_passwd", "-b", str(passwords), user,
+                                password], check=True, capture_output=True)
+            passwords.chmod(0o600)
+            conf += f"allow_anonymous false\npassword_file {passwords}\n"
+            if os.geteuid() == 0:  # else mosquitto drops to its own user, who cannot read pytest's tmp dirs
+                conf += "user root\n"
+        else:
+            conf += "allow_anonymous true\n"
+        self.conf.write_text(conf)
         self.log = workdir / "mosquitto.log"
         self.proc: subprocess.Popen | None = None
 
@@ -174,12 +187,14 @@ class Subscriber:
     """A real paho client subscribed to `topics`, collecting (topic, payload text, retain) as they come; it
     reconnects by itself when the broker comes back."""
 
-    def __init__(self, port: int, topics: list[str]):
+    def __init__(self, port: int, topics: list[str], auth: tuple[str, str] | None = None):
         import paho.mqtt.client as mqtt
         self.messages: list[tuple[str, str, bool]] = []
         self.connected = threading.Event()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-sub-{os.getpid()}-{port}")
         self.client.reconnect_delay_set(1, 2)
+        if auth:
+            self.client.username_pw_set(*auth)
 
         def on_connect(client, userdata, flags, rc, props):
             for t in topics:

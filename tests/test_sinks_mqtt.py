@@ -4,6 +4,7 @@ events, the retained state and status, Home Assistant discovery; the broker kill
 from __future__ import annotations
 
 import json
+import shutil
 import time
 
 import pytest
@@ -167,3 +168,25 @@ def test_bad_url_is_one_error_line(url):
     lines = [line for line in run.stderr_lines if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: --mqtt"), lines
     assert run.lines == []
+
+
+@needs_broker
+@pytest.mark.skipif(shutil.which("mosquitto_passwd") is None, reason="mosquitto_passwd is not installed")
+def test_user_and_password_from_the_url(tmp_path):
+    b = Mosquitto(tmp_path, users={"robot": "p@ss:word"}).start()
+    try:
+        sub = Subscriber(b.port, ["auth/#"], auth=("robot", "p@ss:word"))
+        try:
+            with Listen("--input", str(SAMPLE), "--fast", "--mqtt",
+                        f"mqtt://robot:p%40ss%3Aword@127.0.0.1:{b.port}/auth") as run:
+                assert run.wait(30) == 0, run.stderr
+            assert not run.statuses and len(run.events) >= 5
+            assert sub.wait_for(lambda: len(sub.on("auth/event")) == len(run.events)), sub.messages
+        finally:
+            sub.close()
+        with Listen("--input", str(SAMPLE), "--fast", "--mqtt", f"mqtt://robot:wrong@127.0.0.1:{b.port}/auth") as run:
+            assert run.wait(30) == 0, run.stderr  # refused credentials: a status event, listen goes on
+        assert len(run.events) >= 5 and [s["state"] for s in run.statuses] == ["reconnecting"]
+        assert "refused" in run.statuses[0]["detail"] and "Traceback" not in run.stderr
+    finally:
+        b.stop()

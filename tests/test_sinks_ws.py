@@ -50,6 +50,9 @@ def test_a_client_receives_the_events_of_listen_serve(tmp_path):
     with Listen("--input", str(audio), "--serve", "127.0.0.1:0") as run:
         url = run.url()
         assert url.startswith("http://127.0.0.1:")
+        with pytest.raises(InvalidStatus) as err:  # a page of another site, open in a browser here
+            connect(url.replace("http://", "ws://") + "events", origin="http://evil.example", open_timeout=10)
+        assert err.value.response.status_code == 403
         got = _messages_until_closed(url.replace("http://", "ws://") + "events", 30)
         assert run.wait(30) == 0, run.stderr
     hello, streamed = got[0], got[1:]

@@ -67,6 +67,22 @@ class SinkOptions:
     token: Optional[str] = None
     ros2: bool = False
 
+    def check(self) -> None:
+        """Raise a UserError for a bad option, before anything is loaded or started (a missing library included)."""
+        from ..errors import UserError
+        if self.token is not None and not self.serve:
+            raise UserError("--token is for --serve (the WebSocket server's clients)")
+        if self.mqtt:
+            from .mqtt import _paho, parse_mqtt_url
+            parse_mqtt_url(self.mqtt)
+            _paho()
+        if self.serve:
+            from .websocket import check_serve
+            check_serve(self.serve, self.token)
+        if self.ros2:
+            from .ros2 import _rclpy
+            _rclpy()
+
 
 class FanOut(Sink):
     """Sends every event and status to each sink.  A sink that raises is logged and kept (a fault in one sink
@@ -130,11 +146,9 @@ def open_sinks(options: SinkOptions, info: dict | None = None) -> FanOut:
     A bad option is a `UserError` (nothing is left running); a broker that cannot be reached is not (it is a status
     event, and the sink keeps trying)."""
     info = dict(info or {})
+    options.check()
     fan = FanOut()
     try:
-        if options.token is not None and not options.serve:
-            from ..errors import UserError
-            raise UserError("--token is for --serve (the WebSocket server's clients)")
         if options.mqtt:
             from .mqtt import MqttSink, parse_mqtt_url
             settings = parse_mqtt_url(options.mqtt)

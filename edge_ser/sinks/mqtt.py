@@ -240,8 +240,10 @@ class MqttSink(Sink):
     def close(self) -> None:
         s = self.settings
         deadline = time.monotonic() + s.close_timeout
-        with self._cond:  # let the sender deliver what is queued while the broker is there
-            while self._queue and self._connected and time.monotonic() < deadline:
+        with self._cond:  # let the sender deliver what is queued while the broker is there (or still coming:
+            # a short run may end before the first connection is made)
+            while self._queue and time.monotonic() < deadline and (
+                    self._connected or not (self._ever_connected or self._down_reported)):
                 self._cond.wait(0.05)
             self._closing = True
             self._cond.notify_all()

@@ -9,6 +9,8 @@
 It binds 127.0.0.1 unless a host is given; any other address needs a token, which every request must then carry
 (``?token=T``, ``Authorization: Bearer T``, ``X-Edge-Ser-Token: T``, or the cookie the page sets when it is opened
 with ``?token=T``): without it the answer is 401 and nothing is streamed.  A token given on loopback is required too.
+A browser's WebSocket from a page of another origin (its ``Origin`` header names another host) is refused (403), so a
+web page open on the robot cannot read the loopback stream.
 
 The server runs in its own thread with its own asyncio loop.  `publish` hands the message to that loop and returns;
 each client has a bounded queue, and a client too slow to keep up loses its oldest messages (counted, and told in a
@@ -101,6 +103,22 @@ def is_loopback(host: str) -> bool:
     return bool(infos) and all(ipaddress.ip_address(i[4][0].split("%")[0]).is_loopback for i in infos)
 
 
+def check_serve(text: str, token: Optional[str]) -> tuple[str, int]:
+    """The address of ``--serve TEXT`` with ``--token``: a UserError for a bad address, an empty token, a
+    non-loopback address without a token, or websockets missing."""
+    host, port = parse_serve(text)
+    if token is not None and not token.strip():
+        raise UserError("--token must not be empty")
+    if not is_loopback(host) and token is None:
+        raise UserError(f"--serve {host}: binding a non-loopback address needs --token (anyone on the network "
+                        "could watch the stream otherwise); or serve 127.0.0.1")
+    try:
+        import websockets.asyncio.server  # noqa: F401
+    except ImportError:
+        raise UserError("--serve needs websockets: pip install 'edge-ser[ws]'") from None
+    return host, port
+
+
 def _static(name: str) -> bytes:
     return resources.files(__package__).joinpath("dashboard", name).read_bytes()
 
@@ -112,15 +130,7 @@ class WebSocketSink(Sink):
 
     def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: Optional[str] = None,
                  info: dict | None = None, options: ServeOptions = ServeOptions()):
-        try:
-            import websockets.asyncio.server  # noqa: F401
-        except ImportError:
-            raise UserError("--serve needs websockets: pip install 'edge-ser[ws]'") from None
-        if token is not None and not token.strip():
-            raise UserError("--token must not be empty")
-        if not is_loopback(host) and token is None:
-            raise UserError(f"--serve {host}: binding a non-loopback address needs --token (anyone on the network "
-                            "could watch the stream otherwise); or serve 127.0.0.1")
+        check_serve(f"[{host}]:{port}" if ":" in host else f"{host}:{port}", token)
         from .. import __version__
         self.host, self.port, self.token, self.options = host, port, token, options
         self.info = {"type": "hello", **dict(info or {}), "version": __version__}
@@ -248,6 +258,12 @@ class WebSocketSink(Sink):
                                                           ("Content-Type", "text/plain; charset=utf-8")]),
                             b"401 Unauthorized: this edge-ser server needs ?token=... or Authorization: Bearer\n")
         if path == "/events":
+            origin = request.headers.get("Origin")
+            if origin is not None and urlsplit(origin).netloc.lower() != request.headers.get("Host", "").lower():
+                # a page from another site open in a browser on this machine must not read the stream
+                self.rejected += 1
+                log.info("websocket: refused a connection from the page of %s", origin)
+                return connection.respond(403, "403 Forbidden: a page of another origin\n")
             return None  # on to the WebSocket handshake
         if path == "/info":
             body, kind = json.dumps(self.info, default=str).encode(), "application/json"
