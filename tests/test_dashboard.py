@@ -2,6 +2,7 @@
 `listen --serve` shows the streamed emotions in its DOM; a screenshot is saved in reports/integration/."""
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import struct
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from sinks_support import REPO, Listen, long_input
+from sinks_support import REPO, Listen, free_port, long_input
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -22,13 +23,14 @@ else:  # pragma: no cover
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 SCREENSHOT = REPO / "reports" / "integration" / "dashboard.png"
+SMALL_SCREENSHOT = REPO / "reports" / "integration" / "dashboard-800x480.png"  # a robot's own small screen
 FILES = ("index.html", "app.js", "style.css")
 # no background traffic: the page is fetched from 127.0.0.1 and nothing else
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                   "--no-default-browser-check", "--disable-background-networking", "--disable-component-update",
                   "--disable-sync", "--disable-breakpad", "--disable-domain-reliability", "--no-pings",
                   "--disable-features=Translate,MediaRouter,OptimizationHints,AutofillServerCommunication",
-                  "--hide-scrollbars", "--window-size=1280,900"]
+                  "--hide-scrollbars"]
 
 
 def _asset(name: str) -> str:
@@ -91,7 +93,9 @@ def test_dashboard_in_headless_chromium_shows_the_stream(tmp_path):
     audio = long_input(tmp_path / "long.wav", repeats=5)  # 17 s in real time: still streaming while we look
     profile_dir = tmp_path / "chromium"
     token = "dash-t0ken"
-    with Listen("--input", str(audio), "--serve", "127.0.0.1:0", "--token", token) as run:
+    # with an MQTT broker that is not there: its status event must reach the page too (passed on between sinks)
+    mqtt = ["--mqtt", f"mqtt://127.0.0.1:{free_port()}/dash"] if importlib.util.find_spec("paho") else []
+    with Listen("--input", str(audio), "--serve", "127.0.0.1:0", "--token", token, *mqtt) as run:
         url = run.url()
         assert run.wait_for(lambda: len(run.events) >= 12, 30), run.stderr
         before = list(run.events)
@@ -99,9 +103,10 @@ def test_dashboard_in_headless_chromium_shows_the_stream(tmp_path):
                         f"{url}?token={token}")
         assert dom.returncode == 0, dom.stderr[-2000:]
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        shot = _chromium(f"--user-data-dir={profile_dir}", "--virtual-time-budget=4000",
-                         f"--screenshot={SCREENSHOT}", f"{url}?token={token}")
-        assert shot.returncode == 0, shot.stderr[-2000:]
+        for path, size in ((SCREENSHOT, "1280,900"), (SMALL_SCREENSHOT, "800,480")):
+            shot = _chromium(f"--user-data-dir={profile_dir}", "--virtual-time-budget=4000", f"--window-size={size}",
+                             f"--screenshot={path}", f"{url}?token={token}")
+            assert shot.returncode == 0, shot.stderr[-2000:]
         refused = _chromium(f"--user-data-dir={tmp_path / 'fresh'}", "--dump-dom", url)  # no token, no cookie
         assert run.proc.poll() is None  # still streaming while the page was read
         assert run.stop() == 0
@@ -121,9 +126,12 @@ def test_dashboard_in_headless_chromium_shows_the_stream(tmp_path):
     assert current in streamed | {"–", "listening…"}
     assert "dBFS" in page.by_id["level-text"]["text"] and "dBFS" in page.by_id["floor-text"]["text"]
     assert page.by_id["level-line"]["attrs"].get("points")  # the level chart has points
+    if mqtt:
+        assert "reconnecting" in page.by_id["status"]["text"] and "mqtt" in page.by_id["status"]["text"]
     # without the token the server answers 401 and the page holds no event
     assert "401" in refused.stdout and "angry" not in refused.stdout and "fine15" not in refused.stdout
-    with open(SCREENSHOT, "rb") as f:
-        head = f.read(24)
-    assert head[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", head[16:24]) == (1280, 900)
-    assert SCREENSHOT.stat().st_size > 30_000  # a drawn page, not a blank one
+    for path, size in ((SCREENSHOT, (1280, 900)), (SMALL_SCREENSHOT, (800, 480))):
+        with open(path, "rb") as f:
+            head = f.read(24)
+        assert head[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", head[16:24]) == size
+        assert path.stat().st_size > 20_000  # a drawn page, not a blank one

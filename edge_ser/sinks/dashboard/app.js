@@ -196,7 +196,7 @@
     for (const st of statuses.slice(-10).reverse()) {
       const li = document.createElement("li");
       const t = document.createElement("span"); t.className = "t";
-      t.textContent = st.ts ? new Date(st.ts * 1000).toLocaleTimeString() : "";
+      t.textContent = st.ts ? new Date(st.ts * 1000).toLocaleTimeString([], {hour12: false}) : "";
       const s = document.createElement("span"); s.className = "state"; s.textContent = st.state;
       const d = document.createElement("span");
       d.textContent = [st.sink, st.detail || st.message || (st.dropped ? st.dropped + " dropped" : "")]
