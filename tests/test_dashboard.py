@@ -90,7 +90,7 @@ def _chromium(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium; "
                                              "scripts/sysdeps.sh does it)")
 def test_dashboard_in_headless_chromium_shows_the_stream(tmp_path):
-    audio = long_input(tmp_path / "long.wav", repeats=5)  # 17 s in real time: still streaming while we look
+    audio = long_input(tmp_path / "long.wav", repeats=9)  # 31 s in real time: still streaming while we look
     profile_dir = tmp_path / "chromium"
     token = "dash-t0ken"
     # with an MQTT broker that is not there: its status event must reach the page too (passed on between sinks)
@@ -116,7 +116,7 @@ def test_dashboard_in_headless_chromium_shows_the_stream(tmp_path):
     seen_before = {e["emotion"] for e in before if e["emotion"]}
     assert page.by_id["conn"]["attrs"].get("data-state") == "live"
     assert "fine15-cnn" in page.by_id["model"]["text"]
-    assert page.by_id["input"]["text"] == str(audio)
+    assert page.by_id["input"]["text"] == audio.name and page.by_id["input"]["attrs"]["title"] == str(audio)
     shown = {s["attrs"]["data-emotion"] for s in page.segments} - {"silence", "speech"}
     assert seen_before <= shown <= streamed, (seen_before, shown, streamed)  # the history, then the live events
     assert len(page.segments) >= len(before)

@@ -28,7 +28,9 @@
     text("model", (msg.model || "?") + (msg.format ? " (" + msg.format + ")" : ""));
     text("profile", msg.profile || "defaults");
     text("timing", (msg.hop ? msg.hop + " s" : "?") + " / " + (msg.window ? msg.window + " s" : "?"));
-    text("input", msg.input || "?");
+    const input = msg.input === null || msg.input === undefined ? "?" : String(msg.input);
+    text("input", input.split("/").pop() || input);  // the file's name; the whole path on hover
+    $("input").title = input;
     text("version", msg.version || "");
     if (Array.isArray(msg.labels) && msg.labels.length) {
       const seen = [];
