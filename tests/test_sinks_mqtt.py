@@ -122,29 +122,30 @@ def test_events_state_status_and_discovery_reach_a_real_subscriber(broker):
 
 @needs_broker
 def test_broker_killed_and_restarted_mid_stream(broker, tmp_path):
-    """A real-time listen (14 s) keeps going while the broker is away for ~2 s, says so in two status events, and
-    publishes again after the broker is back."""
-    audio = long_input(tmp_path / "long.wav", repeats=4)
+    """A real-time listen keeps going while the broker is away for ~2 s, says so in two status events, and
+    publishes again after the broker is back (then it is stopped like Ctrl-C: exit 0)."""
+    audio = long_input(tmp_path / "long.wav", repeats=8)  # 28 s: room for paho's backoff on a loaded machine
     sub = Subscriber(broker.port, ["r2/#"])
     try:
         with Listen("--input", str(audio), "--mqtt", f"mqtt://127.0.0.1:{broker.port}/r2") as run:
             assert run.wait_for(lambda: len(sub.on("r2/event")) >= 4, 20), (run.stderr, sub.messages)
             broker.kill()
-            killed_at = len(run.events)
+            t_killed = run.events[-1]["t"]
             assert run.wait_for(lambda: any(s["state"] == "reconnecting" for s in run.statuses), 10), run.lines
             time.sleep(2.0)
             broker.start()
             assert run.proc.poll() is None  # listen went on without the broker
-            assert run.wait_for(lambda: any(s["state"] == "reconnected" for s in run.statuses), 15), run.lines
+            assert run.wait_for(lambda: any(s["state"] == "reconnected" for s in run.statuses), 20), run.lines
             t_back = run.events[-1]["t"]  # the subscriber (reconnecting too) receives the events after this
             assert sub.wait_for(lambda: any(json.loads(p).get("t", 0) > t_back for p, _ in sub.on("r2/event")), 15)
-            assert run.wait(40) == 0, run.stderr
+            assert run.proc.poll() is None
+            assert run.stop() == 0, run.stderr
         states = [s["state"] for s in run.statuses]
         assert states == ["reconnecting", "reconnected"], run.statuses
         assert all(s["sink"] == "mqtt" for s in run.statuses)
         ts = [e["t"] for e in run.events]
-        assert ts == sorted(ts) and ts[-1] > 13.5 and len(ts) >= 27, ts  # every hop of the 14 s, none lost
-        assert killed_at < len(ts)
+        assert ts == [0.5 * (i + 1) for i in range(len(ts))], ts  # every hop, none lost while the broker was away
+        assert ts[-1] > t_killed + 2.5
         assert "Traceback" not in run.stderr and "1 reconnects" in run.stderr
     finally:
         sub.close()
