@@ -156,6 +156,9 @@ def listen_cmd(
         if raw_format is None:
             raise UserError("--rate/--channels need --raw-format (a WAV stream's header gives them)")
         raw = RawFormat(raw_format, 16000 if rate is None else rate, 1 if channels is None else channels)
+    if token is not None and not serve and os.environ.get("EDGE_SER_TOKEN") == token:
+        token = None  # a token in the environment is for when --serve is given, not an error without it
+    sink_options = _sink_options(mqtt, serve, token, ros2)  # a bad URL or address: an error before anything loads
 
     rec = Recognizer(model, profile, hop, format=fmt, threads=threads, adapt=adapt)
     m, s = rec.model, rec.settings
@@ -163,6 +166,14 @@ def listen_cmd(
     source = open_source(input, device, raw=raw, realtime=not fast, wait_device=wait_device,
                          target_rate=rec.sample_rate,
                          **({} if input is not None else {"on_status": None, "capture_stderr": "always"}))
+    try:
+        sinks = _open_sinks(sink_options, rec, input, source)
+    except BaseException:
+        source.close()
+        raise
+    for sink in sinks.sinks:
+        if getattr(sink, "url", None):
+            say(f"serving: dashboard {sink.url}, events ws://{sink.url[len('http://'):]}events")
     say(f"listening: {source.describe()}; model {m.name} ({m.format}, {s.threads} thread(s)), hop {rec.hop:g} s, "
         f"window {m.window_seconds:g} s"
         + ("" if m.speaker_norm is None else (", adapting to the speaker" if adapt else
@@ -184,6 +195,8 @@ def listen_cmd(
                     print(_status_line(e), file=sys.stderr, flush=True)
                 if as_json:
                     _json_line(e.to_dict())
+                if sinks:
+                    sinks.status(e.to_dict())
                 continue
             n += 1
             latencies.append(e.latency_ms)
@@ -251,26 +264,29 @@ def _sink_options(mqtt, serve, token, ros2):
     return options
 
 
-def _open_sinks(options, m, s, input, source):
+def _open_sinks(options, rec, input, source):
     """Start the sinks listen was asked for; they are told what runs (the dashboard and the ROS node show it)."""
     from .sinks import FanOut, open_sinks
     if options is None:
         return FanOut()
+    m, s = rec.model, rec.settings
     device = getattr(source, "device", None)
-    info = {"model": m.name, "format": m.format, "profile": s.profile_name, "hop": s.hop_seconds,
+    info = {"model": m.name, "format": m.format, "profile": s.profile_name, "hop": rec.hop,
             "window": m.window_seconds, "labels": list(m.labels),
-            "input": str(input) if input is not None else (device or {}).get("name"),
-            "device": None if device is None else device.get("index")}
+            "input": ("stdin" if input == "-" else str(input)) if input is not None
+            else (device or {}).get("name"),
+            "device": None if not device else device.get("index")}
     return open_sinks(options, info)
 
 
 def _sink_status_line(status: dict, as_json: bool) -> None:
-    """A status event: a JSON line with --json, else one line on stderr."""
+    """A sink's status event: a JSON line with --json, and (like the input's) a line on stderr."""
+    from .sources import RECOVERY_STATES
     if as_json:
         _json_line(status)
-    else:
-        detail = " ".join(f"{k}={v}" for k, v in status.items() if k not in ("type", "state", "ts"))
-        print(f"status: {status.get('state')} {detail}".rstrip(), file=sys.stderr, flush=True)
+    word = "listening" if status.get("state") in RECOVERY_STATES else "warning"
+    print(f"{word}: {status.get('sink', 'sink')}: {status.get('message') or status.get('state')}", file=sys.stderr,
+          flush=True)
 
 
 def _main_thread() -> bool:

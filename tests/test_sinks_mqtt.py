@@ -188,6 +188,6 @@ def test_user_and_password_from_the_url(tmp_path):
         with Listen("--input", str(SAMPLE), "--fast", "--mqtt", f"mqtt://robot:wrong@127.0.0.1:{b.port}/auth") as run:
             assert run.wait(30) == 0, run.stderr  # refused credentials: a status event, listen goes on
         assert len(run.events) >= 5 and [s["state"] for s in run.statuses] == ["reconnecting"]
-        assert "refused" in run.statuses[0]["detail"] and "Traceback" not in run.stderr
+        assert "refused" in run.statuses[0]["message"] and "Traceback" not in run.stderr
     finally:
         b.stop()

@@ -3,6 +3,7 @@ streamed), addresses (loopback only without a token), a slow client that never b
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 import urllib.error
@@ -11,7 +12,7 @@ import urllib.request
 import pytest
 
 from edge_ser.errors import UserError
-from sinks_support import SAMPLE, Listen, long_input
+from sinks_support import REPO, SAMPLE, Listen, long_input
 
 websockets = pytest.importorskip("websockets", reason="websockets is not installed (pip install 'edge-ser[ws]')")
 from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
@@ -210,3 +211,28 @@ def test_fan_out_keeps_going_when_a_sink_fails():
     assert a.got == [{"t": 0.5}]  # its own status is not sent back to it
     assert b.got[0] == {"t": 0.5} and b.got[1]["state"] == "reconnecting" and b.got[1]["type"] == "status"
     fan.close()  # the broken sink's close is logged, the others still close
+
+
+def test_the_input_status_events_reach_the_websocket_clients():
+    """A (fake) microphone unplugged and plugged back while listen --serve runs: the device's status events are in
+    the WebSocket stream as in the JSON stream."""
+    fakes = REPO / "tests" / "fakes"
+    env = {"PYTHONPATH": os.pathsep.join([str(fakes), str(REPO)]),
+           "FAKE_SD": json.dumps({"speed": 2, "vanish_after": 3, "back_after": 1.0})}
+    with Listen("--serve", "127.0.0.1:0", env=env) as run:
+        url = run.url().replace("http://", "ws://") + "events"
+        got = []
+        with connect(url, open_timeout=10) as ws:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                got.append(json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic()))))
+                states = [m.get("state") for m in got if m.get("type") == "status"]
+                if "reconnected" in states and sum("t" in m and m.get("type") != "status" for m in got) > 10:
+                    break
+        assert run.stop() == 0, run.stderr
+    states = [m["state"] for m in got if m.get("type") == "status"]
+    assert "device_lost" in states and "reconnected" in states, states
+    assert states.index("device_lost") < states.index("reconnected")
+    printed = [s["state"] for s in run.statuses]  # the JSON stream has them too, in the same order
+    assert [s for s in printed if s in ("device_lost", "reconnected")][:2] == ["device_lost", "reconnected"]
+    assert "Traceback" not in run.stderr

@@ -284,7 +284,8 @@ class MqttSink(Sink):
         if again:
             self.reconnects += 1
         if again or self._down_reported:
-            self.on_status(status_event("reconnected" if again else "connected", sink="mqtt", broker=s.where))
+            self.on_status(status_event("reconnected" if again else "connected", sink="mqtt", broker=s.where,
+                                        message=f"{'reconnected' if again else 'connected'} to the broker {s.where}"))
         else:
             log.info("mqtt: connected to %s, publishing under %s/", s.where, s.prefix)
         self._down_reported = False
@@ -298,12 +299,12 @@ class MqttSink(Sink):
     def _on_connect_fail(self, client, userdata) -> None:
         self._report_down(f"cannot reach the broker {self.settings.where}; retrying")
 
-    def _report_down(self, detail: str) -> None:
+    def _report_down(self, message: str) -> None:
         if self._down_reported or self._closing:
             return
         self._down_reported = True
-        log.info("mqtt: %s", detail)  # the status event says it
-        self.on_status(status_event("reconnecting", sink="mqtt", broker=self.settings.where, detail=detail))
+        log.info("mqtt: %s", message)  # the status event says it
+        self.on_status(status_event("reconnecting", sink="mqtt", broker=self.settings.where, message=message))
 
     # -- the sender thread -------------------------------------------------------------------------------------
     def _send_loop(self) -> None:

@@ -291,8 +291,9 @@ class WebSocketSink(Sink):
                 text = await client.queue.get()
                 if client.dropped_unsent:
                     n, client.dropped_unsent = client.dropped_unsent, 0
-                    await ws.send(json.dumps(status_event("overflow", sink="websocket", dropped=n,
-                                                          dropped_total=client.dropped)))
+                    await ws.send(json.dumps(status_event(
+                        "overflow", sink="websocket", dropped=n, dropped_total=client.dropped,
+                        message=f"this client was too slow: {n} messages dropped")))
                 await ws.send(text)
         except Exception:  # ConnectionClosed and friends: the client has gone
             pass

@@ -201,7 +201,7 @@
       t.textContent = st.ts ? new Date(st.ts * 1000).toLocaleTimeString([], {hour12: false}) : "";
       const s = document.createElement("span"); s.className = "state"; s.textContent = st.state;
       const d = document.createElement("span");
-      d.textContent = [st.sink, st.detail || st.message || (st.dropped ? st.dropped + " dropped" : "")]
+      d.textContent = [st.sink, st.message || (st.dropped ? st.dropped + " dropped" : "")]
         .filter(Boolean).join(": ");
       li.append(t, s, d);
       ol.appendChild(li);
