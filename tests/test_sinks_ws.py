@@ -158,20 +158,21 @@ def test_a_slow_client_loses_its_oldest_messages_and_blocks_nobody():
                 started = time.perf_counter()
                 sink.publish({"t": 0.5 * i, "speech": True, "label": "angry_high", "pad": padding})
                 worst = max(worst, time.perf_counter() - started)
-                if i % 20 == 19:  # the fast client keeps up as it goes
+                if i % 8 == 7:  # the fast client keeps up as it goes (its queue holds 16)
                     while True:
                         try:
-                            received.append(json.loads(fast.recv(timeout=0.5)))
+                            received.append(json.loads(fast.recv(timeout=5)))
                         except TimeoutError:
                             break
                         if received[-1].get("t") == 0.5 * i:
                             break
             while not received or received[-1].get("t") != 0.5 * 399:
                 received.append(json.loads(fast.recv(timeout=10)))
+        print(f"slowest publish {worst * 1000:.2f} ms; the reading client got {sum('t' in m for m in received)} "
+              f"of 400; dropped for the stalled one: {sink.dropped}")
         assert worst < 0.05, f"publish took {worst * 1000:.1f} ms"
         ts = [m["t"] for m in received if "t" in m]
-        assert ts[-1] == 199.5 and len(ts) >= 300  # the fast client got (nearly) everything, in order
-        assert ts == sorted(ts)
+        assert ts == [0.5 * i for i in range(400)]  # the client that reads got everything, in order
         assert sink.dropped > 100  # the stalled one lost all but its queue and what the socket buffers took
         assert "dropped" in sink.summary()
     finally:
