@@ -191,3 +191,16 @@ def test_user_and_password_from_the_url(tmp_path):
         assert "refused" in run.statuses[0]["message"] and "Traceback" not in run.stderr
     finally:
         b.stop()
+
+
+def test_missing_paho_is_one_error_line(tmp_path):
+    import os
+    from sinks_support import REPO
+    fake = tmp_path / "no_paho" / "paho"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('No module named paho (test)')\n")
+    path = os.pathsep.join([str(fake.parent), str(REPO), os.environ.get("PYTHONPATH", "")])
+    with Listen("--input", str(SAMPLE), "--fast", "--mqtt", "mqtt://127.0.0.1/p", env={"PYTHONPATH": path}) as run:
+        assert run.wait(30) == 2
+    lines = [line for line in run.stderr_lines if line.strip()]
+    assert lines == ["error: --mqtt needs paho-mqtt: pip install 'edge-ser[mqtt]'"] and run.lines == []

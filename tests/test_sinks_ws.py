@@ -237,3 +237,14 @@ def test_the_input_status_events_reach_the_websocket_clients():
     printed = [s["state"] for s in run.statuses]  # the JSON stream has them too, in the same order
     assert [s for s in printed if s in ("device_lost", "reconnected")][:2] == ["device_lost", "reconnected"]
     assert "Traceback" not in run.stderr
+
+
+def test_missing_websockets_is_one_error_line(tmp_path):
+    fake = tmp_path / "no_ws" / "websockets"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('No module named websockets (test)')\n")
+    path = os.pathsep.join([str(fake.parent), str(REPO), os.environ.get("PYTHONPATH", "")])
+    with Listen("--input", str(SAMPLE), "--fast", "--serve", "127.0.0.1:0", env={"PYTHONPATH": path}) as run:
+        assert run.wait(30) == 2
+    lines = [line for line in run.stderr_lines if line.strip()]
+    assert lines == ["error: --serve needs websockets: pip install 'edge-ser[ws]'"] and run.lines == []
