@@ -269,10 +269,8 @@ def _open_sinks(options, rec, input, source):
     from .sinks import FanOut, open_sinks
     if options is None:
         return FanOut()
-    m, s = rec.model, rec.settings
     device = getattr(source, "device", None)
-    info = {"model": m.name, "format": m.format, "profile": s.profile_name, "hop": rec.hop,
-            "window": m.window_seconds, "labels": list(m.labels),
+    info = {**rec.info(), "hop": rec.hop, "window": rec.model.window_seconds,
             "input": ("stdin" if input == "-" else str(input)) if input is not None
             else (device or {}).get("name"),
             "device": None if not device else device.get("index")}

@@ -248,3 +248,24 @@ def test_missing_websockets_is_one_error_line(tmp_path):
         assert run.wait(30) == 2
     lines = [line for line in run.stderr_lines if line.strip()]
     assert lines == ["error: --serve needs websockets: pip install 'edge-ser[ws]'"] and run.lines == []
+
+
+def test_recognizer_subscribe_feeds_the_sinks():
+    """The Python way: open_sinks(..., info=rec.info()) and rec.subscribe(sinks.feed); a client gets the events."""
+    import soundfile as sf
+
+    import edge_ser
+    from edge_ser.sinks import SinkOptions, open_sinks
+    rec = edge_ser.Recognizer()
+    sinks = open_sinks(SinkOptions(serve="127.0.0.1:0"), info=rec.info())
+    try:
+        rec.subscribe(sinks.feed)
+        audio, sr = sf.read(str(SAMPLE), dtype="int16")
+        events = [e.to_dict() for e in rec.feed(audio, sample_rate=sr)]
+        with connect(sinks.sinks[0].url.replace("http://", "ws://") + "events", open_timeout=10) as ws:
+            hello = json.loads(ws.recv(timeout=10))
+            got = [json.loads(ws.recv(timeout=10)) for _ in events]
+    finally:
+        sinks.close()
+    assert hello["model"] == rec.model.name and hello["hop"] == rec.hop and hello["window"] == 2.5
+    assert len(events) >= 4 and got == json.loads(json.dumps(events))

@@ -8,7 +8,7 @@ and status events (``{"type": "status", "state": ...}``), so it depends on nothi
     sink.status(status_dict)   # a status event of the stream (device lost, a sink reconnecting, ...)
     sink.close()               # flush what can be flushed within a short time, say goodbye, stop its threads
 
-`open_sinks(SinkOptions(...), info)` checks the options (a bad URL or address is a `UserError` before anything is
+`open_sinks(SinkOptions(...), info)` (``info``: e.g. `edge_ser.Recognizer.info()`) checks the options (a bad URL or address is a `UserError` before anything is
 started) and returns a `FanOut` over the sinks asked for.  Sinks report their own faults (a broker gone, a client
 too slow) as status events through the fan-out: `FanOut.drain()` hands them to the caller's thread, which prints
 them in the JSON stream, and they are passed on to the other sinks.
@@ -114,6 +114,15 @@ class FanOut(Sink):
             if sink is not origin:
                 self._call(sink, sink.status, status)
 
+    def feed(self, item) -> None:
+        """An Event or StatusEvent (anything with ``to_dict()``) or its dict, sent as an event or a status: the
+        callback for `edge_ser.Recognizer.subscribe`."""
+        d = item.to_dict() if hasattr(item, "to_dict") else item
+        if d.get("type") == "status":
+            self.status(d)
+        else:
+            self.publish(d)
+
     def drain(self) -> List[dict]:
         """The status events the sinks raised since the last call (each already passed on to the other sinks)."""
         out = []
@@ -146,6 +155,9 @@ def open_sinks(options: SinkOptions, info: dict | None = None) -> FanOut:
     A bad option is a `UserError` (nothing is left running); a broker that cannot be reached is not (it is a status
     event, and the sink keeps trying)."""
     info = dict(info or {})
+    for short, long in (("hop", "hop_seconds"), ("window", "window_seconds")):  # Recognizer.info() names
+        if info.get(short) is None and info.get(long) is not None:
+            info[short] = info[long]
     options.check()
     fan = FanOut()
     try:
