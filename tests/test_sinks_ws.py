@@ -47,7 +47,7 @@ def _messages_until_closed(url: str, limit_s: float, **kw) -> list[dict]:
 
 
 def test_a_client_receives_the_events_of_listen_serve(tmp_path):
-    audio = long_input(tmp_path / "long.wav", repeats=2)  # 7 s, real time
+    audio = long_input(tmp_path / "long.wav", repeats=1)  # 3.5 s, real time
     with Listen("--input", str(audio), "--serve", "127.0.0.1:0") as run:
         url = run.url()
         assert url.startswith("http://127.0.0.1:")
@@ -61,7 +61,7 @@ def test_a_client_receives_the_events_of_listen_serve(tmp_path):
     assert hello["window"] > 0 and "angry_high" in hello["labels"] and hello["input"] == str(audio)
     # everything the JSON stream printed, in order (the first ones replayed from the history)
     assert [(e["t"], e["label"]) for e in streamed] == [(e["t"], e["label"]) for e in run.events]
-    assert len(streamed) >= 13 and any(e["speech"] for e in streamed)
+    assert len(streamed) >= 6 and any(e["speech"] for e in streamed) and not all(e["speech"] for e in streamed)
     assert all("level_db" in e and "noise_floor_db" in e for e in streamed)
     assert "websocket http://127.0.0.1" in run.stderr and "Traceback" not in run.stderr
 
@@ -104,12 +104,25 @@ def test_tokens_401_and_nothing_streamed(tmp_path):
     assert "websocket http://127.0.0.1:" in run.stderr and ": 2 clients, 7 refused" in run.stderr, run.stderr
 
 
+def test_sink_options_are_checked_before_anything_starts():
+    from edge_ser.sinks import SinkOptions
+    for options, message in ((SinkOptions(serve="0.0.0.0:0"), "needs --token"),
+                             (SinkOptions(serve="192.168.1.10:8765"), "needs --token"),
+                             (SinkOptions(serve="127.0.0.1:http"), "--serve"),
+                             (SinkOptions(serve="127.0.0.1:0", token=""), "--token must not be empty"),
+                             (SinkOptions(serve="127.0.0.1:0", token="  "), "--token must not be empty"),
+                             (SinkOptions(token="abc"), "--token is for --serve"),
+                             (SinkOptions(serve="no-such-host.invalid:0", token="t"), "cannot resolve")):
+        with pytest.raises(UserError) as err:
+            options.check()
+        assert message in str(err.value) and "\n" not in str(err.value)
+    SinkOptions(serve="0.0.0.0:0", token="t").check()  # allowed: a token guards it (not bound here)
+    SinkOptions(serve="localhost:0").check()
+
+
 @pytest.mark.parametrize("args, message", [
     (["--serve", "0.0.0.0:0"], "needs --token"),
-    (["--serve", "127.0.0.1:http"], "--serve"),
-    (["--serve", "127.0.0.1:0", "--token", ""], "--token"),
     (["--token", "abc"], "--token is for --serve"),
-    (["--serve", "no-such-host.invalid:0", "--token", "t"], "cannot resolve"),
 ])
 def test_bad_serve_options_are_one_error_line(args, message):
     with Listen("--input", str(SAMPLE), "--fast", *args) as run:
