@@ -259,7 +259,7 @@ class MqttSink(Sink):
         stopper.start()
         stopper.join(timeout=2.0)
         if self.dropped:
-            log.warning("mqtt %s: %d messages dropped while the broker could not take them", s.where, self.dropped)
+            log.info("mqtt %s: %d messages dropped while the broker could not take them", s.where, self.dropped)
 
     def summary(self) -> str:
         return (f"mqtt {self.settings.where}: {self.sent} sent, {self.dropped + len(self._queue)} dropped, "

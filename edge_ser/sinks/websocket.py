@@ -180,7 +180,7 @@ class WebSocketSink(Sink):
                 pass
         self._thread.join(timeout=3.0)
         if self.dropped:
-            log.warning("websocket: %d messages dropped for slow clients", self.dropped)
+            log.info("websocket: %d messages dropped for slow clients", self.dropped)  # in the summary too
 
     def summary(self) -> str:
         return (f"websocket {self.url}: {self.clients_total} clients, {self.rejected} refused, "
