@@ -2,7 +2,7 @@
 `listen --serve` shows the streamed emotions in its DOM; a screenshot is saved in reports/integration/."""
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import re
 import shutil
 import struct
@@ -31,6 +31,14 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-
                   "--disable-sync", "--disable-breakpad", "--disable-domain-reliability", "--no-pings",
                   "--disable-features=Translate,MediaRouter,OptimizationHints,AutofillServerCommunication",
                   "--hide-scrollbars"]
+
+
+def _importable(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+        return True
+    except ImportError:
+        return False
 
 
 def _asset(name: str) -> str:
@@ -89,12 +97,14 @@ def _chromium(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium; "
                                              "scripts/sysdeps.sh does it)")
+@pytest.mark.skipif(not _importable("websockets"),
+                    reason="websockets is not installed (pip install 'edge-ser[ws]')")
 def test_dashboard_in_headless_chromium_shows_the_stream(tmp_path):
     audio = long_input(tmp_path / "long.wav", repeats=9)  # 31 s in real time: still streaming while we look
     profile_dir = tmp_path / "chromium"
     token = "dash-t0ken"
     # with an MQTT broker that is not there: its status event must reach the page too (passed on between sinks)
-    mqtt = ["--mqtt", f"mqtt://127.0.0.1:{free_port()}/dash"] if importlib.util.find_spec("paho") else []
+    mqtt = ["--mqtt", f"mqtt://127.0.0.1:{free_port()}/dash"] if _importable("paho.mqtt.client") else []
     with Listen("--input", str(audio), "--serve", "127.0.0.1:0", "--token", token, *mqtt) as run:
         url = run.url()
         assert run.wait_for(lambda: len(run.events) >= 12, 30), run.stderr

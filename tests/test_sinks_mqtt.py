@@ -12,7 +12,10 @@ import pytest
 from edge_ser.errors import UserError
 from sinks_support import MOSQUITTO, SAMPLE, Listen, Mosquitto, Subscriber, free_port, long_input
 
-paho = pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed (pip install 'edge-ser[mqtt]')")
+try:
+    import paho.mqtt.client  # noqa: F401
+except ImportError as exc:
+    pytest.skip(f"paho-mqtt is not installed (pip install 'edge-ser[mqtt]'): {exc}", allow_module_level=True)
 
 from edge_ser.sinks.mqtt import MqttSettings, MqttSink, discovery_configs, parse_mqtt_url, state_of  # noqa: E402
 

@@ -14,7 +14,10 @@ import pytest
 from edge_ser.errors import UserError
 from sinks_support import REPO, SAMPLE, Listen, long_input
 
-websockets = pytest.importorskip("websockets", reason="websockets is not installed (pip install 'edge-ser[ws]')")
+try:
+    import websockets.sync.client  # noqa: F401
+except ImportError as exc:
+    pytest.skip(f"websockets is not installed (pip install 'edge-ser[ws]'): {exc}", allow_module_level=True)
 from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
