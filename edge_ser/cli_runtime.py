@@ -120,6 +120,17 @@ def listen_cmd(
                                  "({\"type\": \"status\", \"state\": ...}: device_lost, reconnecting, "
                                  "reconnected, overflow, ...)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No header or summary on stderr."),
+    mqtt: Optional[str] = typer.Option(None, "--mqtt", help="Also publish to MQTT: "
+                                       "mqtt://[user:pass@]host[:port]/prefix (PREFIX/event, retained PREFIX/state, "
+                                       "PREFIX/status, Home Assistant discovery). Extra: mqtt."),
+    serve: Optional[str] = typer.Option(None, "--serve", help="Serve the events on ws://HOST:PORT/events and a "
+                                        "live dashboard on http://HOST:PORT/ (HOST defaults to 127.0.0.1; "
+                                        "port 0: a free one). Extra: ws."),
+    token: Optional[str] = typer.Option(None, "--token", help="With --serve: every client must send this token "
+                                        "(?token=T or 'Authorization: Bearer T'); required for a non-loopback "
+                                        "HOST.", envvar="EDGE_SER_TOKEN", show_envvar=True),
+    ros2: bool = typer.Option(False, "--ros2", help="Also publish on ROS 2 topics /edge_ser/event and "
+                              "/edge_ser/state (std_msgs/String JSON; needs rclpy)."),
 ):
     """Stream the microphone (or replay a file, or read stdin): every hop, is someone speaking, which emotion,
     how strongly."""
@@ -145,6 +156,9 @@ def listen_cmd(
         if raw_format is None:
             raise UserError("--rate/--channels need --raw-format (a WAV stream's header gives them)")
         raw = RawFormat(raw_format, 16000 if rate is None else rate, 1 if channels is None else channels)
+    if token is not None and not serve and os.environ.get("EDGE_SER_TOKEN") == token:
+        token = None  # a token in the environment is for when --serve is given, not an error without it
+    sink_options = _sink_options(mqtt, serve, token, ros2)  # a bad URL or address: an error before anything loads
 
     rec = Recognizer(model, profile, hop, format=fmt, threads=threads, adapt=adapt)
     m, s = rec.model, rec.settings
@@ -152,6 +166,14 @@ def listen_cmd(
     source = open_source(input, device, raw=raw, realtime=not fast, wait_device=wait_device,
                          target_rate=rec.sample_rate,
                          **({} if input is not None else {"on_status": None, "capture_stderr": "always"}))
+    try:
+        sinks = _open_sinks(sink_options, rec, input, source)
+    except BaseException:
+        source.close()
+        raise
+    for sink in sinks.sinks:
+        if getattr(sink, "url", None):
+            say(f"serving: dashboard {sink.url}, events ws://{sink.url[len('http://'):]}events")
     say(f"listening: {source.describe()}; model {m.name} ({m.format}, {s.threads} thread(s)), hop {rec.hop:g} s, "
         f"window {m.window_seconds:g} s"
         + ("" if m.speaker_norm is None else (", adapting to the speaker" if adapt else
@@ -173,20 +195,30 @@ def listen_cmd(
                     print(_status_line(e), file=sys.stderr, flush=True)
                 if as_json:
                     _json_line(e.to_dict())
+                if sinks:
+                    sinks.status(e.to_dict())
                 continue
             n += 1
             latencies.append(e.latency_ms)
             if e.speech:
                 speech += 1
                 labels[e.label] += 1
+            if sinks:
+                d = e.to_dict()
+                sinks.publish(d)
+                for status in sinks.drain():  # the sinks' own status events (a broker lost, ...)
+                    _sink_status_line(status, as_json)
             if as_json:
-                _json_line(e.to_dict())
+                _json_line(d if sinks else e.to_dict())
             else:
                 print(_event_line(e), flush=True)
     except KeyboardInterrupt:
         interrupted = True
     finally:
         source.close()
+        for status in sinks.drain():
+            _sink_status_line(status, as_json)
+        sinks.close()
         if _main_thread():
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
     overflows = getattr(source, "overflows", 0)
@@ -199,8 +231,60 @@ def listen_cmd(
     restarts = getattr(getattr(source, "stats", None), "restarts", 0)
     if restarts:
         summary += f"; device restarts {restarts}"
+    if sinks.summary():
+        summary += "; " + sinks.summary()
     if not quiet or interrupted:
         print(summary, file=sys.stderr, flush=True)
+
+
+@app.command("ros2", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def ros2_cmd(ctx: typer.Context):
+    """Run listen as the ROS 2 node `edge_ser` (topics /edge_ser/event and /edge_ser/state, std_msgs/String JSON):
+    `edge-ser ros2 [LISTEN OPTIONS] [--ros-args -p model:=NAME -p profile:=P -p device:=D -p hop:=S ...]`.
+    Parameters model, profile, device, hop, format and input set the listen option of that name (the parameter
+    wins over the option); the other ROS arguments (remapping, namespace, log level) go to the node.  Needs rclpy
+    (the ROS 2 installation, or on x86_64: pip install 'ros-rclpy[fastrtps]' ros-std-msgs)."""
+    from .sinks import ros2 as ros2_sink
+    listen_args, ros_args, from_params = ros2_sink.split_ros_args(list(ctx.args))
+    ros2_sink.DEFAULT_ARGS = ros_args
+    try:
+        return app(args=["listen", "--ros2", *listen_args, *from_params], prog_name="edge-ser",
+                   standalone_mode=False)
+    finally:
+        ros2_sink.DEFAULT_ARGS = []
+
+
+def _sink_options(mqtt, serve, token, ros2):
+    """The sinks' options, checked (None: no sink asked for)."""
+    if not (mqtt or serve or ros2 or token is not None):
+        return None
+    from .sinks import SinkOptions
+    options = SinkOptions(mqtt=mqtt, serve=serve, token=token, ros2=ros2)
+    options.check()
+    return options
+
+
+def _open_sinks(options, rec, input, source):
+    """Start the sinks listen was asked for; they are told what runs (the dashboard and the ROS node show it)."""
+    from .sinks import FanOut, open_sinks
+    if options is None:
+        return FanOut()
+    device = getattr(source, "device", None)
+    info = {**rec.info(), "hop": rec.hop, "window": rec.model.window_seconds,
+            "input": ("stdin" if input == "-" else str(input)) if input is not None
+            else (device or {}).get("name"),
+            "device": None if not device else device.get("index")}
+    return open_sinks(options, info)
+
+
+def _sink_status_line(status: dict, as_json: bool) -> None:
+    """A sink's status event: a JSON line with --json, and (like the input's) a line on stderr."""
+    from .sources import RECOVERY_STATES
+    if as_json:
+        _json_line(status)
+    word = "listening" if status.get("state") in RECOVERY_STATES else "warning"
+    print(f"{word}: {status.get('sink', 'sink')}: {status.get('message') or status.get('state')}", file=sys.stderr,
+          flush=True)
 
 
 def _main_thread() -> bool:

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # System libraries the runtime and its tests need: PortAudio (sounddevice), PulseAudio and ALSA's pulse plugin (the virtual microphone
-# of the listen integration test).  Installs only what is missing; needs root and apt-get, else says what to do.
+# of the listen integration test), mosquitto (the MQTT sink's tests run a real broker), chromium (the dashboard's test
+# loads the page headless) and iproute2 (the ROS 2 round trip runs in a loopback-only network namespace).  Installs only what is missing; needs root and apt-get, else says what to do.
 set -u
 need=()
-for pkg in libportaudio2 libasound2-plugins pulseaudio pulseaudio-utils; do
+for pkg in libportaudio2 libasound2-plugins pulseaudio pulseaudio-utils mosquitto chromium iproute2; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 [ ${#need[@]} -eq 0 ] && exit 0
