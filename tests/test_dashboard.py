@@ -22,8 +22,10 @@ else:  # pragma: no cover
     tomllib = None
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
-SCREENSHOT = REPO / "reports" / "integration" / "dashboard.png"
-SMALL_SCREENSHOT = REPO / "reports" / "integration" / "dashboard-800x480.png"  # a robot's own small screen
+# Each run saves its screenshots under reports/integration/last-test-run/ (not tracked: a test run leaves the tree
+# clean); the committed reports/integration/dashboard*.png are copies of one such run.
+SCREENSHOT = REPO / "reports" / "integration" / "last-test-run" / "dashboard.png"
+SMALL_SCREENSHOT = REPO / "reports" / "integration" / "last-test-run" / "dashboard-800x480.png"  # a robot's own small screen
 FILES = ("index.html", "app.js", "style.css")
 # no background traffic: the page is fetched from 127.0.0.1 and nothing else
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
