@@ -132,11 +132,13 @@ def test_bad_spec_and_unreachable_scheduler_are_one_error_line(crema, in_process
     assert time.time() - t < 20 and not (tmp_path / "p.csv").exists()
 
 
-def test_train_without_cluster_never_imports_dask(crema, tmp_path):
+def test_without_cluster_dask_is_never_imported(crema, in_process, tmp_path):
+    """The commands' one switch (`maybe_cluster`) yields None without --cluster: no dask module is loaded."""
+    _, model = in_process
     code = ("import sys; from edge_ser.cli import main; rc = main(sys.argv[1:]); "
             "assert 'distributed' not in sys.modules and 'dask' not in sys.modules, 'dask imported'; sys.exit(rc)")
-    proc = subprocess.run([sys.executable, "-c", code, "train", "--data", str(crema), "--task", "fine15",
-                           "--model", "rfc", "--out", str(tmp_path / "m"), "--window-seconds", "1.0", "--json"],
+    proc = subprocess.run([sys.executable, "-c", code, "pseudo-label", "--model", str(model), "--data", str(crema),
+                           "--out", str(tmp_path / "p.csv"), "--json"],
                           capture_output=True, text=True, timeout=120, env=dict(os.environ))
     assert proc.returncode == 0, proc.stderr[-2000:]
 
@@ -237,13 +239,14 @@ def scheduler(tmp_path_factory):
             c.wait_for_workers(2, timeout=60)
         yield addr, procs[1:]
     finally:
-        for p in procs:
+        for p in procs[::-1]:  # workers first
             p.terminate()
         for p in procs:
             try:
-                p.wait(10)
+                p.wait(3)
             except subprocess.TimeoutExpired:
                 p.kill()
+                p.wait(3)
 
 
 def test_a_worker_that_cannot_read_a_clip_names_it(crema, in_process, scheduler, tmp_path, capsys, monkeypatch):

@@ -69,6 +69,11 @@ class ClusterOptions:
     connect_timeout: float = 5.0   # seconds to reach a tcp:// scheduler before `error: ...`
     retries: int = 3               # re-runs of a task that raised (a worker dying is rescheduled by the scheduler)
     progress: bool = True          # tqdm bar on stderr following completed futures
+    # clips per task of the per-clip steps (features, evaluate, pseudo-label): None = auto, enough clips that the
+    # scheduler's per-task cost (~1-10 ms, benchmarks/results/cluster.json) stays small against a clip's ~15 ms,
+    # and at least 8 tasks per worker for balance; 1 = one task per clip
+    clips_per_task: int | None = None
+    max_clips_per_task: int = 32
     # worker processes of local:N: started with these thread settings (see `thread_settings`)
     local_memory_limit: str | None = None  # e.g. "4GB" per worker; None: dask's default (RAM / N)
 
@@ -124,11 +129,19 @@ class Cluster:
         return self.client.submit(identity, obj, key=f"edge-ser-shared-{self.token}-{self._n}", pure=False,
                                   retries=self.options.retries)
 
-    def map(self, fn, items, desc: str, check=None, **kwargs) -> list:
+    def per_task(self, n_items: int) -> int:
+        """Clips per task for a per-clip step of ``n_items`` clips (see `ClusterOptions.clips_per_task`)."""
+        if self.options.clips_per_task:
+            return max(1, int(self.options.clips_per_task))
+        workers = max(1, self.workers())
+        return int(max(1, min(self.options.max_clips_per_task, n_items // (8 * workers))))
+
+    def map(self, fn, items, desc: str, check=None, per_task: int = 1, **kwargs) -> list:
         """``[fn(item, **kwargs) for item in items]`` on the cluster, in input order.  A task that raises is retried
         (``options.retries``), then its exception is raised here; a task whose workers die over and over (dask's
         KilledWorker) is a `ClusterError`; Ctrl-C (KeyboardInterrupt) cancels every future and is raised again.
-        ``check(result)``, called as each result arrives, may raise to stop the map (the rest is cancelled)."""
+        ``check(result)``, called as each result arrives, may raise to stop the map (the rest is cancelled).
+        ``per_task`` > 1: that many consecutive items per task (the same results, fewer tasks)."""
         from distributed import as_completed
         from tqdm import tqdm
 
@@ -137,19 +150,30 @@ class Cluster:
             return []
         self._n += 1
         name = getattr(fn, "__name__", "task")
-        keys = [f"edge-ser-{name}-{self.token}-{self._n}-{i}" for i in range(len(items))]
-        futures = self.client.map(fn, items, key=keys, pure=False, retries=self.options.retries, **kwargs)
+        per_task = max(1, int(per_task))
+        starts = list(range(0, len(items), per_task))
+        keys = [f"edge-ser-{name}-{self.token}-{self._n}-{i}" for i in range(len(starts))]
+        if per_task == 1:
+            futures = self.client.map(fn, items, key=keys, pure=False, retries=self.options.retries, **kwargs)
+        else:
+            from .cluster_tasks import run_chunk
+            futures = self.client.map(run_chunk, [items[i:i + per_task] for i in starts], key=keys, pure=False,
+                                      retries=self.options.retries, fn=fn, **kwargs)
         where = {f.key: i for i, f in enumerate(futures)}
         out = [None] * len(items)
         try:
-            with tqdm(total=len(futures), desc=desc, unit="task", file=sys.stderr, disable=not self.options.progress,
-                      mininterval=1.0, leave=False) as bar:
+            with tqdm(total=len(items), desc=desc, unit="clip" if per_task > 1 else "task", file=sys.stderr,
+                      disable=not self.options.progress, mininterval=1.0, leave=False) as bar:
                 for fut in as_completed(futures):
-                    res = out[where[fut.key]] = _result(fut)
+                    j = where[fut.key]
+                    res = _result(fut)
+                    got = res if per_task > 1 else [res]
+                    out[starts[j]:starts[j] + len(got)] = got
                     if check is not None:
-                        check(res)
+                        for r in got:
+                            check(r)
                     fut.release()
-                    bar.update()
+                    bar.update(len(got))
         except BaseException:  # Ctrl-C, a task's error, a lost cluster: nothing is left running for this map
             try:
                 self.client.cancel(futures, force=True)
@@ -189,7 +213,7 @@ def open_cluster(spec: str | ClusterSpec, options: ClusterOptions | None = None)
         if spec.kind == "local":
             # the nanny's pre-spawn environment (OMP/MKL/OpenBLAS = 1 by default) becomes this process's settings
             environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}), **settings["env"])
-            with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), _workers_ignore_ctrl_c():
                 local = LocalCluster(n_workers=spec.workers, threads_per_worker=1, processes=True,
                                      host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR,
                                      memory_limit=options.local_memory_limit or "auto")
@@ -207,13 +231,31 @@ def open_cluster(spec: str | ClusterSpec, options: ClusterOptions | None = None)
                                    f"{options.connect_timeout:g} s ({type(exc).__name__}: "
                                    f"{str(exc).splitlines()[0] if str(exc) else 'no answer'})") from None
         try:
-            client.register_plugin(PinThreads(settings), name=PinThreads.name)
+            client.register_plugin(PinThreads(dict(settings, ignore_sigint=local is not None)), name=PinThreads.name)
             cluster = Cluster(client, spec, options)
             if local is None and cluster.workers() == 0:
                 logger.warning("the scheduler at %s has no workers yet; tasks wait for one", spec.address)
             yield cluster
         finally:
             _close(client, local)
+
+
+@contextmanager
+def _workers_ignore_ctrl_c():
+    """Worker processes started inside inherit an ignored SIGINT: Ctrl-C in a terminal reaches the whole process
+    group, and only this process should answer it (cancel, shut the cluster down, exit 130) -- not N workers each
+    printing a KeyboardInterrupt traceback.  (`edge_ser_train.cluster_tasks.PinThreads` does the same in a worker
+    started later, e.g. one the nanny restarts.)"""
+    import signal
+    try:
+        before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def _close(client, local) -> None:

@@ -39,6 +39,11 @@ class PinThreads(WorkerPlugin):
         self.settings = settings
 
     def setup(self, worker=None):
+        if self.settings.get("ignore_sigint"):  # local:N: Ctrl-C is the client's to answer
+            import signal
+            import threading
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
         os.environ.update(self.settings.get("env", {}))
         if self.settings.get("blas"):
             try:
@@ -53,6 +58,11 @@ class PinThreads(WorkerPlugin):
 
 def identity(x):
     return x
+
+
+def run_chunk(chunk, fn, **kwargs) -> list:
+    """Several items in one task (`Cluster.map` with ``per_task`` > 1): ``[fn(item, **kwargs) for item in chunk]``."""
+    return [fn(item, **kwargs) for item in chunk]
 
 
 @dataclass(frozen=True)
@@ -129,7 +139,7 @@ def warm(cluster, data, pairs, desc: str = "features", keep: bool = True) -> Non
     shipped = copy.copy(data.cache)
     shipped.dir, shipped.failed = Path(data.cache.dir).resolve(), {}
     results = cluster.map(logmel_task, [(data.clips[i].path, v) for i, v in todo], desc,
-                          cache=cluster.shared(shipped), check=check_unreadable)
+                          cache=cluster.shared(shipped), check=check_unreadable, per_task=cluster.per_task(len(todo)))
     for (i, v), r in zip(todo, results):
         path = data.clips[i].path
         if isinstance(r, Failed):
@@ -162,7 +172,9 @@ _MEMO_RUNS = 4
 
 def _memo(key) -> dict:
     if key not in _MEMO:
-        _MEMO[key] = {}
+        # the originals' inputs (variant "") do not depend on the seed: start from another seed's of this run
+        same_run = [m for (token, _), m in _MEMO.items() if token == key[0]]
+        _MEMO[key] = {k: v for k, v in (same_run[-1] if same_run else {}).items() if not k[1]}
         while len(_MEMO) > _MEMO_RUNS:
             _MEMO.popitem(last=False)
     _MEMO.move_to_end(key)
@@ -281,7 +293,7 @@ def speaker_stats(cluster, model, ref: ModelRef, clips_by_speaker: list, desc: s
     """{speaker: SpeakerStats} over [(speaker, path)] in that order, as a loop of ``model.adapt_file`` over the
     same clips would build them here (each clip's sums added in turn); also {path: reason} of clips that failed."""
     results = cluster.map(adapt_task, [p for _, p in clips_by_speaker], desc, model=cluster.shared(ref),
-                          check=check_unreadable)
+                          check=check_unreadable, per_task=cluster.per_task(len(clips_by_speaker)))
     stats, failed = {}, {}
     for (spk, path), (fields, reason) in zip(clips_by_speaker, results):
         stats.setdefault(spk, model.speaker_stats()).merge(stats_from(model, fields))
@@ -293,4 +305,4 @@ def speaker_stats(cluster, model, ref: ModelRef, clips_by_speaker: list, desc: s
 def classify(cluster, ref: ModelRef, items: list, desc: str) -> list:
     """[(path, stats or None, update)] -> probabilities per clip, or `Failed`."""
     return cluster.map(classify_task, [(p, stats_fields(st), u) for p, st, u in items], desc,
-                       model=cluster.shared(ref), check=check_unreadable)
+                       model=cluster.shared(ref), check=check_unreadable, per_task=cluster.per_task(len(items)))
