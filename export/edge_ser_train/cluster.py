@@ -208,36 +208,34 @@ def open_cluster(spec: str | ClusterSpec, options: ClusterOptions | None = None)
 
     from .cluster_tasks import PinThreads
     settings = thread_settings()
-    quiet = {"distributed.worker.daemon": False, "logging.distributed": "error"}
-    with dask.config.set(quiet):
-        if spec.kind == "local":
-            # the nanny's pre-spawn environment (OMP/MKL/OpenBLAS = 1 by default) becomes this process's settings
-            environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}), **settings["env"])
-            with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), _workers_ignore_ctrl_c():
-                local = LocalCluster(n_workers=spec.workers, threads_per_worker=1, processes=True,
-                                     host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR,
-                                     memory_limit=options.local_memory_limit or "auto")
-            try:
-                client = Client(local, timeout=max(options.connect_timeout, 30.0))
-            except BaseException:
-                local.close()
-                raise
-        else:
-            local = None
-            try:
-                client = Client(spec.address, timeout=options.connect_timeout)
-            except (OSError, TimeoutError) as exc:
-                raise ClusterError(f"cannot reach the Dask scheduler at {spec.address} within "
-                                   f"{options.connect_timeout:g} s ({type(exc).__name__}: "
-                                   f"{str(exc).splitlines()[0] if str(exc) else 'no answer'})") from None
+    if spec.kind == "local":
+        # the nanny's pre-spawn environment (OMP/MKL/OpenBLAS = 1 by default) becomes this process's settings
+        environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}), **settings["env"])
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), _workers_ignore_ctrl_c():
+            local = LocalCluster(n_workers=spec.workers, threads_per_worker=1, processes=True,
+                                 host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR,
+                                 memory_limit=options.local_memory_limit or "auto")
         try:
-            client.register_plugin(PinThreads(dict(settings, ignore_sigint=local is not None)), name=PinThreads.name)
-            cluster = Cluster(client, spec, options)
-            if local is None and cluster.workers() == 0:
-                logger.warning("the scheduler at %s has no workers yet; tasks wait for one", spec.address)
-            yield cluster
-        finally:
-            _close(client, local)
+            client = Client(local, timeout=max(options.connect_timeout, 30.0))
+        except BaseException:
+            local.close()
+            raise
+    else:
+        local = None
+        try:
+            client = Client(spec.address, timeout=options.connect_timeout)
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(f"cannot reach the Dask scheduler at {spec.address} within "
+                               f"{options.connect_timeout:g} s ({type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0] if str(exc) else 'no answer'})") from None
+    try:
+        client.register_plugin(PinThreads(dict(settings, ignore_sigint=local is not None)), name=PinThreads.name)
+        cluster = Cluster(client, spec, options)
+        if local is None and cluster.workers() == 0:
+            logger.warning("the scheduler at %s has no workers yet; tasks wait for one", spec.address)
+        yield cluster
+    finally:
+        _close(client, local)
 
 
 @contextmanager
