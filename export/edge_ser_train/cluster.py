@@ -28,9 +28,10 @@ from edge_ser.errors import UserError
 
 logger = logging.getLogger("edge_ser.cluster")
 
-# environment variables that set thread counts (and so, for TensorFlow and BLAS, floating-point summation orders)
+# environment variables that set thread counts or kernels (and so, for TensorFlow and BLAS, floating-point
+# summation orders): copied from the client into every worker
 THREAD_ENV = ("EDGE_SER_TRAIN_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-              "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+              "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "TF_ENABLE_ONEDNN_OPTS", "TF_DETERMINISTIC_OPS")
 SHARED_DATA_HINT = "every worker needs the corpora at the same path as this machine, or on a shared filesystem"
 
 
@@ -209,8 +210,11 @@ def open_cluster(spec: str | ClusterSpec, options: ClusterOptions | None = None)
     from .cluster_tasks import PinThreads
     settings = thread_settings()
     if spec.kind == "local":
-        # the nanny's pre-spawn environment (OMP/MKL/OpenBLAS = 1 by default) becomes this process's settings
-        environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}), **settings["env"])
+        # the nanny's pre-spawn environment (OMP/MKL/OpenBLAS = 1 by default) becomes this process's settings:
+        # a thread variable unset here stays unset there (TensorFlow's oneDNN kernels follow OMP_NUM_THREADS)
+        environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ", {}).items()
+                   if k not in THREAD_ENV}
+        environ.update(settings["env"])
         with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), _workers_ignore_ctrl_c():
             local = LocalCluster(n_workers=spec.workers, threads_per_worker=1, processes=True,
                                  host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR,

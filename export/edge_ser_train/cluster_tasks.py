@@ -27,7 +27,7 @@ from distributed import WorkerPlugin
 
 from edge_ser.errors import AudioError, UserError
 
-from .cluster import SHARED_DATA_HINT, ClusterError, logger, worker_name
+from .cluster import SHARED_DATA_HINT, THREAD_ENV, ClusterError, logger, worker_name
 
 
 class PinThreads(WorkerPlugin):
@@ -44,7 +44,11 @@ class PinThreads(WorkerPlugin):
             import threading
             if threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
-        os.environ.update(self.settings.get("env", {}))
+        env = self.settings.get("env", {})
+        for k in THREAD_ENV:  # unset here as on the client (a nanny sets OMP/MKL/OpenBLAS to 1 by default)
+            if k not in env:
+                os.environ.pop(k, None)
+        os.environ.update(env)
         if self.settings.get("blas"):
             try:
                 from threadpoolctl import threadpool_limits
@@ -101,17 +105,21 @@ def _openable(path: str) -> Unreadable | None:
 # --- log-mel per clip -----------------------------------------------------------------------------------------
 
 def _worker_cache(cache):
-    """The client's `LogMelCache` settings with a cache folder this worker can write: the client's own folder (the
-    same machine, or a shared filesystem), else a folder under this worker's temp dir."""
+    """The client's `LogMelCache` settings with a cache folder this worker can write: the worker's own
+    ``$EDGE_SER_CACHE`` if it is set (e.g. a shared filesystem), else the client's folder (the same machine),
+    else a folder under this worker's temp dir.  The folder only holds copies: the numbers do not depend on it."""
     if getattr(cache, "_worker_ok", False):
         return cache
-    try:
-        cache.dir.mkdir(parents=True, exist_ok=True)
-        if not os.access(cache.dir, os.W_OK):
-            raise PermissionError(str(cache.dir))
-    except OSError:
-        cache.dir = Path(tempfile.gettempdir()) / "edge-ser-cache" / "logmel"
-        cache.dir.mkdir(parents=True, exist_ok=True)
+    mine = os.environ.get("EDGE_SER_CACHE")
+    for folder in ([Path(mine) / "logmel"] if mine else []) + [cache.dir,
+                                                              Path(tempfile.gettempdir()) / "edge-ser-cache" / "logmel"]:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if os.access(folder, os.W_OK):
+                cache.dir = folder
+                break
+        except OSError:
+            continue
     cache._worker_ok = True
     return cache
 
