@@ -399,12 +399,12 @@ def cross_validate(data: Data, cfg: TrainConfig, ssl: SslHook | None = None, log
              for k, (tr, te) in enumerate(splits.actor_folds(data.y, data.speakers, cfg.folds, s))]
     every = [i for i in range(len(data.clips))]
     data.warm(every, ("",), "features", cluster=cluster)
-    results = []
+    results, seeded = [], {cfg.seed: data}
     if cluster is not None:
         results = _cross_validate_on(cluster, data, cfg, ssl, plans)
     for j, (s, k, tr, te) in enumerate(plans):
         if cluster is None:
-            d = data if s == cfg.seed else data.with_seed(s)
+            d = seeded[s] if s in seeded else seeded.setdefault(s, data.with_seed(s))
             d.warm(tr, tuple(cfg.augment), f"fold {k + 1}/{cfg.folds} augmented features")
             results.append(_fold(d, replace(cfg, seed=s) if s != cfg.seed else cfg, tr, te, k, ssl))
         m = results[j]
