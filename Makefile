@@ -22,7 +22,7 @@ $(VENV)/.runtime: pyproject.toml
 
 # The training distribution (export/: scikit-learn, TensorFlow, converters) and the test tools on top.
 $(VENV)/.dev: pyproject.toml export/pyproject.toml $(VENV)/.runtime
-	$(PY) -m pip install -q -e '.[tflite,mic,mqtt,ws,ros2,dev]' -e ./export
+	$(PY) -m pip install -q -e '.[tflite,mic,mqtt,ws,ros2,dev]' -e './export[dev,cluster]'
 	@touch $@
 
 setup: sysdeps $(VENV)/.runtime

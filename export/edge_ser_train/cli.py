@@ -52,6 +52,18 @@ def _check_task(task: str) -> str:
     return task
 
 
+CLUSTER_HELP = ("Run on Dask (extra `cluster`): local:N starts N worker processes here, tcp://HOST:PORT uses a "
+                "running scheduler; the results are the in-process run's (docs/cluster.md).")
+
+
+def _cluster_spec(spec: str | None):
+    """--cluster, checked before any work (a bad spec is one error line); None when not given."""
+    if spec is None:
+        return None
+    from edge_ser_train.cluster import ClusterSpec
+    return ClusterSpec.parse(spec)
+
+
 def _report_unreadable(failed: dict | None) -> None:
     """A batch went on past unreadable clips: one ``error:`` line each, then exit 2 at the end."""
     if not failed:
@@ -144,6 +156,9 @@ def train_cmd(
                                      "its target the set-1 model's intensity distribution within its known emotion "
                                      "(no threshold, one round, no augmented copies)."),
     folds: int = typer.Option(0, "--folds", help="K actor folds of cross-validation before the final model (0: none)."),
+    seeds: int = typer.Option(1, "--seeds", help="Repeat the K-fold CV with S seeds (--seed .. --seed+S-1: folds, "
+                              "augmentation and initialisation differ): K x S fits, mean ± std over all of them."),
+    cluster: Optional[str] = typer.Option(None, "--cluster", help=CLUSTER_HELP),
     seed: int = typer.Option(0, "--seed", help="Seed for splits, augmentation and training."),
     window_seconds: float = typer.Option(2.5, "--window-seconds", help="Model window length in seconds."),
     hop_seconds: float = typer.Option(0.5, "--hop-seconds", help="Hop between windows (training and scoring)."),
@@ -171,6 +186,11 @@ def train_cmd(
         raise UserError(f"unknown model kind {model!r} (known: rfc, cnn)")
     if folds < 0 or folds == 1:
         raise UserError("--folds must be 0 (no cross-validation) or at least 2")
+    if seeds < 1:
+        raise UserError("--seeds must be at least 1")
+    if seeds > 1 and not folds:
+        raise UserError("--seeds repeats the cross-validation: give --folds K (at least 2) too")
+    cluster_spec = _cluster_spec(cluster)
     if not 0.5 <= window_seconds <= 10:
         raise UserError("--window-seconds must be between 0.5 and 10")
     if not 0.05 <= hop_seconds <= window_seconds:
@@ -213,8 +233,10 @@ def train_cmd(
         except (ImportError, AttributeError):
             raise UserError("--ssl is not available: export/edge_ser_train/ssl.py provides no make_ssl_hook") from None
         hook = make_hook(data, cfg, log=_log, **ssl_options)
-    with _replacing(out if force and _is_training_output(out) else None):
-        result = train.run(data, cfg, out, name=name, ssl=hook, seed_protocol_repeats=seed_protocol, log=_log)
+    from edge_ser_train.cluster import maybe_cluster
+    with _replacing(out if force and _is_training_output(out) else None), maybe_cluster(cluster_spec) as on:
+        result = train.run(data, cfg, out, name=name, ssl=hook, seed_protocol_repeats=seed_protocol, log=_log,
+                           seeds=seeds, cluster=on)
     if hook is not None:
         result["ssl"] = s = hook.finish(out)
         if s:
@@ -224,7 +246,13 @@ def train_cmd(
         print(json.dumps(result, indent=None))
     else:
         cv = result.get("cv")
-        if cv:
+        if cv and seeds > 1:
+            print(f"{task}-{model}: actor-fold CV ({folds} folds x {seeds} seeds = {cv['fits']} fits) accuracy "
+                  f"{cv['accuracy']['mean']:.3f} ± {cv['accuracy']['std']:.3f}, balanced "
+                  f"{cv['balanced_accuracy']['mean']:.3f} ± {cv['balanced_accuracy']['std']:.3f}, macro-F1 "
+                  f"{cv['macro_f1']['mean']:.3f} ± {cv['macro_f1']['std']:.3f}; std of the {seeds} seeds' mean "
+                  f"accuracies {cv['between_seeds']['accuracy']['std_of_seed_means']:.3f}")
+        elif cv:
             print(f"{task}-{model}: actor-fold CV ({folds} folds) accuracy {cv['accuracy']['mean']:.3f} ± "
                   f"{cv['accuracy']['std']:.3f}, balanced {cv['balanced_accuracy']['mean']:.3f}, macro-F1 "
                   f"{cv['macro_f1']['mean']:.3f}")
@@ -246,6 +274,7 @@ def evaluate_cmd(
                               "'speaker' adapts to each speaker's clips (no labels used), 'clip' adapts each clip "
                               "to itself like `classify`, 'none' uses the training population's statistics."),
     force: bool = typer.Option(False, "--force", help="Overwrite report.md/confusion.png in --report."),
+    cluster: Optional[str] = typer.Option(None, "--cluster", help=CLUSTER_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ):
     """Score a model on a corpus with the exported file (as `classify` runs it)."""
@@ -259,9 +288,13 @@ def evaluate_cmd(
     if report is not None:  # before the (long) evaluation
         from edge_ser_train.report import REPORT_FILES
         check_output_dir(report, force, files=REPORT_FILES)
+    cluster_spec = _cluster_spec(cluster)
     _need_train_extra("evaluate")
+    from edge_ser_train.cluster import maybe_cluster
     from edge_ser_train.evaluate import evaluate
-    result = evaluate(model, data, task, corpus=corpus, fmt=fmt, limit=limit, progress=not as_json, adapt=adapt)
+    with maybe_cluster(cluster_spec, progress=not as_json) as on:
+        result = evaluate(model, data, task, corpus=corpus, fmt=fmt, limit=limit, progress=not as_json, adapt=adapt,
+                          cluster=on)
     if report is not None:
         from edge_ser_train.report import write_report
         path = write_report(result, report)

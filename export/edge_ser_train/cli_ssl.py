@@ -32,6 +32,9 @@ def pseudo_label_cmd(
     fmt: Optional[str] = typer.Option(None, "--format", help="onnx or tflite (default: onnx if present)."),
     corpus: Optional[str] = typer.Option(None, "--corpus", help="Force the corpus type of every --data folder."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing --out file."),
+    cluster: Optional[str] = typer.Option(None, "--cluster", help="Run on Dask (extra `cluster`): local:N starts "
+                                          "N worker processes here, tcp://HOST:PORT uses a running scheduler; the "
+                                          "rows are the in-process run's (docs/cluster.md)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ):
     """Label the unlabelled pool with a fine15 model: a clip is accepted when the predicted emotion equals its known
@@ -48,7 +51,12 @@ def pseudo_label_cmd(
     if fmt is not None and fmt not in ("onnx", "tflite"):
         raise UserError(f"unknown format {fmt!r} (onnx or tflite)")
     from . import ssl
-    rows, summary = ssl.pseudo_label(model, data, threshold, corpus=corpus, fmt=fmt, progress=not as_json)
+    from .cli import _cluster_spec
+    from .cluster import maybe_cluster
+    spec = _cluster_spec(cluster)
+    with maybe_cluster(spec, progress=not as_json) as on:
+        rows, summary = ssl.pseudo_label(model, data, threshold, corpus=corpus, fmt=fmt, progress=not as_json,
+                                         cluster=on)
     ssl.write_csv(rows, out, force=force)
     summary["out"] = str(out)
     if as_json:

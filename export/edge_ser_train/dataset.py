@@ -86,6 +86,24 @@ class LogMelCache:
                            self.aug.to_dict() if variant else None, self.seed if variant else None, fe])
         return hashlib.sha1(blob.encode()).hexdigest()
 
+    def has(self, path: str, variant: str = "") -> bool:
+        """True when the clip's log-mel (in ``variant``) is cached."""
+        try:
+            return (self.dir / f"{self.key(path, variant)}.npy").exists()
+        except OSError:
+            return False
+
+    def put(self, path: str, variant: str, db: np.ndarray) -> None:
+        """Cache a log-mel computed elsewhere (a cluster worker) under the key `get` would use."""
+        try:
+            fname = self.dir / f"{self.key(path, variant)}.npy"
+        except OSError:
+            return
+        if not fname.exists():
+            tmp = fname.with_suffix(f".{os.getpid()}.tmp.npy")
+            np.save(tmp, db)
+            os.replace(tmp, fname)
+
     def get(self, clip: Clip, variant: str = "") -> np.ndarray | None:
         """The clip's log-mel (or its augmented ``variant``); None if the audio cannot be read."""
         try:

@@ -37,7 +37,9 @@ ADAPT_MODES = ("speaker", "clip", "none")
 
 
 def evaluate(model_spec, roots, task: str | None = None, corpus: str | None = None, fmt: str | None = None,
-             limit: int | None = None, progress: bool = True, adapt: str = "speaker") -> dict:
+             limit: int | None = None, progress: bool = True, adapt: str = "speaker", cluster=None) -> dict:
+    """``cluster`` (`edge_ser_train.cluster.Cluster`, `--cluster`): one task per clip on its workers (speaker
+    statistics, then scores), with the in-process results."""
     from edge_ser.registry import load_model
 
     if adapt not in ADAPT_MODES:
@@ -65,18 +67,32 @@ def evaluate(model_spec, roots, task: str | None = None, corpus: str | None = No
         kept, labs = [kept[i] for i in sel], [labs[i] for i in sel]
     adapting = model.speaker_norm is not None
     stats = {}
+    if cluster is not None:
+        from . import cluster_tasks
+        ref = cluster_tasks.model_ref(model, model_spec)
     if adapting and adapt == "speaker":  # first pass: each speaker's statistics over all their clips
-        for c in tqdm(kept, desc="speaker statistics", unit="clip", disable=not progress, mininterval=2.0,
-                      leave=False):
+        if cluster is not None:
+            stats, _ = cluster_tasks.speaker_stats(cluster, model, ref, [(c.speaker, c.path) for c in kept],
+                                                   "speaker statistics")
+        for c in tqdm(kept if cluster is None else [], desc="speaker statistics", unit="clip",
+                      disable=not progress, mininterval=2.0, leave=False):
             try:
                 model.adapt_file(c.path, stats.setdefault(c.speaker, model.speaker_stats()))
             except AudioError:
                 pass  # reported by the scoring pass
     y_true, y_pred, failed = [], [], {}
-    for c, lab in tqdm(list(zip(kept, labs)), desc="evaluate", unit="clip", disable=not progress,
-                       mininterval=2.0, leave=False):
+    if cluster is not None:
+        scored = cluster_tasks.classify(cluster, ref, [(c.path, stats.get(c.speaker), adapt == "clip")
+                                                       for c in kept], "evaluate")
+    for k, (c, lab) in enumerate(tqdm(list(zip(kept, labs)), desc="evaluate", unit="clip",
+                                      disable=not progress or cluster is not None, mininterval=2.0, leave=False)):
         try:  # block by block, exactly as `edge-ser classify` (bounded memory for a clip of any length)
-            p, _ = model.classify_file(c.path, stats=stats.get(c.speaker), update=adapt == "clip")
+            if cluster is None:
+                p, _ = model.classify_file(c.path, stats=stats.get(c.speaker), update=adapt == "clip")
+            elif isinstance(scored[k], cluster_tasks.Failed):
+                raise AudioError(scored[k].reason)
+            else:
+                p = scored[k]
         except AudioError as exc:
             failed[c.path] = str(exc)
             continue

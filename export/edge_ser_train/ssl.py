@@ -301,8 +301,9 @@ def make_ssl_hook(roots, cfg, threshold: float | None = None, rounds: int = 1, l
 # --- pseudo-label with an exported model ---------------------------------------------------------------------
 
 def pseudo_label(model_spec, roots, threshold: float | None = None, corpus: str | None = None,
-                 fmt: str | None = None, progress: bool = True) -> tuple[list[dict], dict]:
-    """Label the pool of ``roots`` with an exported fine15 model (as `edge-ser classify` runs it)."""
+                 fmt: str | None = None, progress: bool = True, cluster=None) -> tuple[list[dict], dict]:
+    """Label the pool of ``roots`` with an exported fine15 model (as `edge-ser classify` runs it).  ``cluster``
+    (`edge_ser_train.cluster.Cluster`, `--cluster`): one task per clip on its workers, the in-process rows."""
     from tqdm import tqdm
 
     from edge_ser.errors import AudioError
@@ -324,6 +325,9 @@ def pseudo_label(model_spec, roots, threshold: float | None = None, corpus: str 
     probs = np.full((len(pool), len(model.labels)), np.nan, np.float32)
     unreadable = {}
     stats = {}
+    if cluster is not None:
+        from . import cluster_tasks
+        ref = cluster_tasks.model_ref(model, model_spec)
     if model.speaker_norm is not None:
         # speaker adaptation: each speaker's statistics over their labelled fine15 clips (CREMA-D's IEO sentence),
         # as training computed them, or over their pool clips when the --data folders hold none of those
@@ -337,8 +341,12 @@ def pseudo_label(model_spec, roots, threshold: float | None = None, corpus: str 
         for c in pool:
             if c.speaker in no_labelled:
                 by_speaker.setdefault(c.speaker, []).append(c)
-        for spk, members in tqdm(list(by_speaker.items()), desc="speaker statistics", unit="speaker",
-                                 disable=not progress, mininterval=2.0, leave=False):
+        if cluster is not None:
+            stats, _ = cluster_tasks.speaker_stats(cluster, model, ref, [(spk, c.path) for spk, members in
+                                                                        by_speaker.items() for c in members],
+                                                   "speaker statistics")
+        for spk, members in tqdm(list(by_speaker.items()) if cluster is None else [], desc="speaker statistics",
+                                 unit="speaker", disable=not progress, mininterval=2.0, leave=False):
             st = model.speaker_stats()
             for c in members:
                 try:
@@ -346,10 +354,18 @@ def pseudo_label(model_spec, roots, threshold: float | None = None, corpus: str 
                 except AudioError:
                     pass  # an unreadable pool clip is reported below
             stats[spk] = st
-    for k, c in enumerate(tqdm(pool, desc="pseudo-label", unit="clip", disable=not progress, mininterval=2.0,
-                               leave=False)):
+    if cluster is not None:
+        scored = cluster_tasks.classify(cluster, ref, [(c.path, stats.get(c.speaker), False) for c in pool],
+                                        "pseudo-label")
+    for k, c in enumerate(tqdm(pool, desc="pseudo-label", unit="clip", disable=not progress or cluster is not None,
+                               mininterval=2.0, leave=False)):
         try:  # block by block, as `edge-ser classify` (adapted to the clip's speaker)
-            probs[k] = model.classify_file(c.path, stats=stats.get(c.speaker), update=False)[0]
+            if cluster is None:
+                probs[k] = model.classify_file(c.path, stats=stats.get(c.speaker), update=False)[0]
+            elif isinstance(scored[k], cluster_tasks.Failed):
+                raise AudioError(scored[k].reason)
+            else:
+                probs[k] = scored[k]
         except AudioError as exc:
             unreadable[c.path] = str(exc)
     d = decide(probs, [c.emotion for c in pool], model.labels, threshold)

@@ -11,10 +11,11 @@ Protocols (every number says which one it comes from):
 """
 from __future__ import annotations
 
+import copy
 import json
 import time
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -94,7 +95,21 @@ class Data:
 
     def _compute(self, clip, variant: str) -> np.ndarray | None:
         db = self.cache.get(clip, variant)
-        return None if db is None else np.stack([self.spec.compute(w) for w in windows_of(db, self.spec)])
+        return None if db is None else self.windows(db)
+
+    def windows(self, db: np.ndarray) -> np.ndarray:
+        """Model inputs (before speaker normalisation) of every window of a clip's log-mel."""
+        return np.stack([self.spec.compute(w) for w in windows_of(db, self.spec)])
+
+    def with_seed(self, seed: int) -> "Data":
+        """The same clips with the augmentation and draws of ``seed`` (a CV repeat of `cross_validate` with
+        ``seeds`` > 1); the originals' inputs, which no seed changes, are shared.  ``self`` for its own seed."""
+        if seed == self.norm_seed:
+            return self
+        cache = copy.copy(self.cache)  # the same folder and list of unreadable clips
+        cache.seed = seed
+        return replace(self, cache=cache, norm=None, norm_seed=seed, _inputs={}, _stats={},
+                       _raw={k: v for k, v in self._raw.items() if not k[1]})
 
     def set_population(self, idx) -> None:
         """Fit the population statistics on the clips ``idx`` (a training part; originals only)."""
@@ -168,9 +183,14 @@ class Data:
         stats = self.speaker_stats(clip.speaker, variant)  # None for a speaker without clips in the task set
         return self.norm.apply(x, stats if stats is not None else self.norm.stats().update(x))
 
-    def warm(self, idx, variants=("",), desc="features"):
-        """Compute (and keep) the raw inputs of clips ``idx`` in ``variants``."""
+    def warm(self, idx, variants=("",), desc="features", cluster=None, keep: bool = True):
+        """Compute (and keep) the raw inputs of clips ``idx`` in ``variants``; with ``cluster`` (`--cluster`) one
+        task per clip and variant on its workers (``keep`` False: only cache their log-mels here)."""
         todo = [(i, v) for v in variants for i in idx if (i, v) not in self._raw]
+        if cluster is not None:
+            from .cluster_tasks import warm
+            warm(cluster, self, todo, desc, keep)
+            return
         for i, v in tqdm(todo, desc=desc, unit="clip", leave=False, mininterval=2.0):
             self.raw(i, v)
 
@@ -369,27 +389,71 @@ def _fold(data: Data, cfg: TrainConfig, tr, te, fold: int, ssl: SslHook | None):
     return m
 
 
-def cross_validate(data: Data, cfg: TrainConfig, ssl: SslHook | None = None, log=print) -> dict:
-    folds = splits.actor_folds(data.y, data.speakers, cfg.folds, cfg.seed)
+def cross_validate(data: Data, cfg: TrainConfig, ssl: SslHook | None = None, log=print, seeds: int = 1,
+                   cluster=None) -> dict:
+    """Actor-fold CV; with ``seeds`` S > 1, repeated for seeds cfg.seed .. cfg.seed + S - 1 (each repeat is the CV
+    ``--seed s`` runs: its own folds, augmentation and initialisation), K x S fits, mean ± std over all of them.
+    ``cluster`` (`edge_ser_train.cluster.Cluster`): features one task per clip, then one task per fold x seed."""
+    seed_list = [cfg.seed + j for j in range(seeds)]
+    plans = [(s, k, tr, te) for s in seed_list
+             for k, (tr, te) in enumerate(splits.actor_folds(data.y, data.speakers, cfg.folds, s))]
     every = [i for i in range(len(data.clips))]
-    data.warm(every, ("",), "features")
-    results = []
-    for k, (tr, te) in enumerate(folds):
-        data.warm(tr, tuple(cfg.augment), f"fold {k + 1}/{cfg.folds} augmented features")
-        m = _fold(data, cfg, tr, te, k, ssl)
-        log(f"fold {k + 1}/{cfg.folds}: accuracy {m['accuracy']:.3f} balanced {m['balanced_accuracy']:.3f} "
+    data.warm(every, ("",), "features", cluster=cluster)
+    results, seeded = [], {cfg.seed: data}
+    if cluster is not None:
+        results = _cross_validate_on(cluster, data, cfg, ssl, plans)
+    for j, (s, k, tr, te) in enumerate(plans):
+        if cluster is None:
+            d = seeded[s] if s in seeded else seeded.setdefault(s, data.with_seed(s))
+            d.warm(tr, tuple(cfg.augment), f"fold {k + 1}/{cfg.folds} augmented features")
+            results.append(_fold(d, replace(cfg, seed=s) if s != cfg.seed else cfg, tr, te, k, ssl))
+        m = results[j]
+        log((f"seed {s} " if seeds > 1 else "")
+            + f"fold {k + 1}/{cfg.folds}: accuracy {m['accuracy']:.3f} balanced {m['balanced_accuracy']:.3f} "
             f"macro-F1 {m['macro_f1']:.3f} (n={m['n']}, {m['fit_seconds']} s)"
             + (f"; each clip adapted to itself: accuracy {m['clip_adapt']['accuracy']:.3f}" if "clip_adapt" in m else ""))
-        results.append(m)
     summary = metrics.mean_std(results)
     if all("clip_adapt" in r for r in results):
         summary["clip_adapt"] = metrics.mean_std([r["clip_adapt"] for r in results])
-    return {"protocol": PROTOCOL_CV.format(k=cfg.folds, seed=cfg.seed, aug=", ".join(cfg.augment) or "none",
-                                           val=cfg.val_fraction, win=cfg.window_seconds, hop=cfg.hop_seconds),
-            "folds": cfg.folds, **summary,
-            "pooled_confusion": metrics.pooled(results).tolist(), "labels": list(data.labels),
-            "per_fold": [{k: v for k, v in r.items() if k not in ("confusion", "per_class", "labels")}
-                         for r in results]}
+    protocol = PROTOCOL_CV.format(k=cfg.folds, seed=cfg.seed, aug=", ".join(cfg.augment) or "none",
+                                  val=cfg.val_fraction, win=cfg.window_seconds, hop=cfg.hop_seconds)
+    out = {"protocol": protocol, "folds": cfg.folds, **summary,
+           "pooled_confusion": metrics.pooled(results).tolist(), "labels": list(data.labels),
+           "per_fold": [{k: v for k, v in r.items() if k not in ("confusion", "per_class", "labels")}
+                        for r in results]}
+    if seeds > 1:
+        for (s, *_), row in zip(plans, out["per_fold"]):
+            row["seed"] = s
+        per_seed = [metrics.mean_std([r for (s2, *_), r in zip(plans, results) if s2 == s]) for s in seed_list]
+        out.update(
+            protocol=protocol.replace(f"seed {cfg.seed})", f"seeds {seed_list[0]}..{seed_list[-1]})")
+            + f"; repeated with {seeds} seeds (folds, augmentation, validation part and initialisation differ per "
+              f"seed); mean ± std over all {cfg.folds} x {seeds} fits",
+            seeds=seed_list, fits=len(results),
+            per_seed=[{"seed": s, **p} for s, p in zip(seed_list, per_seed)],
+            between_seeds={k: {"std_of_seed_means": float(np.std([p[k]["mean"] for p in per_seed]))}
+                           for k in metrics.SUMMARY_KEYS})
+    return out
+
+
+def _cross_validate_on(cluster, data: Data, cfg: TrainConfig, ssl, plans) -> list:
+    """The fold x seed fits of `cross_validate` on a cluster (the same `_fold` calls, in the same order of
+    results; the SSL hook's per-fold records and unreadable clips come back in that order)."""
+    from .cluster_tasks import fold_job, fold_task
+    for s in sorted({p[0] for p in plans}):  # augmented copies of every clip in some training part, per seed
+        train_part = sorted({int(i) for p in plans if p[0] == s for i in p[2]})
+        data.with_seed(s).warm(train_part, tuple(cfg.augment), f"seed {s} augmented features", cluster=cluster,
+                               keep=s == cfg.seed)
+    job = cluster.shared(fold_job(data, cfg, ssl, cluster.token))
+    answers = cluster.map(fold_task, plans, f"{len(plans)} fits", job=job)
+    results = []
+    for m, records, failed in answers:
+        results.append(m)
+        if ssl is not None:
+            ssl.records.extend(records)
+        for path, reason in failed.items():
+            data.cache.failed.setdefault(path, reason)
+    return results
 
 
 def seed_protocol(data: Data, cfg: TrainConfig, repeats: int = 1, log=print) -> dict:
@@ -422,12 +486,12 @@ def seed_protocol(data: Data, cfg: TrainConfig, repeats: int = 1, log=print) -> 
             "repeats": repeats, **metrics.mean_std(results)}
 
 
-def train_final(data: Data, cfg: TrainConfig, ssl: SslHook | None = None, log=print):
+def train_final(data: Data, cfg: TrainConfig, ssl: SslHook | None = None, log=print, cluster=None):
     """The shipped model: all speakers except a speaker-disjoint validation part."""
     tr, va = splits.holdout(data.y, data.speakers, cfg.val_fraction, cfg.seed + 7)
     splits.check_disjoint(data.speakers, tr, va)
-    data.warm(range(len(data.clips)), ("",), "features")
-    data.warm(tr, tuple(cfg.augment), "augmented features")
+    data.warm(range(len(data.clips)), ("",), "features", cluster=cluster)
+    data.warm(tr, tuple(cfg.augment), "augmented features", cluster=cluster)
     data.set_population(tr)
     extra = None
     if ssl is not None:
@@ -459,11 +523,13 @@ def trained_on(data: Data, cfg: TrainConfig, tr, va, extra=None) -> dict:
 
 
 def run(roots, cfg: TrainConfig, out: Path, name: str | None = None, ssl: SslHook | None = None,
-        seed_protocol_repeats: int = 0, log=print, cv: dict | None = None) -> dict:
+        seed_protocol_repeats: int = 0, log=print, cv: dict | None = None, seeds: int = 1, cluster=None) -> dict:
     """Train (CV if ``cfg.folds``), fit the final model, export every format with parity checks, write the
     manifest.  Returns the result dict (CV metrics, validation metrics, sizes, parity).  ``cv``: the
     `cross_validate` result of this same configuration (and SSL) computed before, e.g. the "after" of
-    ``python -m edge_ser_train.ssl`` (its JSON's ``cv``); it is used instead of running the folds again."""
+    ``python -m edge_ser_train.ssl`` (its JSON's ``cv``); it is used instead of running the folds again.
+    ``seeds``: CV repeats (see `cross_validate`); ``cluster``: run features and fits on a Dask cluster
+    (`edge_ser_train.cluster`), with the in-process results."""
     from . import convert
 
     out = Path(out)
@@ -477,12 +543,12 @@ def run(roots, cfg: TrainConfig, out: Path, name: str | None = None, ssl: SslHoo
     if cv is not None and (cv.get("labels") != list(data.labels) or cv.get("per_fold") is None):
         raise UserError("the CV given to run() is not a CV of this task's labels")
     if cv is not None or cfg.folds:
-        result["cv"] = cv if cv is not None else cross_validate(data, cfg, ssl, log)
+        result["cv"] = cv if cv is not None else cross_validate(data, cfg, ssl, log, seeds=seeds, cluster=cluster)
         cv = result["cv"]
         log("CV: " + ", ".join(f"{k} {cv[k]['mean']:.3f} ± {cv[k]['std']:.3f}" for k in metrics.SUMMARY_KEYS))
     if seed_protocol_repeats:
         result["seed000"] = seed_protocol(data, cfg, seed_protocol_repeats, log)
-    model, tr, va, val, extra = train_final(data, cfg, ssl, log)
+    model, tr, va, val, extra = train_final(data, cfg, ssl, log, cluster=cluster)
     out.mkdir(parents=True, exist_ok=True)
     native = out / "native"
     native.mkdir(exist_ok=True)
@@ -505,7 +571,8 @@ def run(roots, cfg: TrainConfig, out: Path, name: str | None = None, ssl: SslHoo
             metrics_block[f"{k}_std"] = cv[k]["std"]
         if "clip_adapt" in cv:  # the same folds, each test clip adapted to itself (as `classify FILE` does)
             metrics_block["clip_adapt"] = cv["clip_adapt"]
-        metrics_block.update(protocol=f"{cv['folds']}-fold actor CV, speaker-disjoint (mean over folds)",
+        metrics_block.update(protocol=f"{cv['folds']}-fold actor CV, speaker-disjoint (mean over folds"
+                                      + (f" and {len(cv['seeds'])} seeds)" if cv.get("seeds") else ")"),
                              protocol_details=cv["protocol"], folds=cv["folds"], per_fold=cv["per_fold"],
                              pooled_confusion=cv["pooled_confusion"])
     if "seed000" in result:
