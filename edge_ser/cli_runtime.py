@@ -81,6 +81,9 @@ def _event_line(e) -> str:
     head = f"{e.t:7.1f} s "
     if not e.speech:
         return f"{head} -  silence            {'':10}       level {e.level_db:6.1f} dBFS"
+    if e.label is None:  # speech, not enough of it yet to tell an emotion
+        heard = f"speech {getattr(e, 'speech_seconds', 0.0):.2f} s"
+        return f"{head} >  {heard:18} {'':10}       level {e.level_db:6.1f} dBFS  {e.latency_ms:5.1f} ms"
     what = e.emotion + (f" {e.intensity}" if e.intensity else "")
     return (f"{head} >  {what:18} {_bar(e.confidence)} {e.confidence:.2f}  level {e.level_db:6.1f} dBFS"
             f"  {e.latency_ms:5.1f} ms")
@@ -193,7 +196,8 @@ def listen_cmd(
         f"window {m.window_seconds:g} s"
         + ("" if m.speaker_norm is None else (", adapting to the speaker" if adapt else
                                               ", speaker adaptation off (--no-adapt)"))
-        + f", {vad} speech detector" + f" [{s.reason}]" + ("" if input is not None and input != "-" else "; Ctrl-C to stop"))
+        + f", {vad} speech detector [{s.reason}]"
+        + ("" if input is not None and input != "-" else "; Ctrl-C to stop"))
 
     previous = signal.getsignal(signal.SIGTERM)
     if previous in (signal.SIG_DFL, None) and _main_thread():
@@ -217,7 +221,8 @@ def listen_cmd(
             latencies.append(e.latency_ms)
             if e.speech:
                 speech += 1
-                labels[e.label] += 1
+                if e.label is not None:  # not yet enough speech: no label to count
+                    labels[e.label] += 1
             if sinks:
                 d = e.to_dict()
                 sinks.publish(d)

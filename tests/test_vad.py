@@ -301,3 +301,13 @@ def test_listen_gate_options(capsys, vad):
     events = [json.loads(line) for line in out.splitlines()]
     assert any(e["speech"] for e in events)
     assert all(e["label"] is None or e["speech_seconds"] >= 0.5 for e in events)
+
+
+def test_listen_text_lines_for_speech_without_a_label(capsys):
+    """The human-readable lines: speech heard but not yet enough of it says so (no emotion, no crash)."""
+    rc = cli_main(["listen", "--input", str(SAMPLE), "--fast"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert any(" speech 0." in line for line in lines)  # the onset: speech_seconds, no emotion yet
+    assert "None" not in out and "None" not in err.splitlines()[-1]
