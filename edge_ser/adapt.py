@@ -13,6 +13,16 @@ clip gets a mild correction and a long session a full one.
 
 The manifest holds it as ``input.speaker_norm = {axes, prior_windows, mean, var}``; models without it are used
 unchanged.
+
+Level-invariant prior.  Some input elements are levels in dB (the CNN's log-mel image, the forest's absolute band
+levels): playing the same voice 20 dB quieter moves them by -20.  The speaker's own statistics follow, but a prior
+fixed at the population's mean level does not, so a short clip was pulled toward "as loud as the population" and a
+quiet one read as low-arousal (``sad``).  When the norm knows which statistics are such levels (``level_mask``,
+found by `gain_mask` for a model's features), the prior is moved by the speaker's mean level offset from the
+population before it is mixed in: the prior then supplies the population's spectral *shape* and spread, never its
+loudness, and a gain on the input leaves the standardised input unchanged.  The offset is the mean over the level
+statistics of (speaker mean - population mean), from the speaker's windows (or, with none heard yet, from the
+inputs being standardised).
 """
 from __future__ import annotations
 
@@ -56,12 +66,21 @@ class SpeakerStats:
         self.elements += other.elements
         return self
 
-    def mean_var(self) -> tuple[np.ndarray, np.ndarray]:
-        """The speaker's mean and variance shrunk toward the population's by ``prior_windows`` windows."""
+    def level_offset(self) -> float:
+        """The speaker's mean level minus the population's over the norm's level statistics (dB; 0 without any)."""
+        mask = self.norm.level_mask
+        if mask is None or not mask.any() or self.elements == 0:
+            return 0.0
+        return float(np.mean((self.sum / self.elements - self.norm.mean)[mask]))
+
+    def mean_var(self, offset: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The speaker's mean and variance shrunk toward the population's by ``prior_windows`` windows (the
+        population's levels moved by ``offset``, by default `level_offset`, when the norm has a level mask)."""
         k = self.norm.prior_windows * self.norm.pooled
         n = self.elements + k
-        mean = (self.sum + k * self.norm.mean) / n
-        second = (self.sumsq + k * (self.norm.var + np.square(self.norm.mean))) / n
+        prior = self.norm.prior_mean(self.level_offset() if offset is None else offset)
+        mean = (self.sum + k * prior) / n
+        second = (self.sumsq + k * (self.norm.var + np.square(prior))) / n
         return mean, np.maximum(second - np.square(mean), 0.0)
 
     def to_dict(self) -> dict:
@@ -75,6 +94,21 @@ class SpeakerNorm:
     mean: np.ndarray        # population statistics, ``shape`` with the pooled axes of length 1
     var: np.ndarray
     prior_windows: float = PRIOR_WINDOWS
+    level_mask: np.ndarray | None = None  # statistics that are dB levels (shape of ``mean``); None: a fixed prior
+
+    def prior_mean(self, offset: float = 0.0) -> np.ndarray:
+        """The population's mean with its level statistics moved by ``offset`` dB."""
+        if self.level_mask is None or offset == 0.0:
+            return self.mean
+        return self.mean + offset * self.level_mask
+
+    def input_offset(self, x: np.ndarray) -> float:
+        """The level offset of a batch of inputs from the population (as `SpeakerStats.level_offset`)."""
+        if self.level_mask is None or not self.level_mask.any():
+            return 0.0
+        axes = (0,) + tuple(a + 1 for a in self.axes)
+        return float(np.mean((np.asarray(x, np.float64).mean(axis=axes, keepdims=True)[0] - self.mean)
+                             [self.level_mask]))
 
     @property
     def pooled(self) -> int:
@@ -86,7 +120,10 @@ class SpeakerNorm:
 
     def apply(self, x: np.ndarray, stats: SpeakerStats | None) -> np.ndarray:
         """Standardise inputs ``(batch, *shape)`` by ``stats`` (the population's alone when None)."""
-        mean, var = (self.mean, self.var) if stats is None else stats.mean_var()
+        if stats is None or stats.elements == 0:  # nothing heard: the population, at the level of these inputs
+            mean, var = self.prior_mean(self.input_offset(x)), self.var
+        else:
+            mean, var = stats.mean_var()
         return ((np.asarray(x, np.float64) - mean) / (np.sqrt(var) + EPS)).astype(np.float32)
 
     @classmethod
@@ -122,3 +159,20 @@ class SpeakerNorm:
         if not (np.isfinite(prior) and prior > 0):
             raise ValueError("speaker_norm prior_windows must be a positive number")
         return cls(shape, axes, mean, var, prior)
+
+
+def gain_mask(input_fn, n_mels: int, n_frames: int, axes: tuple, step_db: float = 10.0) -> np.ndarray:
+    """Which statistics of a speaker norm are dB levels: the pooled groups of ``input_fn(window)`` (a model's
+    features of a ``(n_mels, n_frames)`` log-mel window) that move by exactly ``step_db`` when the window does.
+    Probed on a fixed speech-like window (no silence padding, nothing near the dB floor)."""
+    rng = np.random.default_rng(0)
+    t = np.arange(n_frames)
+    envelope = -30.0 + 12.0 * np.sin(2 * np.pi * t / 9.0)[None, :]  # syllable-rate level changes
+    tilt = -np.linspace(0.0, 30.0, n_mels)[:, None]
+    window = (envelope + tilt + 3.0 * rng.standard_normal((n_mels, n_frames))).astype(np.float32)
+    a = np.asarray(input_fn(window), np.float64)
+    b = np.asarray(input_fn(window + np.float32(step_db)), np.float64)
+    moved = np.abs(b - a - step_db) < 1e-3 * step_db
+    if axes:
+        moved = moved.all(axis=tuple(axes), keepdims=True)
+    return moved

@@ -42,7 +42,8 @@ def classify_cmd(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line per file."),
 ):
     """Predict the emotion (and intensity) of whole audio files; a file with nothing as loud as listen's speech
-    gate requires (-55 dBFS) is reported as silence."""
+    gate requires (-70 dBFS) is reported as silence, and one with less than 0.75 s that loud gets no emotion
+    (too short to tell)."""
     from .recognizer import ADAPT_MODES, Recognizer
 
     if adapt not in ADAPT_MODES:
@@ -63,6 +64,10 @@ def classify_cmd(
         elif r.silent:
             print(f"{path}: {'silence':14} nothing above {min_level:g} dBFS (loudest {r.loudest_dbfs:.1f}; "
                   f"{r.duration_s:.1f} s, {r.model}/{r.format})", flush=True)
+        elif r.label is None:  # too little speech to tell
+            need = rec.engine.gate.config.min_speech_seconds
+            print(f"{path}: {'too short':14} {r.speech_seconds:.2f} s above {min_level:g} dBFS, {need:g} s needed "
+                  f"({r.duration_s:.1f} s, {r.model}/{r.format})", flush=True)
         else:
             second = sorted(r.scores.items(), key=lambda kv: -kv[1])[1]
             what = r.emotion + (f" {r.intensity}" if r.intensity else "")
@@ -76,6 +81,9 @@ def _event_line(e) -> str:
     head = f"{e.t:7.1f} s "
     if not e.speech:
         return f"{head} -  silence            {'':10}       level {e.level_db:6.1f} dBFS"
+    if e.label is None:  # speech, not enough of it yet to tell an emotion
+        heard = f"speech {getattr(e, 'speech_seconds', 0.0):.2f} s"
+        return f"{head} >  {heard:18} {'':10}       level {e.level_db:6.1f} dBFS  {e.latency_ms:5.1f} ms"
     what = e.emotion + (f" {e.intensity}" if e.intensity else "")
     return (f"{head} >  {what:18} {_bar(e.confidence)} {e.confidence:.2f}  level {e.level_db:6.1f} dBFS"
             f"  {e.latency_ms:5.1f} ms")
@@ -116,6 +124,14 @@ def listen_cmd(
                                         "profile's)."),
     adapt: bool = typer.Option(True, "--adapt/--no-adapt", help="Speaker adaptation (models trained with it): "
                                "standardise by the statistics of the speech heard so far in this session."),
+    vad: str = typer.Option("spectral", "--vad", help="Speech detector: 'spectral' (per-band noise floors on the "
+                            "log-mel frames; holds in fan noise) or 'energy' (frame level against the noise floor; "
+                            "the original gate). See docs/room.md."),
+    gate_margin: Optional[float] = typer.Option(None, "--gate-margin", help="dB above the noise a frame must "
+                                                "rise to count as speech (default: spectral 2, energy 8)."),
+    min_level: float = typer.Option(-70.0, "--min-level", help="dBFS below which nothing is speech."),
+    min_speech: float = typer.Option(0.75, "--min-speech", help="Seconds of speech in an utterance before an "
+                                     "emotion is given (events before say speech with label null)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line per hop, and one per status "
                                  "({\"type\": \"status\", \"state\": ...}: device_lost, reconnecting, "
                                  "reconnected, overflow, ...)."),
@@ -136,8 +152,10 @@ def listen_cmd(
     how strongly."""
     from .recognizer import Recognizer
     from .sources import RawFormat, open_source
-    from .stream import StatusEvent
+    from .stream import GateConfig, StatusEvent
 
+    gate = GateConfig(vad=vad, margin_db=gate_margin, min_level_db=min_level,
+                      min_speech_seconds=min_speech).validate()
     if duration is not None and not duration > 0:
         raise UserError("--duration must be positive")
     if hop is not None and not 0.05 <= hop <= 10:
@@ -160,7 +178,7 @@ def listen_cmd(
         token = None  # a token in the environment is for when --serve is given, not an error without it
     sink_options = _sink_options(mqtt, serve, token, ros2)  # a bad URL or address: an error before anything loads
 
-    rec = Recognizer(model, profile, hop, format=fmt, threads=threads, adapt=adapt)
+    rec = Recognizer(model, profile, hop, format=fmt, threads=threads, adapt=adapt, gate=gate)
     m, s = rec.model, rec.settings
     say = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     source = open_source(input, device, raw=raw, realtime=not fast, wait_device=wait_device,
@@ -178,7 +196,8 @@ def listen_cmd(
         f"window {m.window_seconds:g} s"
         + ("" if m.speaker_norm is None else (", adapting to the speaker" if adapt else
                                               ", speaker adaptation off (--no-adapt)"))
-        + f" [{s.reason}]" + ("" if input is not None and input != "-" else "; Ctrl-C to stop"))
+        + f", {vad} speech detector [{s.reason}]"
+        + ("" if input is not None and input != "-" else "; Ctrl-C to stop"))
 
     previous = signal.getsignal(signal.SIGTERM)
     if previous in (signal.SIG_DFL, None) and _main_thread():
@@ -202,7 +221,8 @@ def listen_cmd(
             latencies.append(e.latency_ms)
             if e.speech:
                 speech += 1
-                labels[e.label] += 1
+                if e.label is not None:  # not yet enough speech: no label to count
+                    labels[e.label] += 1
             if sinks:
                 d = e.to_dict()
                 sinks.publish(d)

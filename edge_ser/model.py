@@ -25,6 +25,10 @@ class Model:
         self.input_shape = tuple(int(s) for s in manifest.input.get("shape", ()))
         self.speaker_norm = manifest.speaker_norm()  # edge_ser.adapt.SpeakerNorm, or None
         self._runner = runner
+        if self.speaker_norm is not None:  # a level-invariant adaptation prior (edge_ser.adapt, "Level-invariant")
+            from .adapt import gain_mask
+            self.speaker_norm.level_mask = gain_mask(self.input_for, self.frontend.n_mels, self.n_frames,
+                                                     self.speaker_norm.axes)
 
     @property
     def name(self) -> str:

@@ -137,7 +137,9 @@ def to_mono_float(samples, what: str = "samples") -> np.ndarray:
 @dataclass
 class Result:
     """One clip's prediction.  ``silent``: no frame reached the speech gate's minimum level (``loudest_dbfs`` is
-    the loudest frame), so there is no emotion (label etc. None).  ``path`` is None for an array."""
+    the loudest frame), so there is no emotion (label etc. None); neither is there with less than the gate's
+    ``min_speech_seconds`` above that level (``speech_seconds``: too little to tell).  ``path`` is None for an
+    array."""
 
     path: str | None
     label: str | None
@@ -151,11 +153,12 @@ class Result:
     format: str
     duration_s: float
     adapt: str | None = None  # the speaker-adaptation mode used (None: the model does not adapt)
+    speech_seconds: float = 0.0  # audio above the gate's min_level_db (no emotion under min_speech_seconds)
 
     def to_dict(self) -> dict:
         return {"path": self.path, "label": self.label, "emotion": self.emotion, "intensity": self.intensity,
                 "confidence": self.confidence, "scores": self.scores, "silent": self.silent,
-                "loudest_dbfs": round(self.loudest_dbfs, 1), "model": self.model, "format": self.format,
+                "speech_seconds": round(self.speech_seconds, 3), "loudest_dbfs": round(self.loudest_dbfs, 1), "model": self.model, "format": self.format,
                 "duration_s": round(self.duration_s, 3), "adapt": self.adapt}
 
 
@@ -372,13 +375,13 @@ class Recognizer:
             raise InvalidAudio("samples: no samples")
         y = resample(y, rate, self.sample_rate)
         m = self.model
-        loudest = LoudestFrame()
+        loudest = self._loudest()
         stats = None
         if m.speaker_norm is not None and adapt == "file":  # the clip's own statistics, then score with them
             stats = m.speaker_stats()
             m.classify_blocks([y], stats=stats, predict=False)
         probs, _ = m.classify_blocks([y], stats=stats, update=False, listener=loudest)
-        return self._result(None, probs, loudest.level_db, len(y) / self.sample_rate, adapt)
+        return self._result(None, probs, loudest, len(y) / self.sample_rate, adapt)
 
     def classify_files(self, paths: Iterable[str | os.PathLike], adapt: str = "file"
                        ) -> Iterator[tuple[Path, Result | UserError]]:
@@ -410,15 +413,21 @@ class Recognizer:
                 yield path, exc
 
     def _classify_file(self, path: Path, adapt: str | None, shared=None) -> Result:
-        loudest = LoudestFrame()  # block by block: bounded memory for any length; the loudest frame alongside
+        loudest = self._loudest()  # block by block: bounded memory for any length; the loudest frame alongside
         adapt = adapt or "file"
         probs, seconds = self.model.classify_file(path, stats=shared, update=adapt == "file", listener=loudest)
-        return self._result(str(path), probs, loudest.level_db, seconds, adapt)
+        return self._result(str(path), probs, loudest, seconds, adapt)
 
-    def _result(self, path, probs, level: float, seconds: float, adapt: str) -> Result:
+    def _loudest(self) -> LoudestFrame:
+        return LoudestFrame(min_level_db=self.engine.gate.config.min_level_db, sample_rate=self.sample_rate)
+
+    def _result(self, path, probs, loudest: LoudestFrame, seconds: float, adapt: str) -> Result:
         m = self.model
+        level = loudest.level_db
         silent = self.is_silent(level)
-        described = dict.fromkeys(("label", "emotion", "intensity", "confidence", "scores")) if silent \
+        short = loudest.active_seconds < self.engine.gate.config.min_speech_seconds  # too little to tell
+        described = dict.fromkeys(("label", "emotion", "intensity", "confidence", "scores")) if silent or short \
             else m.describe(probs)
         return Result(path=path, **described, silent=silent, loudest_dbfs=level, model=m.name, format=m.format,
-                      duration_s=seconds, adapt=adapt if m.speaker_norm is not None else None)
+                      duration_s=seconds, adapt=adapt if m.speaker_norm is not None else None,
+                      speech_seconds=loudest.active_seconds)

@@ -1,10 +1,13 @@
 """The streaming engine: 16 kHz audio in, one `Event` per hop out.
 
-Audio -> `StreamingLogMel` (each STFT frame once) -> a fixed ring of the last ``n_frames`` log-mel frames ->
-every hop (default 0.5 s) the model scores the window (the model's ``window_seconds``; before the ring is full,
-the frames so far, padded by ``features.fit_frames``) -> scores smoothed over recent hops -> an Event.
-A speech gate on the hop's audio (energy against an adaptive noise floor) says whether someone speaks; a silent
-hop has ``speech=False``, no emotion, and no model call.
+Audio is gathered into hops (default 0.5 s); once per hop it goes through `StreamingLogMel` (each STFT frame
+once) and the speech detector (`edge_ser.vad`, on those frames), which marks the frames that hold speech.  Only
+speech frames (and ``context_frames`` around them) enter a fixed ring of the last ``n_frames``; the model scores
+that ring (the model's ``window_seconds`` of speech; before it is full, the speech so far, centre-padded by
+``features.fit_frames`` as a short clip is in training), so a window is scored from its speech, not from the
+silence around it.  Until ``min_speech_seconds`` of speech have been heard in the current utterance an event says
+``speech: true`` with ``label: null``; a silent hop has ``speech=False``, no emotion and no model call, and ends
+the utterance: the smoothing and the speech ring restart, so no emotion is carried across a silence.
 
 Robot code uses it without the CLI::
 
@@ -21,44 +24,82 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from .frontend import StreamingLogMel
+from .errors import UserError
+from .frontend import FrontendConfig, StreamingLogMel
 from .labels import split_label
+from .vad import CLIP_LEVEL, CLIP_SHARE, DETECTORS
+
+VAD_METHODS = tuple(DETECTORS)
 
 
 @dataclass(frozen=True)
 class GateConfig:
-    """Energy speech gate with an adaptive noise floor (all levels in dBFS of 32 ms frames).
+    """The speech gate: a detector (`edge_ser.vad`) marks speech frames; a hop is speech when at least
+    ``min_active`` of its frames are.  Levels are dBFS (a full-scale sine is 0 dBFS).
 
-    A frame is active when its level exceeds both ``noise_floor + margin_db`` and ``min_level_db``; a hop is speech
-    when at least ``min_active`` of its frames are active.  The noise floor is the ``floor_percentile``-th
-    percentile of the last ``floor_seconds`` of frame levels (of what has been heard so far, at the start): steady
-    noise stays within a few dB of it, speech has syllables well above the quiet gaps between them.
+    vad: ``spectral`` (default: per-band noise floors on the log-mel frames, holds in fan/pink noise and babble)
+        or ``energy`` (the frame level against a percentile of recent levels: the original gate).
+    margin_db: how far above the noise a frame must rise to be speech; None = the detector's default
+        (spectral 2 dB of band rise above the noise's own, energy 8 dB of level above the floor).
+    min_level_db: a frame quieter than this is never speech (-70 dBFS; a quiet talker two metres from a
+        laptop microphone peaks around -45, the detector's own floor does the rest).
+    min_speech_seconds: speech heard in the current utterance before an event carries an emotion (0.75 s; `classify`
+        needs as much audio above ``min_level_db``).
+    context_frames: frames either side of a speech frame also given to the model (2 = 64 ms: word edges).
+    floor_seconds: the noise floor's memory (3 s: a fan switched on stops being speech after it);
+        floor_percentile: the energy detector's percentile.
+    floor_guard: the floors never learn from digital silence (< -100 dBFS) or clipped frames (False: the original
+        energy gate, for comparison).
+    enabled: False calls every hop and frame speech.
     """
 
     frame_samples: int = 512
-    margin_db: float = 8.0
-    min_level_db: float = -55.0
+    margin_db: float | None = None
+    min_level_db: float = -70.0
     min_active: float = 0.15
-    floor_seconds: float = 8.0
+    floor_seconds: float = 3.0
     floor_percentile: float = 10.0
     enabled: bool = True
+    vad: str = "spectral"
+    min_speech_seconds: float = 0.75
+    context_frames: int = 2
+    floor_guard: bool = True
+
+    def validate(self) -> "GateConfig":
+        """UserError for a bad option (the CLI turns it into one ``error:`` line)."""
+        if self.vad not in DETECTORS:
+            raise UserError(f"--vad must be one of {', '.join(DETECTORS)}, got {self.vad!r}")
+        if self.margin_db is not None and not (np.isfinite(self.margin_db) and 0 <= self.margin_db <= 40):
+            raise UserError(f"--gate-margin must be between 0 and 40 dB, got {self.margin_db:g}")
+        if not (np.isfinite(self.min_level_db) and -120 <= self.min_level_db <= 0):
+            raise UserError(f"--min-level must be between -120 and 0 dBFS, got {self.min_level_db:g}")
+        if not (np.isfinite(self.min_speech_seconds) and 0 <= self.min_speech_seconds <= 30):
+            raise UserError(f"--min-speech must be between 0 and 30 seconds, got {self.min_speech_seconds:g}")
+        if not 0 < self.min_active <= 1:
+            raise UserError(f"min_active must be in (0, 1], got {self.min_active:g}")
+        if not self.floor_seconds > 0 or self.frame_samples <= 0 or self.context_frames < 0:
+            raise UserError("floor_seconds and frame_samples must be positive, context_frames not negative")
+        return self
 
 
 @dataclass(frozen=True)
 class SmoothingConfig:
     """Exponential moving average of the label scores over hops: ``s = alpha * p + (1 - alpha) * s``.
 
-    ``alpha=1`` turns smoothing off.  The average restarts after ``reset_after_silent_hops`` silent hops in a row.
+    ``alpha=1`` turns smoothing off.  The average (and the utterance's speech) restarts after
+    ``reset_after_silent_hops`` silent hops in a row (1: any silent hop ends the utterance).
     """
 
     alpha: float = 0.5
-    reset_after_silent_hops: int = 2
+    reset_after_silent_hops: int = 1
 
 
 @dataclass
 class Event:
     """One hop's result.  ``t``: seconds of audio consumed; ``window``: [t0, t1], the centres of the first and last
-    log-mel frames the model saw; ``latency_ms``: compute time from the hop's last sample to this event."""
+    log-mel frames the model saw (speech frames only); ``speech_seconds``: speech heard in the current utterance
+    (label etc. stay None until it reaches the gate's ``min_speech_seconds``); ``latency_ms``: compute time of the
+    hop (frontend, detector, model, smoothing)."""
 
     t: float
     window: tuple[float, float]
@@ -71,11 +112,14 @@ class Event:
     scores: dict | None = None
     level_db: float = -120.0
     noise_floor_db: float = -120.0
+    speech_seconds: float = 0.0
     ts: float = field(default_factory=time.time)  # wall-clock UNIX time of the hop's end (see Recognizer.feed)
 
     def to_dict(self) -> dict:
-        return {"t": round(self.t, 3), "ts": round(self.ts, 3), "window": [round(self.window[0], 3), round(self.window[1], 3)],
-                "speech": self.speech, "label": self.label, "emotion": self.emotion, "intensity": self.intensity,
+        return {"t": round(self.t, 3), "ts": round(self.ts, 3),
+                "window": [round(self.window[0], 3), round(self.window[1], 3)], "speech": self.speech,
+                "speech_seconds": round(self.speech_seconds, 3), "label": self.label, "emotion": self.emotion,
+                "intensity": self.intensity,
                 "confidence": self.confidence, "latency_ms": round(self.latency_ms, 2), "scores": self.scores,
                 "level_db": round(self.level_db, 1), "noise_floor_db": round(self.noise_floor_db, 1)}
 
@@ -101,80 +145,142 @@ class StatusEvent:
 
 
 class SpeechGate:
-    """Frame levels -> speech/no speech per hop, with the noise floor tracked in a fixed ring."""
+    """Audio (and its log-mel frames) -> speech frames and a speech/no speech decision per hop.
 
-    def __init__(self, config: GateConfig = GateConfig(), sample_rate: int = 16000):
-        self.config = config
+    ``push(samples, frames)`` once per hop with the hop's samples and the log-mel frames the frontend made of them
+    (without ``frames`` the gate runs its own frontend); ``active`` then holds the speech flag of each of those
+    frames, and ``decide()`` closes the hop.  Frame ``k`` (centred on sample ``k * hop_length``) is measured on
+    the ``2 * frame_samples`` samples around its centre."""
+
+    def __init__(self, config: GateConfig = GateConfig(), sample_rate: int = 16000,
+                 frontend: FrontendConfig | None = None):
+        self.config = config.validate()
         self.sample_rate = sample_rate
-        self.frame_seconds = config.frame_samples / sample_rate
-        self._ring = np.empty(max(1, int(round(config.floor_seconds / self.frame_seconds))), dtype=np.float64)
+        self.frontend_config = frontend or FrontendConfig(sample_rate=sample_rate)
+        fc = self.frontend_config
+        self.frame_seconds = fc.hop_length / sample_rate
+        self.detector = DETECTORS[config.vad](config, self.frame_seconds, fc.n_mels, sample_rate, fc.fmin, fc.fmax)
+        self._level_floor = self.detector  # its noise_floor (dBFS) is reported in events
+        self._own_frontend: StreamingLogMel | None = None
         self.reset()
 
     def reset(self) -> None:
-        self._pending = np.zeros(self.config.frame_samples, dtype=np.float64)
-        self._n_pending = 0
-        self._ring_count = 0
-        self._ring_pos = 0
-        self._hop_levels: list[float] = []
-
-    def push(self, samples: np.ndarray) -> None:
-        """Add samples; complete frames are measured (memory: one frame of leftover samples)."""
         fs = self.config.frame_samples
-        i = 0
-        n = len(samples)
-        while i < n:
-            take = min(fs - self._n_pending, n - i)
-            self._pending[self._n_pending:self._n_pending + take] = samples[i:i + take]
-            self._n_pending += take
-            i += take
-            if self._n_pending == fs:
-                self._add_level(_dbfs(self._pending))
-                self._n_pending = 0
-
-    def _add_level(self, level: float) -> None:
-        self._hop_levels.append(level)
-        self._ring[self._ring_pos] = level
-        self._ring_pos = (self._ring_pos + 1) % len(self._ring)
-        self._ring_count = min(self._ring_count + 1, len(self._ring))
+        self._pending = np.zeros(fs, dtype=np.float64)
+        self._n_pending = 0
+        self._blocks = 0                                  # complete frame_samples blocks measured
+        self._block_ms = np.zeros(256)                    # ring: mean square of block j at j % 256
+        self._block_clip = np.zeros(256, dtype=bool)
+        self._frames = 0                                  # log-mel frames judged
+        self._hop_levels: list[float] = []
+        self._hop_active: list[np.ndarray] = []
+        self.active = np.zeros(0, dtype=bool)
+        self.detector.reset()
+        if self._own_frontend is not None:
+            self._own_frontend.reset()
 
     @property
     def noise_floor(self) -> float:
-        cfg = self.config
-        if self._ring_count == 0:
-            return -120.0
-        return float(np.percentile(self._ring[:self._ring_count], cfg.floor_percentile))
+        return self._level_floor.noise_floor
+
+    def _measure(self, samples: np.ndarray) -> None:
+        fs = self.config.frame_samples
+        y = np.asarray(samples, dtype=np.float64).reshape(-1)
+        if self._n_pending:
+            take = min(fs - self._n_pending, len(y))
+            self._pending[self._n_pending:self._n_pending + take] = y[:take]
+            self._n_pending += take
+            y = y[take:]
+            if self._n_pending < fs:
+                return
+            self._store(self._pending[None])
+            self._n_pending = 0
+        n = len(y) - len(y) % fs
+        if n:
+            self._store(y[:n].reshape(-1, fs))
+        rest = len(y) - n
+        self._pending[:rest] = y[n:]
+        self._n_pending = rest
+
+    def _store(self, blocks: np.ndarray) -> None:
+        ms = np.einsum("ij,ij->i", blocks, blocks) / blocks.shape[1]
+        clip = np.mean(np.abs(blocks) >= CLIP_LEVEL, axis=1) >= CLIP_SHARE
+        idx = (self._blocks + np.arange(len(ms))) % len(self._block_ms)
+        self._block_ms[idx] = ms
+        self._block_clip[idx] = clip
+        self._blocks += len(ms)
+        self._hop_levels.extend(np.maximum(-120.0, 10.0 * np.log10(ms + 1e-12) + 3.0103).tolist())
+
+    def _frame_levels(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Levels (dBFS) and clipped flags of the next ``k`` log-mel frames: blocks j-1 and j around frame j."""
+        j = self._frames + np.arange(k)
+        n = len(self._block_ms)
+        j = np.minimum(j, max(self._blocks - 1, 0))  # the frontend's last frames (flush) reach past the blocks
+        prev = np.maximum(j - 1, 0)
+        ms = 0.5 * (self._block_ms[j % n] + self._block_ms[prev % n])
+        return (np.maximum(-120.0, 10.0 * np.log10(ms + 1e-12) + 3.0103),
+                self._block_clip[j % n] | self._block_clip[prev % n])
+
+    def push(self, samples: np.ndarray, frames: np.ndarray | None = None) -> np.ndarray:
+        """Add samples and their log-mel frames; returns (and keeps in ``active``) the frames' speech flags."""
+        self._measure(samples)
+        if frames is None:
+            if self._own_frontend is None:
+                self._own_frontend = StreamingLogMel(self.frontend_config)
+            frames = self._own_frontend.push(np.asarray(samples, dtype=np.float32))
+        k = frames.shape[1]
+        levels, clipped = self._frame_levels(k)
+        self._frames += k
+        active = self.detector.push(frames, levels, clipped) if k else np.zeros(0, dtype=bool)
+        if not self.config.enabled:
+            active = np.ones(k, dtype=bool)
+        self.active = active
+        self._hop_active.append(active)
+        return active
 
     def decide(self) -> tuple[bool, float, float]:
         """Close the hop: (speech, hop level dBFS, noise floor dBFS)."""
         cfg = self.config
         levels = np.array(self._hop_levels) if self._hop_levels else np.array([-120.0])
-        self._hop_levels = []
-        floor = self.noise_floor
-        threshold = max(floor + cfg.margin_db, cfg.min_level_db)
-        active = float(np.mean(levels > threshold))
+        active = np.concatenate(self._hop_active) if self._hop_active else np.zeros(0, dtype=bool)
+        self._hop_levels, self._hop_active = [], []
         level = float(10 * np.log10(np.mean(10 ** (levels / 10))))
-        speech = (active >= cfg.min_active) if cfg.enabled else True
-        return speech, level, floor
+        speech = (active.size > 0 and float(active.mean()) >= cfg.min_active) if cfg.enabled else True
+        return bool(speech), level, self.noise_floor
 
 
 class LoudestFrame:
     """The level of the loudest frame of a recording fed in blocks of any size (dBFS of ``frame_samples`` frames,
     as the speech gate measures them; a last partial frame counts as one padded with zeros, so a file shorter than
     a frame is measured too).  `classify` calls a file silent when no frame is louder than the gate's
-    ``min_level_db``."""
+    ``min_level_db``, and gives no emotion when less than ``min_speech_seconds`` of it (``active_seconds``: frames
+    louder than ``min_level_db``) is loud enough to be speech."""
 
-    def __init__(self, frame_samples: int = GateConfig.frame_samples):
+    def __init__(self, frame_samples: int = GateConfig.frame_samples, min_level_db: float = GateConfig.min_level_db,
+                 sample_rate: int = 16000):
         self.frame_samples = frame_samples
+        self.sample_rate = sample_rate
+        self._threshold = 10 ** ((min_level_db - 3.0103) / 10)  # mean square of a frame at min_level_db
         self._pending = np.zeros(0, dtype=np.float64)
         self._loudest = 0.0  # mean square of the loudest frame so far
+        self._active = 0     # whole frames louder than min_level_db
 
     def push(self, samples: np.ndarray) -> None:
         y = np.concatenate([self._pending, np.asarray(samples, dtype=np.float64).reshape(-1)])
         n = len(y) - len(y) % self.frame_samples
         if n:
             frames = y[:n].reshape(-1, self.frame_samples)
-            self._loudest = max(self._loudest, float(np.einsum("ij,ij->i", frames, frames).max()) / self.frame_samples)
+            ms = np.einsum("ij,ij->i", frames, frames) / self.frame_samples
+            self._loudest = max(self._loudest, float(ms.max()))
+            self._active += int(np.count_nonzero(ms > self._threshold))
         self._pending = y[n:]
+
+    @property
+    def active_seconds(self) -> float:
+        """Seconds of whole frames louder than ``min_level_db`` (a last partial frame counts for its length)."""
+        extra = len(self._pending) if len(self._pending) and (
+            float(np.dot(self._pending, self._pending)) / self.frame_samples > self._threshold) else 0
+        return (self._active * self.frame_samples + extra) / self.sample_rate
 
     @property
     def level_db(self) -> float:
@@ -197,6 +303,7 @@ class FrameRing:
 
     def __init__(self, n_mels: int, capacity: int):
         self._buf = np.zeros((n_mels, capacity), dtype=np.float32)
+        self._index = np.zeros(capacity, dtype=np.int64)  # each held frame's number in the stream
         self.capacity = capacity
         self.count = 0  # frames written in total
         self._pos = 0
@@ -205,17 +312,31 @@ class FrameRing:
         self.count = 0
         self._pos = 0
 
-    def extend(self, frames: np.ndarray) -> None:
+    def extend(self, frames: np.ndarray, index: np.ndarray | None = None) -> None:
+        """Append frames (``index``: their frame numbers, default consecutive after the last)."""
         k = frames.shape[1]
+        if index is None:
+            last = int(self._index[(self._pos - 1) % self.capacity]) if self.count else -1
+            index = last + 1 + np.arange(k)
         if k >= self.capacity:
             self._buf[:] = frames[:, k - self.capacity:]
+            self._index[:] = index[k - self.capacity:]
             self._pos = 0
         else:
             first = min(k, self.capacity - self._pos)
             self._buf[:, self._pos:self._pos + first] = frames[:, :first]
             self._buf[:, :k - first] = frames[:, first:]
+            self._index[self._pos:self._pos + first] = index[:first]
+            self._index[:k - first] = index[first:]
             self._pos = (self._pos + k) % self.capacity
         self.count += k
+
+    def index_span(self) -> tuple[int, int]:
+        """Frame numbers of the oldest and newest frame held."""
+        if self.count == 0:
+            return 0, 0
+        oldest = 0 if self.count < self.capacity else self._pos
+        return int(self._index[oldest]), int(self._index[(self._pos - 1) % self.capacity])
 
     def window(self) -> np.ndarray:
         """The frames held, oldest first: ``(n_mels, min(count, capacity))``."""
@@ -225,7 +346,9 @@ class FrameRing:
 
 
 class Engine:
-    """Feeds 16 kHz mono audio through the frontend, gate, model and smoothing; one Event per hop."""
+    """Feeds 16 kHz mono audio through the frontend, speech detector, model and smoothing; one Event per hop.
+
+    Audio is gathered until a hop is complete, then the frontend and the detector run once on the whole hop."""
 
     def __init__(self, model, hop_seconds: float = 0.5, gate: GateConfig | None = None,
                  smoothing: SmoothingConfig | None = None, warmup: bool = True, adapt: bool = True):
@@ -236,12 +359,14 @@ class Engine:
         self.sample_rate = self.config.sample_rate
         self.hop_seconds = float(hop_seconds)
         self.hop_samples = max(1, int(round(hop_seconds * self.sample_rate)))
-        self.gate = SpeechGate(gate or GateConfig(), self.sample_rate)
+        self.gate_config = (gate or GateConfig()).validate()
+        self.gate = SpeechGate(self.gate_config, self.sample_rate, self.config)
         self.smoothing = smoothing or SmoothingConfig()
         if not 0 < self.smoothing.alpha <= 1:
             raise ValueError("smoothing alpha must be in (0, 1]")
         self.frontend = StreamingLogMel(self.config)
-        self.ring = FrameRing(self.config.n_mels, model.n_frames)
+        self.ring = FrameRing(self.config.n_mels, model.n_frames)  # the current utterance's speech frames
+        self._buf = np.zeros(self.hop_samples, dtype=np.float32)
         self.warmup_s = model.warmup() if warmup and hasattr(model, "warmup") else 0.0
         # speaker adaptation (models trained with speaker normalisation): statistics of the speech heard so far;
         # kept across reset() (same room, same people), cleared by reset_adaptation()
@@ -254,18 +379,36 @@ class Engine:
 
     def reset(self) -> None:
         self.frontend.reset()
-        self.ring.reset()
         self.gate.reset()
         self.samples = 0
         self.hops = 0
         self._to_hop = self.hop_samples
-        self._smoothed: np.ndarray | None = None
+        self._frames = 0          # log-mel frames made so far
+        self._prev_active = np.zeros(0, dtype=bool)  # the previous hop's last frames' flags (context)
+        self._end_utterance()
         self._silent_run = 0
-        self._compute_s = 0.0
+
+    def _end_utterance(self) -> None:
+        """A silence: the utterance's speech is added to the speaker's statistics (if enough was heard and not
+        already added), then the smoothing and the speech ring restart."""
+        if (self.adaptation is not None and getattr(self, "_unadapted", 0) > 0
+                and self.ring.count >= self._min_speech_frames()):
+            self.adaptation.update(self.model.input_for(self.ring.window())[None])
+        self.ring.reset()
+        self._unadapted = 0
+        self._smoothed: np.ndarray | None = None
+
+    def _min_speech_frames(self) -> int:
+        return int(np.ceil(self.gate_config.min_speech_seconds * self.sample_rate / self.config.hop_length - 1e-9))
 
     @property
     def seconds(self) -> float:
         return self.samples / self.sample_rate
+
+    @property
+    def speech_seconds(self) -> float:
+        """Speech frames heard in the current utterance, in seconds."""
+        return self.ring.count * self.config.hop_length / self.sample_rate
 
     def feed(self, samples) -> list[Event]:
         """Consume audio (16 kHz mono, float in [-1, 1]); return the events of the hops it completes."""
@@ -276,35 +419,61 @@ class Engine:
         i = 0
         while i < len(y):
             take = min(self._to_hop, len(y) - i)
-            piece = y[i:i + take]
-            t0 = time.perf_counter()
-            self.ring.extend(self.frontend.push(piece))
-            self.gate.push(piece)
-            self._compute_s += time.perf_counter() - t0
+            at = self.hop_samples - self._to_hop
+            self._buf[at:at + take] = y[i:i + take]
             i += take
             self.samples += take
             self._to_hop -= take
             if self._to_hop == 0:
-                events.append(self._hop())
+                events.append(self._hop(self._buf))
                 self._to_hop = self.hop_samples
         return events
 
-    def _hop(self) -> Event:
+    def _speech_frames(self, frames: np.ndarray, active: np.ndarray) -> None:
+        """Add this hop's speech frames (active ones and ``context_frames`` either side, within the hop and from the
+        previous hop's last flags) to the ring."""
+        c = self.gate_config.context_frames
+        flags = np.concatenate([self._prev_active, active])
+        keep = flags.copy()
+        for d in range(1, min(c, len(flags) - 1) + 1):
+            keep[d:] |= flags[:-d]
+            keep[:-d] |= flags[d:]
+        sel = np.flatnonzero(keep[len(self._prev_active):])
+        if sel.size:
+            self.ring.extend(frames[:, sel], index=self._frames + sel)
+            self._unadapted += sel.size
+
+    def _hop(self, audio: np.ndarray) -> Event:
         start = time.perf_counter()
         self.hops += 1
+        frames = self.frontend.push(audio)
+        active = self.gate.push(audio, frames)
         speech, level, floor = self.gate.decide()
-        db = self.ring.window()
         cfg = self.config
-        last = self.ring.count - 1
-        first = max(0, self.ring.count - db.shape[1])
-        window = (first * cfg.hop_length / cfg.sample_rate, max(0, last) * cfg.hop_length / cfg.sample_rate)
-        event = Event(t=self.samples / self.sample_rate, window=window, speech=speech, level_db=level,
+        event = Event(t=self.samples / self.sample_rate, window=(0.0, 0.0), speech=speech, level_db=level,
                       noise_floor_db=floor)
-        if speech and db.shape[1] > 0:
+        if speech:
             self._silent_run = 0
+            self._speech_frames(frames, active)
+            n = self.model.n_frames
+            if self.adaptation is not None and self._unadapted >= n:  # a full window of new speech
+                self.adaptation.update(self.model.input_for(self.ring.window())[None])
+                self._unadapted = 0
+        else:
+            self._silent_run += 1
+            if self._silent_run >= self.smoothing.reset_after_silent_hops:
+                self._end_utterance()
+        c = self.gate_config.context_frames
+        self._prev_active = active[len(active) - c:] if c else active[:0]
+        self._frames += frames.shape[1]
+        held = min(self.ring.count, self.ring.capacity)
+        event.speech_seconds = self.speech_seconds if speech else 0.0
+        if held:
+            first, last = self.ring.index_span()
+            event.window = (first * cfg.hop_length / cfg.sample_rate, last * cfg.hop_length / cfg.sample_rate)
+        if speech and held and self.ring.count >= self._min_speech_frames():
+            db = self.ring.window()
             x = self.model.input_for(db)[None]
-            if self.adaptation is not None and db.shape[1] >= self.model.n_frames:  # full windows of speech only
-                self.adaptation.update(x)
             probs = self.model.predict(self.model.normalize(x, self.adaptation))[0]
             a = self.smoothing.alpha
             self._smoothed = probs if self._smoothed is None else a * probs + (1 - a) * self._smoothed
@@ -314,20 +483,15 @@ class Engine:
             event.emotion, event.intensity = split_label(event.label)
             event.confidence = round(float(s[k]), 4)
             event.scores = {lab: round(float(p), 4) for lab, p in zip(self.model.labels, s)}
-        else:
-            event.speech = False
-            self._silent_run += 1
-            if self._silent_run >= self.smoothing.reset_after_silent_hops:
-                self._smoothed = None
-        event.latency_ms = 1000.0 * (self._compute_s + time.perf_counter() - start)
-        self._compute_s = 0.0
+        event.latency_ms = 1000.0 * (time.perf_counter() - start)
         return event
 
     def finish(self) -> list[Event]:
         """At the end of a finite source: one last event for the partial hop since the previous event, if any."""
         if self._to_hop == self.hop_samples:
             return []
-        event = self._hop()
+        n = self.hop_samples - self._to_hop
+        event = self._hop(self._buf[:n].copy())
         self._to_hop = self.hop_samples
         return [event]
 

@@ -203,20 +203,24 @@ def test_engine_adapts_on_full_speech_windows_only_and_keeps_it_across_reset(com
 
     _, out, _ = committed
     model = load_model(out)
-    engine = Engine(model, hop_seconds=0.5, warmup=False)
+    from edge_ser.stream import GateConfig
+    # the corpus factory's steady tones are no speech to the spectral detector (they do not rise and fall like
+    # syllables): the original energy gate (its floor learns from the digital silence before them)
+    gate = GateConfig(vad="energy", margin_db=8.0, min_level_db=-55.0, floor_guard=False, floor_seconds=8.0)
+    engine = Engine(model, hop_seconds=0.5, warmup=False, gate=gate)
     silence = np.zeros(16000 * 2, np.float32)
     engine.feed(silence)
     assert engine.adaptation.windows == 0  # no speech, nothing learnt
     speech = np.concatenate([tone("angry", "high", 1.0, seed=k) for k in range(4)])
-    events = engine.feed(speech)
+    events = engine.feed(np.concatenate([speech, silence]))  # an utterance, then the silence that ends it
     speech_hops = sum(e.speech for e in events)
-    assert 0 < engine.adaptation.windows <= speech_hops
+    assert 0 < engine.adaptation.windows <= speech_hops  # full speech windows and each finished utterance
     heard = engine.adaptation.windows
     engine.reset()
     assert engine.adaptation.windows == heard
     engine.reset_adaptation()
     assert engine.adaptation.windows == 0
-    off = Engine(model, hop_seconds=0.5, warmup=False, adapt=False)
+    off = Engine(model, hop_seconds=0.5, warmup=False, adapt=False, gate=gate)
     off.feed(speech)
     assert off.adaptation is None
 

@@ -101,7 +101,9 @@ def test_listen_on_virtual_microphone(pulse, data_dir, tiny_models):
     for e in events:
         assert set(e) >= {"t", "window", "speech", "label", "emotion", "intensity", "confidence", "latency_ms"}
         assert e["window"][1] <= e["t"] and e["window"][0] <= e["window"][1]
-        if e["speech"]:
+        if e["speech"] and e["label"] is None:  # not yet 0.75 s of speech in this utterance
+            assert e["speech_seconds"] < 0.75 and e["emotion"] is None
+        elif e["speech"]:
             assert e["label"] and e["emotion"] and e["intensity"] and 0 < e["confidence"] <= 1
         else:
             assert e["label"] is None and e["emotion"] is None and e["confidence"] is None
