@@ -125,6 +125,11 @@ class Data:
         cfg = self.spec.speaker_norm
         self.norm = SpeakerNorm.fit_population(np.concatenate(xs), cfg.get("axes", ()),
                                                cfg.get("prior_windows", PRIOR_WINDOWS))
+        # the level-invariant prior, exactly as the runtime applies it (edge_ser.model.Model): a clip or speaker
+        # heard at another level is standardised against a prior moved by its level offset
+        from edge_ser.adapt import gain_mask
+        self.norm.level_mask = gain_mask(self.spec.compute, self.spec.frontend.n_mels, self.spec.n_frames,
+                                         self.norm.axes)
 
     def speaker_stats(self, speaker, variant: str = ""):
         """The statistics of ``speaker``'s clips of the task in ``variant`` (None: no such clips)."""
