@@ -298,9 +298,10 @@ def parse_folders(path: Path, ctx: dict):
     if not dirs:
         return "not inside a label folder"
     found = _folder_label(path, root)
-    if found is None:
-        ctx.setdefault("unknown", Counter())[dirs[-1]] += 1
-        return f"unknown label folder (not guessed; known: {', '.join(sorted(EMOTION_NAMES))})"
+    if found is None:  # the folder at the depth where this corpus keeps its labels (the top one if none is known)
+        depth = ctx.get("label_depth", 0)
+        ctx.setdefault("unknown", Counter())[dirs[min(depth, len(dirs) - 1)]] += 1
+        return "unknown label folder (not guessed)"
     k, (emotion, intensity) = found
     others = [d for j, d in enumerate(dirs) if j != k]
     if others:
@@ -421,6 +422,9 @@ def load_corpus(root: str | Path, corpus: str | None = None) -> tuple[list[Clip]
                           "folders; use --corpus to force one, --corpus folders for one folder per label")
     parse = parse_folders if name == "folders" else PARSERS[name]
     ctx = {"root": root}
+    if name == "folders":
+        depths = Counter(f[0] for f in (_folder_label(p, root) for p in files) if f is not None)
+        ctx["label_depth"] = depths.most_common(1)[0][0] if depths else 0
     summary = Summary(name, str(root))
     for p in sorted(root.rglob("*")):  # named like audio but not a regular file: say so rather than ignore it
         if p.suffix.lower() in AUDIO_EXTENSIONS and not p.is_file():
