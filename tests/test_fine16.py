@@ -166,9 +166,11 @@ def test_train_fine16_rfc_keeps_every_clip_and_scores_per_corpus(mixed, capsys):
     from edge_ser.manifest import read_manifest
     from edge_ser_train.train import TrainConfig, run
     base, roots = mixed
-    cfg = TrainConfig(task="fine16", kind="rfc", augment=(), folds=2, window_seconds=0.5,
+    cfg = TrainConfig(task="fine16", kind="rfc", augment=("room",), folds=2, window_seconds=0.5,
                       kind_options={"n_estimators": 10, "n_jobs": 1})
     result = run(roots, cfg, base / "fine16-rfc", log=lambda s: None)
+    for fold in result["cv"]["per_fold"]:  # room copies drew their babble from training speakers only
+        assert fold["test_speakers"]
     m = read_manifest(base / "fine16-rfc")
     assert m.task == "fine16" and m.labels == list(FINE16)
     carried = m.trained_on["labels_carried"]
@@ -187,3 +189,17 @@ def test_train_fine16_rfc_keeps_every_clip_and_scores_per_corpus(mixed, capsys):
     r = json.loads(capsys.readouterr().out)
     assert r["task"] == "basic6" and r["model_task"] == "fine16" and "collapsed" in r["protocol"]
     assert r["n"] == 4 * 3 * 4 and len(r["labels"]) == 6  # every CREMA-D clip here (XX included)
+
+
+def test_room_variants_of_a_training_part_name_its_own_pool(mixed):
+    from edge_ser_train import kinds, splits
+    from edge_ser_train.train import TrainConfig, load_data, train_variants, warm_variants
+    _base, roots = mixed
+    cfg = TrainConfig(task="fine16", kind="rfc", augment=("noise", "room"), folds=2)
+    data = load_data(roots, cfg, kinds.make("rfc", 16, factorised=True))
+    (tr, te), _ = splits.actor_folds(data.y, data.speakers, 2, 0)
+    variants = train_variants(data, cfg, tr)
+    assert variants[0] == "noise" and variants[1].startswith("room@") and warm_variants(cfg) == ("noise",)
+    pool = data.cache.pools[variants[1].split("@")[1]]
+    assert {s for _, s in pool} == set(data.speakers[tr].tolist())
+    assert not {s for _, s in pool} & set(data.speakers[te].tolist())

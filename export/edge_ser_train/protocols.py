@@ -107,7 +107,7 @@ def pooled_breakdown(data, results) -> dict:
 def leave_one_corpus_out(data, cfg, log=print, corpora=None) -> dict:
     """For each corpus (or those named): train on every other corpus in ``data`` (a speaker-disjoint validation
     part of them for early stopping; augmentation of that training part only) and score every clip of it."""
-    from .train import _fit, predict_clips
+    from .train import _fit, predict_clips, warm_variants
     names = sorted({c.corpus for c in data.clips})
     out = {"protocol": "leave-one-corpus-out: trained on every other training corpus (speaker-disjoint validation "
                        f"part {cfg.val_fraction:.0%} of their speakers for early stopping, augmentation "
@@ -122,7 +122,7 @@ def leave_one_corpus_out(data, cfg, log=print, corpora=None) -> dict:
         tr_part, va_part = splits.holdout(data.y[rest], data.speakers[rest], cfg.val_fraction, cfg.seed + 300 + k)
         tr, va = rest[tr_part], rest[va_part]
         splits.check_disjoint(data.speakers, tr, va, te)
-        data.warm(tr, tuple(cfg.augment), f"LOCO {name}: augmented features")
+        data.warm(tr, warm_variants(cfg), f"LOCO {name}: augmented features")
         data.set_population(tr)
         model = _fit(data, cfg, tr, va, None, cfg.seed + 300 + k)
         p, ok = predict_clips(model, data, te)
@@ -139,7 +139,7 @@ def nested_cv(data, cfg, recipes: dict, log=print, score_task: str | None = None
     trained on the fold's training part minus validation speakers and scored on those validation speakers
     (``score_task``'s balanced accuracy, default the model's task); the best is retrained on the whole training part
     (the same validation speakers for early stopping) and scored on the fold's test speakers."""
-    from .train import _fit, predict_clips, score_fold
+    from .train import _fit, predict_clips, score_fold, warm_variants
     folds = splits.actor_folds(data.y, data.speakers, cfg.folds, cfg.seed)
     score_task = score_task or cfg.task
     results, chosen = [], []
@@ -154,14 +154,14 @@ def nested_cv(data, cfg, recipes: dict, log=print, score_task: str | None = None
         inner_scores = {}
         for name, overrides in recipes.items():
             rcfg = replace(cfg, **overrides)
-            data.warm(in_tr, tuple(rcfg.augment), f"fold {k + 1} recipe {name}")
+            data.warm(in_tr, warm_variants(rcfg), f"fold {k + 1} recipe {name}")
             model = _fit(data, rcfg, in_tr, va_idx, None, cfg.seed + k)
             p, ok = predict_clips(model, data, in_va)
             s = task_scores(p, [data.clips[i] for i in ok], data.labels, [score_task]).get(score_task)
             inner_scores[name] = s["balanced_accuracy"] if s else float("nan")
         best = max(inner_scores, key=lambda n: (np.nan_to_num(inner_scores[n], nan=-1.0), -list(recipes).index(n)))
         bcfg = replace(cfg, **recipes[best])
-        data.warm(tr_idx, tuple(bcfg.augment), f"fold {k + 1} chosen {best}")
+        data.warm(tr_idx, warm_variants(bcfg), f"fold {k + 1} chosen {best}")
         data.set_population(tr_idx)
         model = _fit(data, bcfg, tr_idx, va_idx, None, cfg.seed + k)
         m = score_fold(model, data, te, k, tr_idx)

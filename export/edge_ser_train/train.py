@@ -323,7 +323,7 @@ def _fit(data: Data, cfg: TrainConfig, train_idx, val_idx, extra=None, seed: int
         options.setdefault("factorised", True)
     kind = kinds.make(cfg.kind, len(data.labels), **options)
     sample = cfg.adapt_sample if cfg.adapt_sample is not None else getattr(kind, "sample_regimes", False)
-    X, y, w = design(data, train_idx, ("",) + tuple(cfg.augment), _every(cfg), cfg.adapt_mix, sample)
+    X, y, w = design(data, train_idx, ("",) + train_variants(data, cfg, train_idx), _every(cfg), cfg.adapt_mix, sample)
     if extra:
         ex, ey, ew = _extra_design(data, extra, cfg)
         if ey.ndim == 2:  # soft targets (probabilities over the labels): the labelled part becomes one-hot rows
@@ -339,6 +339,23 @@ def _fit(data: Data, cfg: TrainConfig, train_idx, val_idx, extra=None, seed: int
     kind.n_extra_clips = len(extra or [])
     kind.n_train_windows = int(len(X))
     return kind
+
+
+def train_variants(data: Data, cfg: TrainConfig, train_idx) -> tuple:
+    """The augmentation variants of a training part: ``cfg.augment``, with the kinds that mix in other speakers
+    (babble, room) naming this part's pool (`LogMelCache.register_pool`), so they draw only its speakers."""
+    from .augment import NEEDS_OTHERS
+    if not any(k in NEEDS_OTHERS for k in cfg.augment):
+        return tuple(cfg.augment)
+    pid = data.cache.register_pool([data.clips[i] for i in train_idx])
+    return tuple(f"{k}@{pid}" if k in NEEDS_OTHERS else k for k in cfg.augment)
+
+
+def warm_variants(cfg: TrainConfig) -> tuple:
+    """The variants `Data.warm` can compute before the training part is known (not babble/room: see
+    `train_variants`; those are computed when the part's design is built)."""
+    from .augment import NEEDS_OTHERS
+    return tuple(k for k in cfg.augment if k not in NEEDS_OTHERS)
 
 
 def _every(cfg: TrainConfig) -> int:
@@ -442,7 +459,7 @@ def cross_validate(data: Data, cfg: TrainConfig, ssl: SslHook | None = None, log
     for j, (s, k, tr, te) in enumerate(plans):
         if cluster is None:
             d = seeded[s] if s in seeded else seeded.setdefault(s, data.with_seed(s))
-            d.warm(tr, tuple(cfg.augment), f"fold {k + 1}/{cfg.folds} augmented features")
+            d.warm(tr, warm_variants(cfg), f"fold {k + 1}/{cfg.folds} augmented features")
             results.append(_fold(d, replace(cfg, seed=s) if s != cfg.seed else cfg, tr, te, k, ssl))
         m = results[j]
         log((f"seed {s} " if seeds > 1 else "")
@@ -482,7 +499,7 @@ def _cross_validate_on(cluster, data: Data, cfg: TrainConfig, ssl, plans) -> lis
     from .cluster_tasks import fold_job, fold_task
     for s in sorted({p[0] for p in plans}):  # augmented copies of every clip in some training part, per seed
         train_part = sorted({int(i) for p in plans if p[0] == s for i in p[2]})
-        data.with_seed(s).warm(train_part, tuple(cfg.augment), f"seed {s} augmented features", cluster=cluster,
+        data.with_seed(s).warm(train_part, warm_variants(cfg), f"seed {s} augmented features", cluster=cluster,
                                keep=s == cfg.seed)
     job = cluster.shared(fold_job(data, cfg, ssl, cluster.token))
     answers = cluster.map(fold_task, plans, f"{len(plans)} fits", job=job)
@@ -531,7 +548,7 @@ def train_final(data: Data, cfg: TrainConfig, ssl: SslHook | None = None, log=pr
     tr, va = splits.holdout(data.y, data.speakers, cfg.val_fraction, cfg.seed + 7)
     splits.check_disjoint(data.speakers, tr, va)
     data.warm(range(len(data.clips)), ("",), "features", cluster=cluster)
-    data.warm(tr, tuple(cfg.augment), "augmented features", cluster=cluster)
+    data.warm(tr, warm_variants(cfg), "augmented features", cluster=cluster)
     data.set_population(tr)
     extra = None
     if ssl is not None:
