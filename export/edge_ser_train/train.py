@@ -592,13 +592,15 @@ def _carried(data: Data, i: int) -> str:
 
 
 def run(roots, cfg: TrainConfig, out: Path, name: str | None = None, ssl: SslHook | None = None,
-        seed_protocol_repeats: int = 0, log=print, cv: dict | None = None, seeds: int = 1, cluster=None) -> dict:
+        seed_protocol_repeats: int = 0, log=print, cv: dict | None = None, seeds: int = 1, cluster=None,
+        protocols=None) -> dict:
     """Train (CV if ``cfg.folds``), fit the final model, export every format with parity checks, write the
     manifest.  Returns the result dict (CV metrics, validation metrics, sizes, parity).  ``cv``: the
     `cross_validate` result of this same configuration (and SSL) computed before, e.g. the "after" of
     ``python -m edge_ser_train.ssl`` (its JSON's ``cv``); it is used instead of running the folds again.
     ``seeds``: CV repeats (see `cross_validate`); ``cluster``: run features and fits on a Dask cluster
-    (`edge_ser_train.cluster`), with the in-process results."""
+    (`edge_ser_train.cluster`), with the in-process results.
+    ``protocols``: ``protocols(data) -> dict`` merged into the result (leave-one-corpus-out, nested CV, ...)."""
     from . import convert
 
     out = Path(out)
@@ -617,6 +619,8 @@ def run(roots, cfg: TrainConfig, out: Path, name: str | None = None, ssl: SslHoo
         log("CV: " + ", ".join(f"{k} {cv[k]['mean']:.3f} ± {cv[k]['std']:.3f}" for k in metrics.SUMMARY_KEYS))
     if seed_protocol_repeats:
         result["seed000"] = seed_protocol(data, cfg, seed_protocol_repeats, log)
+    if protocols is not None:  # more protocols on the same data (edge_ser_train.protocols), e.g. make_models --loco
+        result.update(protocols(data))
     model, tr, va, val, extra = train_final(data, cfg, ssl, log, cluster=cluster)
     out.mkdir(parents=True, exist_ok=True)
     native = out / "native"
@@ -650,6 +654,10 @@ def run(roots, cfg: TrainConfig, out: Path, name: str | None = None, ssl: SslHoo
                 metrics_block[key] = cv[key]
     if "seed000" in result:
         metrics_block["seed000_protocol"] = result["seed000"]
+    if "loco" in result:
+        metrics_block["leave_one_corpus_out"] = result["loco"]
+    if "nested" in result:
+        metrics_block["nested_cv"] = {k: v for k, v in result["nested"].items() if k != "per_fold"}
     manifest = Manifest(
         name=name or out.name, kind=cfg.kind, task=cfg.task, labels=list(data.labels), formats=[],
         input=data.spec.manifest_input(Xv.shape[1:], data.norm), frontend=data.spec.frontend.to_dict(),
