@@ -5,7 +5,9 @@ AWGN at a chosen SNR (seed 000: 20 dB), pitch shift, time stretch and low-pass; 
 exponentially decaying noise tail for the late reverberation, at an RT60 drawn in ``rt60_s``), additive noise of
 several colours (white, pink, brown, blue) at an SNR drawn in ``snr_range_db``, babble (3-6 clips of other
 training speakers mixed as background), microphone band limits and gain (`microphone`), Opus re-encoding
-(`opus_roundtrip`, libsndfile's Ogg/Opus at a drawn compression level) and ``room``, all of these in a chain.
+(`opus_roundtrip`, libsndfile's Ogg/Opus at a drawn compression level) and ``room``, a chain of reverberation,
+noise, microphone and Opus (babble in the chain only when `apply` is given other talkers; the training loop gives
+``room`` none, so its cached copies serve every fold, and mixes babble as its own kind).
 Each is seeded: the same clip, kind, seed (and babble talkers) give the same samples.  `variant_seed` derives a
 per-clip seed from the run's seed and the clip's path so cached augmented copies are reproducible.
 """
@@ -255,8 +257,10 @@ def apply(audio: np.ndarray, kind: str, seed: int, cfg: AugmentConfig = AugmentC
 
 
 KINDS = ("noise", "pitch", "stretch", "lowpass", "colored_noise", "reverb", "babble", "mic", "opus", "room")
-# kinds that mix in other training speakers: their variants name the training part they draw from ("babble@<pool>")
-NEEDS_OTHERS = ("babble", "room")
+# kinds that mix in other training speakers: their variants name the training part they draw from ("babble@<pool>").
+# ``room`` is left out on purpose: its copies (the costly part: Opus encoding ~0.1 s per clip) do not depend on the
+# training part, so one cached copy per clip serves every fold; in training it adds coloured noise, not babble.
+NEEDS_OTHERS = ("babble",)
 
 
 def kind_of(variant: str) -> str:

@@ -343,7 +343,7 @@ def _fit(data: Data, cfg: TrainConfig, train_idx, val_idx, extra=None, seed: int
 
 def train_variants(data: Data, cfg: TrainConfig, train_idx) -> tuple:
     """The augmentation variants of a training part: ``cfg.augment``, with the kinds that mix in other speakers
-    (babble, room) naming this part's pool (`LogMelCache.register_pool`), so they draw only its speakers."""
+    (babble) naming this part's pool (`LogMelCache.register_pool`), so they draw only its speakers."""
     from .augment import NEEDS_OTHERS
     if not any(k in NEEDS_OTHERS for k in cfg.augment):
         return tuple(cfg.augment)
@@ -352,7 +352,7 @@ def train_variants(data: Data, cfg: TrainConfig, train_idx) -> tuple:
 
 
 def warm_variants(cfg: TrainConfig) -> tuple:
-    """The variants `Data.warm` can compute before the training part is known (not babble/room: see
+    """The variants `Data.warm` can compute before the training part is known (not babble: see
     `train_variants`; those are computed when the part's design is built)."""
     from .augment import NEEDS_OTHERS
     return tuple(k for k in cfg.augment if k not in NEEDS_OTHERS)
