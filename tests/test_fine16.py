@@ -159,16 +159,22 @@ def mixed(tmp_path_factory):
     return base, roots
 
 
-def test_train_fine16_rfc_keeps_every_clip_and_scores_per_corpus(mixed, capsys):
-    """Every clip trains (CREMA-D IEO full, XX emotion only, BAVED level only or neutral, ESD emotion only); the CV
-    reports the collapsed tasks per corpus; the exported model is scored on basic6 by collapsing its output."""
-    from edge_ser.cli import main
-    from edge_ser.manifest import read_manifest
+@pytest.fixture(scope="module")
+def trained16(mixed):
     from edge_ser_train.train import TrainConfig, run
     base, roots = mixed
     cfg = TrainConfig(task="fine16", kind="rfc", augment=("room", "babble"), folds=2, window_seconds=0.5,
                       kind_options={"n_estimators": 10, "n_jobs": 1})
-    result = run(roots, cfg, base / "fine16-rfc", log=lambda s: None)
+    return run(roots, cfg, base / "fine16-rfc", log=lambda s: None)
+
+
+def test_train_fine16_rfc_keeps_every_clip_and_scores_per_corpus(mixed, trained16, capsys):
+    """Every clip trains (CREMA-D IEO full, XX emotion only, BAVED level only or neutral, ESD emotion only); the CV
+    reports the collapsed tasks per corpus; the exported model is scored on basic6 by collapsing its output."""
+    from edge_ser.cli import main
+    from edge_ser.manifest import read_manifest
+    base, roots = mixed
+    result = trained16
     m = read_manifest(base / "fine16-rfc")
     assert m.task == "fine16" and m.labels == list(FINE16)
     assert m.trained_on["augment"] == ["room", "babble"]
@@ -202,3 +208,16 @@ def test_babble_variants_of_a_training_part_name_its_own_pool(mixed):
     pool = data.cache.pools[variants[1].split("@")[1]]
     assert {s for _, s in pool} == set(data.speakers[tr].tolist())
     assert not {s for _, s in pool} & set(data.speakers[te].tolist())
+
+
+def test_robustness_report_against_snr_and_rt60(mixed, trained16, tmp_path):
+    from edge_ser_train import robustness
+    base, roots = mixed
+    r = robustness.run(base / "fine16-rfc", roots, task="basic6", snrs=(10.0,), rt60s=(0.5,), log=lambda m: None)
+    assert [(c["rt60_s"], c["snr_db"]) for c in r["conditions"]] == [(None, None), (None, 10.0), (0.5, None),
+                                                                     (0.5, 10.0)]
+    assert r["n"] > 0 and "validation speakers" in r["protocol"]
+    manifest = json.loads((base / "fine16-rfc" / "manifest.json").read_text())
+    assert set(r["speakers"]) <= set(manifest["trained_on"]["validation_speakers"])
+    path = robustness.write(r, tmp_path / "rob")
+    assert (tmp_path / "rob" / "robustness.png").read_bytes()[:4] == b"\x89PNG" and "RT60" in path.read_text()
