@@ -5,7 +5,7 @@ clip's single label in a task (None when the task leaves it out or the clip does
 every label of the task the clip is compatible with (a partial label: ``sad`` with no intensity -> ``sad_low,
 sad_medium, sad_high`` in fine15/fine16).  `collapse_matrix` maps a model's labels onto another task's (a fine16
 model scored on basic6 sums over intensities); `intensity_score` is the expected intensity (low 0, medium 0.5,
-high 1) of a probability vector.
+high 1, neutral 0) of a probability vector.
 """
 from __future__ import annotations
 
@@ -90,15 +90,14 @@ def collapse_matrix(model_labels, task: str) -> np.ndarray:
 
 
 def intensity_score(labels, probs) -> float | None:
-    """Expected intensity in [0, 1] (low 0, medium 0.5, high 1) over the labels that carry one, weighted by their
-    probabilities (so a neutral-leaning window still says how intense its emotional reading is); None for a model
-    without intensities or when those labels have no probability."""
-    values = [INTENSITY_VALUES.get(split_label(lab)[1]) for lab in labels]
-    keep = [k for k, v in enumerate(values) if v is not None]
-    if not keep:
+    """Expected intensity in [0, 1] of a probability vector: low 0, medium 0.5, high 1, and a label without
+    intensity (neutral) 0, so it reads like arousal: 0 for calm neutral speech, 1 for certainly high intensity.
+    None for a model without any intensity label."""
+    values = [INTENSITY_VALUES.get(split_label(lab)[1], 0.0) for lab in labels]
+    if not any(split_label(lab)[1] in INTENSITY_VALUES for lab in labels):
         return None
-    p = np.asarray(probs, dtype=np.float64)[keep]
+    p = np.clip(np.asarray(probs, dtype=np.float64), 0.0, None)
     total = float(p.sum())
     if not total > 0:
         return None
-    return round(float(np.dot(p, [values[k] for k in keep]) / total), 4)
+    return round(float(np.dot(p, values) / total), 4)

@@ -144,7 +144,8 @@ def test_intensity_score():
     assert intensity_score(FINE16, np.eye(16)[FINE16.index("fear_high")]) == 1.0
     p = np.zeros(16)
     p[0], p[FINE16.index("sad_low")], p[FINE16.index("angry_high")] = 0.8, 0.1, 0.1
-    assert intensity_score(FINE16, p) == 0.5  # neutral left out: half low, half high
+    assert intensity_score(FINE16, p) == 0.1  # neutral counts 0, low 0, high 1
+    assert intensity_score(FINE16, np.eye(16)[0]) == 0.0
     assert intensity_score(TASKS["basic6"], np.ones(6) / 6) is None
 
 
@@ -221,3 +222,22 @@ def test_robustness_report_against_snr_and_rt60(mixed, trained16, tmp_path):
     assert set(r["speakers"]) <= set(manifest["trained_on"]["validation_speakers"])
     path = robustness.write(r, tmp_path / "rob")
     assert (tmp_path / "rob" / "robustness.png").read_bytes()[:4] == b"\x89PNG" and "RT60" in path.read_text()
+
+
+def test_classify_and_listen_give_an_intensity_score(mixed, trained16, capsys):
+    from edge_ser.cli import main
+    from edge_ser.registry import load_model
+    from edge_ser.stream import Engine
+    base, roots = mixed
+    clip = next((roots[0] / "AudioWAV").glob("*_HI.wav"))
+    assert main(["classify", str(clip), "--model", str(base / "fine16-rfc"), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert 0.0 <= row["intensity_score"] <= 1.0 and row["intensity_score"] == intensity_score(
+        FINE16, [row["scores"][lab] for lab in FINE16])
+    import soundfile as sf
+    audio, _ = sf.read(str(clip), dtype="float32")  # 16 kHz
+    engine = Engine(load_model(base / "fine16-rfc"))
+    quiet = np.zeros(8000, np.float32)  # the gate needs quiet gaps to tell speech from a steady noise floor
+    events = [e.to_dict() for e in engine.feed(np.concatenate([quiet, audio, quiet, audio, quiet, audio, quiet]))]
+    spoken = [e for e in events if e["label"] is not None]
+    assert spoken and all(0.0 <= e["intensity_score"] <= 1.0 for e in spoken)
