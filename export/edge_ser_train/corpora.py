@@ -332,7 +332,7 @@ def load_manifest(path: Path) -> tuple[list[Clip], Summary]:
     if "path" not in header or "label" not in header:
         raise CorpusError(f"{path}: a manifest needs the columns path,label[,speaker][,intensity] (found "
                           f"{','.join(header)})")
-    clips = []
+    clips, with_speaker = [], 0
     for n, raw in enumerate(rows, start=2):  # line numbers as an editor shows them (the header is line 1)
         row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
         where = f"{path}:{n}"
@@ -364,11 +364,12 @@ def load_manifest(path: Path) -> tuple[list[Clip], Summary]:
             continue
         corpus = row.get("corpus") or "csv"
         speaker = row.get("speaker") or str(audio.with_suffix(""))
+        with_speaker += bool(row.get("speaker"))
         clips.append(Clip(str(audio), corpus, f"{corpus}:{speaker}", None, emotion, intensity, None))
         summary.emotions[clips[-1].describe().split("/")[0]] += 1
-    if clips and not any(row.get("speaker") for row in ({(k or "").strip().lower(): (v or "").strip()
-                                                           for k, v in r.items()} for r in rows)):
-        summary.notes.append("no speaker column: each clip is its own speaker (splits are by clip)")
+    if clips and with_speaker < len(clips):
+        summary.notes.append(f"{len(clips) - with_speaker} clips without a speaker: each is its own speaker "
+                             "(splits are by clip)")
     return _finish(clips, summary, path)
 
 

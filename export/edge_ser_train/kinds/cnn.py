@@ -249,13 +249,13 @@ class CNN:
     def _head_rows(self, y, w=None) -> np.ndarray:
         """Factorised targets: rows (emotion, weight, intensity, weight) for the masked loss (`heads_loss`);
         ``w`` None: weights 1 where known (validation), else balanced per head (`targets.balanced_weights`)."""
-        from edge_ser.labels import INTENSITIES, TASKS
+        from edge_ser.labels import FINE16_EMOTIONS, INTENSITIES, TASKS
         from ..targets import balanced_weights, head_targets
         ye, yi = head_targets(y, TASKS["fine16"], self.partial_groups)
         if w is None:
             we, wi = (ye >= 0).astype(np.float64), (yi >= 0).astype(np.float64)
         else:
-            we, wi = balanced_weights(ye, w, 6), balanced_weights(yi, w, len(INTENSITIES))
+            we, wi = balanced_weights(ye, w, len(FINE16_EMOTIONS)), balanced_weights(yi, w, len(INTENSITIES))
         return np.stack([ye, we, yi, wi], axis=1).astype(np.float32)
 
     def fit(self, X, y, sample_weight=None, validation=None, seed: int = 0, progress: bool = True):

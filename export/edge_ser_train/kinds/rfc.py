@@ -98,7 +98,9 @@ class RFC:
     def predict_proba(self, X) -> np.ndarray:
         if self.factorised:
             from ..targets import compose
-            return compose(self._full(self.model, X, 6), self._full(self.intensity_model, X, 3))
+            from edge_ser.labels import FINE16_EMOTIONS, INTENSITIES
+            return compose(self._full(self.model, X, len(FINE16_EMOTIONS)),
+                           self._full(self.intensity_model, X, len(INTENSITIES)))
         return self._full(self.model, X, self.n_classes)
 
     def save(self, directory: Path) -> None:
@@ -144,7 +146,9 @@ class RFC:
         import onnx
 
         if self.factorised:
-            onx = _compose_onnx(_forest_onnx(self.model, 6), _forest_onnx(self.intensity_model, 3))
+            from edge_ser.labels import FINE16_EMOTIONS, INTENSITIES
+            onx = _compose_onnx(_forest_onnx(self.model, len(FINE16_EMOTIONS)),
+                                _forest_onnx(self.intensity_model, len(INTENSITIES)))
         else:
             onx = _forest_onnx(self.model, self.n_classes)
         onnx.checker.check_model(onx)
