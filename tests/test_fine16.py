@@ -241,3 +241,21 @@ def test_classify_and_listen_give_an_intensity_score(mixed, trained16, capsys):
     events = [e.to_dict() for e in engine.feed(np.concatenate([quiet, audio, quiet, audio, quiet, audio, quiet]))]
     spoken = [e for e in events if e["label"] is not None]
     assert spoken and all(0.0 <= e["intensity_score"] <= 1.0 for e in spoken)
+
+
+@pytest.mark.slow
+def test_train_fine16_cnn_end_to_end(mixed):
+    """The two-head CNN through the training loop: partial labels in training and validation (early stopping on
+    the masked loss), exported with its composed 16 outputs, parity with the trained network."""
+    pytest.importorskip("tensorflow")
+    from edge_ser.manifest import read_manifest
+    from edge_ser_train.train import TrainConfig, run
+    base, roots = mixed
+    cfg = TrainConfig(task="fine16", kind="cnn", augment=(), window_seconds=0.5,
+                      kind_options={"epochs": 2, "filters": (4, 4, 4, 4)})
+    result = run(roots, cfg, base / "fine16-cnn", log=lambda s: None)
+    m = read_manifest(base / "fine16-cnn")
+    assert m.labels == list(FINE16) and m.extra["model"]["factorised"] is True
+    assert m.parity["onnx"]["max_abs_diff"] < 1e-4 and m.parity["onnx"]["top1_agreement"] == 1.0
+    assert result["validation"]["n"] > 0
+    assert set(m.metrics["validation_tasks"]) >= {"basic6", "intensity"}
