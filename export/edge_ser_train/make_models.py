@@ -186,6 +186,9 @@ def _breakdown_lines(result: dict) -> list[str]:
             lines += ["", "| task | accuracy (nested) |", "|---|---|"]
             lines += [f"| {t} | {ne['tasks'][t]['accuracy']['mean']:.3f} ± {ne['tasks'][t]['accuracy']['std']:.3f} |"
                       for t in TASK_ORDER if t in ne["tasks"]]
+    if "seconds" in result:
+        lines += ["", f"Made by `make_models --only {result['task']}-{result['kind']}` in {result['seconds'] / 60:.0f} "
+                  "min on this machine (training, every protocol above, export)."]
     return lines
 
 
@@ -247,9 +250,9 @@ def main(argv=None) -> int:
         where = "not installed (--no-install)"
         if not args.no_install:
             where = f"installed in {install(out, name)}"
+        result["seconds"] = round(time.time() - t)  # training, protocols, export (the report says how long)
         if "cv" in result:
             cv_report(result, name, Path(args.reports) / name)
-        result["seconds"] = round(time.time() - t)
         _log(f"== {name}: {where} ({time.time() - t:.0f} s)")
     return 0
 
