@@ -376,8 +376,9 @@ def load_manifest(path: Path) -> tuple[list[Clip], Summary]:
 def _finish(clips: list[Clip], summary: Summary, root: Path) -> tuple[list[Clip], Summary]:
     summary.found = len(clips)
     summary.speakers = len({c.speaker for c in clips})
-    if summary.skipped or summary.unknown_labels:
-        log.warning("%s", summary.text())
+    if summary.skipped or summary.unknown_labels:  # one line; the summary (Summary.text) lists examples
+        log.warning("%s: %d clips kept, skipped %d (%s)", root, len(clips), sum(summary.skipped.values()),
+                    summary.problems())
     if not clips:
         raise CorpusError(f"{root}: no usable {summary.corpus} clips ({summary.problems()})")
     return clips, summary
