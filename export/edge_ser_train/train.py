@@ -465,7 +465,8 @@ def cross_validate(data: Data, cfg: TrainConfig, ssl: SslHook | None = None, log
         log((f"seed {s} " if seeds > 1 else "")
             + f"fold {k + 1}/{cfg.folds}: accuracy {m['accuracy']:.3f} balanced {m['balanced_accuracy']:.3f} "
             f"macro-F1 {m['macro_f1']:.3f} (n={m['n']}, {m['fit_seconds']} s)"
-            + (f"; each clip adapted to itself: accuracy {m['clip_adapt']['accuracy']:.3f}" if "clip_adapt" in m else ""))
+            + (f"; each clip adapted to itself: accuracy {m['clip_adapt']['accuracy']:.3f}" if "clip_adapt" in m else "")
+            + "".join(f"; {t} {v['accuracy']:.3f}" for t, v in m.get("tasks", {}).items() if t != cfg.task))
     summary = metrics.mean_std(results)
     if all("clip_adapt" in r for r in results):
         summary["clip_adapt"] = metrics.mean_std([r["clip_adapt"] for r in results])
