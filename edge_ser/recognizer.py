@@ -158,8 +158,9 @@ class Result:
 
     def to_dict(self) -> dict:
         return {"path": self.path, "label": self.label, "emotion": self.emotion, "intensity": self.intensity,
-                "intensity_score": self.intensity_score, "confidence": self.confidence, "scores": self.scores, "silent": self.silent,
-                "speech_seconds": round(self.speech_seconds, 3), "loudest_dbfs": round(self.loudest_dbfs, 1), "model": self.model, "format": self.format,
+                "intensity_score": self.intensity_score, "confidence": self.confidence, "scores": self.scores,
+                "silent": self.silent, "speech_seconds": round(self.speech_seconds, 3),
+                "loudest_dbfs": round(self.loudest_dbfs, 1), "model": self.model, "format": self.format,
                 "duration_s": round(self.duration_s, 3), "adapt": self.adapt}
 
 
