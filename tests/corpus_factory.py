@@ -139,7 +139,8 @@ def make_baved(root: Path, speakers=((0, "m", 21), (3, "f", 21), (5, "m", 20)), 
     for spk, sex, age in speakers:
         for w in words:
             for level, (e, inten) in enumerate((("sad", "low"), ("neutral", None), ("angry", "high"))):
-                _write_ogg(root / str(w) / f"{spk}-{sex}-{age}-{w}-{level}-{100 + n}.ogg", tone(e, inten, seconds, seed=n))
+                name = f"{spk}-{sex}-{age}-{w}-{level}-{100 + n}.ogg"
+                _write_ogg(root / str(w) / name, tone(e, inten, seconds, seed=n))
                 n += 1
     (root / "speakers_info.json").write_text("{" + ", ".join(f'"{s}": {{"age": {a}, "gender": "{x}"}}'
                                                             for s, x, a in speakers) + "}\n")

@@ -233,7 +233,8 @@ def test_classify_and_listen_give_an_intensity_score(mixed, trained16, capsys):
     assert main(["classify", str(clip), "--model", str(base / "fine16-rfc"), "--json"]) == 0
     row = json.loads(capsys.readouterr().out)
     assert 0.0 <= row["intensity_score"] <= 1.0  # (the scores printed are rounded to 4 places)
-    assert row["intensity_score"] == pytest.approx(intensity_score(FINE16, [row["scores"][k] for k in FINE16]), abs=1e-3)
+    expected = intensity_score(FINE16, [row["scores"][k] for k in FINE16])
+    assert row["intensity_score"] == pytest.approx(expected, abs=1e-3)
     import soundfile as sf
     audio, _ = sf.read(str(clip), dtype="float32")  # 16 kHz
     engine = Engine(load_model(base / "fine16-rfc"))
@@ -259,3 +260,25 @@ def test_train_fine16_cnn_end_to_end(mixed):
     assert m.parity["onnx"]["max_abs_diff"] < 1e-4 and m.parity["onnx"]["top1_agreement"] == 1.0
     assert result["validation"]["n"] > 0
     assert set(m.metrics["validation_tasks"]) >= {"basic6", "intensity"}
+
+
+def test_leave_one_corpus_out_and_nested_cv(mixed):
+    """LOCO: one model per held-out corpus, trained on the others only; nested CV: a recipe chosen per fold on inner
+    validation speakers (speaker-disjointness of inner/outer parts is asserted inside), scored once per fold."""
+    from edge_ser_train import kinds
+    from edge_ser_train.protocols import leave_one_corpus_out, nested_cv
+    from edge_ser_train.train import TrainConfig, load_data
+    _base, roots = mixed
+    cfg = TrainConfig(task="fine16", kind="rfc", augment=(), folds=2, window_seconds=0.5,
+                      kind_options={"n_estimators": 5, "n_jobs": 1})
+    data = load_data(roots, cfg, kinds.make("rfc", 16, factorised=True))
+    lo = leave_one_corpus_out(data, cfg, log=lambda m: None)
+    assert set(lo["held_out"]) == {"cremad", "baved", "esd"}
+    for name, r in lo["held_out"].items():
+        assert name not in r["train_corpora"] and "basic6" in r
+    assert "intensity" in lo["held_out"]["baved"] and "fine15" in lo["held_out"]["cremad"]
+    recipes = {"plain": {"augment": ()}, "noisy": {"augment": ("noise",)}}
+    ne = nested_cv(data, cfg, recipes, log=lambda m: None)
+    assert len(ne["chosen"]) == 2 and set(ne["chosen"]) <= set(recipes)
+    assert all(set(f["inner_scores"]) == set(recipes) for f in ne["per_fold"])
+    assert "nested" in ne["protocol"] and "per_corpus" in ne

@@ -166,7 +166,8 @@ def nested_cv(data, cfg, recipes: dict, log=print, score_task: str | None = None
         model = _fit(data, bcfg, tr_idx, va_idx, None, cfg.seed + k)
         m = score_fold(model, data, te, k, tr_idx)
         m["chosen"], m["inner_scores"] = best, inner_scores
-        log(f"nested fold {k + 1}/{cfg.folds}: chose {best} ({', '.join(f'{n} {v:.3f}' for n, v in inner_scores.items())}"
+        inner = ", ".join(f"{n} {v:.3f}" for n, v in inner_scores.items())
+        log(f"nested fold {k + 1}/{cfg.folds}: chose {best} ({inner}"
             f" on inner validation speakers); test accuracy {m['accuracy']:.3f}")
         results.append(m)
         chosen.append(best)

@@ -128,7 +128,9 @@ def write(result: dict, out: Path) -> Path:
     lines = [f"# {result['model']}: accuracy against SNR and RT60", "", f"Protocol: {result['protocol']}.", "",
              "| RT60 (s) | SNR (dB) | accuracy | balanced | macro-F1 |", "|---|---|---|---|---|"]
     for r in result["conditions"]:
-        lines.append(f"| {'—' if r['rt60_s'] is None else r['rt60_s']} | {'clean' if r['snr_db'] is None else r['snr_db']}"
+        rt60 = "—" if r["rt60_s"] is None else r["rt60_s"]
+        snr = "clean" if r["snr_db"] is None else r["snr_db"]
+        lines.append(f"| {rt60} | {snr}"
                      f" | {r['accuracy']:.3f} | {r['balanced_accuracy']:.3f} | {r['macro_f1']:.3f} |")
     lines += ["", "![accuracy against SNR and RT60](robustness.png)", ""]
     (out / "report.md").write_text("\n".join(lines) + "\n")

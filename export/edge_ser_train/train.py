@@ -237,12 +237,6 @@ def load_data(roots, cfg: TrainConfig, kind) -> Data:
     return Data(kept, y, spk, labels, summaries, cache, spec, partial, norm_seed=cfg.seed, groups=groups)
 
 
-def full(data: Data, idx) -> np.ndarray:
-    """The clips of ``idx`` that carry a full label of the task (scored on it; partial ones by `protocols`)."""
-    idx = np.asarray(idx, dtype=int)
-    return idx[data.y[idx] < len(data.labels)]
-
-
 def partial_groups(labels) -> list[list[int]]:
     """fine15: partial label j (emotion j, intensity unknown) stands for classes 3j, 3j+1, 3j+2."""
     return [[3 * j, 3 * j + 1, 3 * j + 2] for j in range(len(labels) // 3)]
@@ -323,7 +317,8 @@ def _fit(data: Data, cfg: TrainConfig, train_idx, val_idx, extra=None, seed: int
         options.setdefault("factorised", True)
     kind = kinds.make(cfg.kind, len(data.labels), **options)
     sample = cfg.adapt_sample if cfg.adapt_sample is not None else getattr(kind, "sample_regimes", False)
-    X, y, w = design(data, train_idx, ("",) + train_variants(data, cfg, train_idx), _every(cfg), cfg.adapt_mix, sample)
+    variants = ("",) + train_variants(data, cfg, train_idx)
+    X, y, w = design(data, train_idx, variants, _every(cfg), cfg.adapt_mix, sample)
     if extra:
         ex, ey, ew = _extra_design(data, extra, cfg)
         if ey.ndim == 2:  # soft targets (probabilities over the labels): the labelled part becomes one-hot rows
