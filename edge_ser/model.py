@@ -226,10 +226,12 @@ class Model:
         return stats.windows - before
 
     def describe(self, probs: np.ndarray) -> dict:
-        """label, emotion, intensity, confidence and scores for one probability vector."""
-        from .labels import split_label
+        """label, emotion, intensity, intensity_score (`labels.intensity_score`), confidence and scores for one
+        probability vector."""
+        from .labels import intensity_score, split_label
         i = int(np.argmax(probs))
         emotion, intensity = split_label(self.labels[i])
         return {"label": self.labels[i], "emotion": emotion, "intensity": intensity,
+                "intensity_score": intensity_score(self.labels, probs),
                 "confidence": round(float(probs[i]), 4),
                 "scores": {lab: round(float(p), 4) for lab, p in zip(self.labels, probs)}}

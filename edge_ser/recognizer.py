@@ -154,11 +154,13 @@ class Result:
     duration_s: float
     adapt: str | None = None  # the speaker-adaptation mode used (None: the model does not adapt)
     speech_seconds: float = 0.0  # audio above the gate's min_level_db (no emotion under min_speech_seconds)
+    intensity_score: float | None = None  # edge_ser.labels.intensity_score (None: no emotion, or no intensities)
 
     def to_dict(self) -> dict:
         return {"path": self.path, "label": self.label, "emotion": self.emotion, "intensity": self.intensity,
-                "confidence": self.confidence, "scores": self.scores, "silent": self.silent,
-                "speech_seconds": round(self.speech_seconds, 3), "loudest_dbfs": round(self.loudest_dbfs, 1), "model": self.model, "format": self.format,
+                "intensity_score": self.intensity_score, "confidence": self.confidence, "scores": self.scores,
+                "silent": self.silent, "speech_seconds": round(self.speech_seconds, 3),
+                "loudest_dbfs": round(self.loudest_dbfs, 1), "model": self.model, "format": self.format,
                 "duration_s": round(self.duration_s, 3), "adapt": self.adapt}
 
 
@@ -426,8 +428,8 @@ class Recognizer:
         level = loudest.level_db
         silent = self.is_silent(level)
         short = loudest.active_seconds < self.engine.gate.config.min_speech_seconds  # too little to tell
-        described = dict.fromkeys(("label", "emotion", "intensity", "confidence", "scores")) if silent or short \
-            else m.describe(probs)
+        described = dict.fromkeys(("label", "emotion", "intensity", "intensity_score", "confidence",
+                                   "scores")) if silent or short else m.describe(probs)
         return Result(path=path, **described, silent=silent, loudest_dbfs=level, model=m.name, format=m.format,
                       duration_s=seconds, adapt=adapt if m.speaker_norm is not None else None,
                       speech_seconds=loudest.active_seconds)

@@ -26,7 +26,7 @@ import numpy as np
 
 from .errors import UserError
 from .frontend import FrontendConfig, StreamingLogMel
-from .labels import split_label
+from .labels import intensity_score, split_label
 from .vad import CLIP_LEVEL, CLIP_SHARE, DETECTORS
 
 VAD_METHODS = tuple(DETECTORS)
@@ -107,6 +107,7 @@ class Event:
     label: str | None = None
     emotion: str | None = None
     intensity: str | None = None
+    intensity_score: float | None = None  # edge_ser.labels.intensity_score of the smoothed probabilities
     confidence: float | None = None
     latency_ms: float = 0.0
     scores: dict | None = None
@@ -119,7 +120,7 @@ class Event:
         return {"t": round(self.t, 3), "ts": round(self.ts, 3),
                 "window": [round(self.window[0], 3), round(self.window[1], 3)], "speech": self.speech,
                 "speech_seconds": round(self.speech_seconds, 3), "label": self.label, "emotion": self.emotion,
-                "intensity": self.intensity,
+                "intensity": self.intensity, "intensity_score": self.intensity_score,
                 "confidence": self.confidence, "latency_ms": round(self.latency_ms, 2), "scores": self.scores,
                 "level_db": round(self.level_db, 1), "noise_floor_db": round(self.noise_floor_db, 1)}
 
@@ -481,6 +482,7 @@ class Engine:
             k = int(np.argmax(s))
             event.label = self.model.labels[k]
             event.emotion, event.intensity = split_label(event.label)
+            event.intensity_score = intensity_score(self.model.labels, s)
             event.confidence = round(float(s[k]), 4)
             event.scores = {lab: round(float(p), 4) for lab, p in zip(self.model.labels, s)}
         event.latency_ms = 1000.0 * (time.perf_counter() - start)

@@ -93,3 +93,72 @@ def make_emodb(root: Path, sr: int = 16000) -> Path:
         for letter, e in (("W", "angry"), ("T", "sad"), ("N", "neutral"), ("L", None)):
             _write(root / "wav" / f"{spk}a01{letter}a.wav", tone(e or "calm", None, 0.6, sr), sr)
     return root
+
+
+def _write_ogg(path: Path, y: np.ndarray, sr: int = 16000):
+    """Ogg/Opus, as ../shared/data holds ESD, EMOVO and BAVED (libsndfile >= 1.0.29 writes and reads Opus)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), y, sr, format="OGG", subtype="OPUS")
+
+
+ESD_FOLDERS = {"angry": "Angry", "happy": "Happy", "neutral": "Neutral", "sad": "Sad", "surprise": "Surprise"}
+
+
+def make_esd(root: Path, speaker: str = "0020", per_emotion: int = 2, seconds: float = 0.6) -> Path:
+    """``<spk>/<Emotion>/<spk>_<NNNNNN>.ogg``: sentences 1-350 neutral, 351-700 angry, ... (the released order)."""
+    lines = []
+    for k, (e, folder) in enumerate(ESD_FOLDERS.items()):
+        for j in range(per_emotion):
+            num = {"neutral": 0, "angry": 350, "happy": 700, "sad": 1050, "surprise": 1400}[e] + j + 1
+            _write_ogg(root / speaker / folder / f"{speaker}_{num:06d}.ogg", tone(e, None, seconds, seed=num))
+            lines.append(f"{speaker}_{num:06d}\tSentence {j}.\t{folder}")
+    (root / speaker / f"{speaker}.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+EMOVO_CODES = {"disgust": "dis", "happy": "gio", "neutral": "neu", "fear": "pau", "angry": "rab", "surprise": "sor",
+               "sad": "tri"}
+
+
+def make_emovo(root: Path, speakers=("f1", "m1"), sentences=("b1", "l1"), seconds: float = 0.6) -> Path:
+    """``<spk>/<emo>-<spk>-<sentence>.ogg``, 48 kHz stereo like the original recordings."""
+    n = 0
+    for spk in speakers:
+        for e, code in EMOVO_CODES.items():
+            for s in sentences:
+                y = tone(e, None, seconds, 48000, seed=n)
+                _write_ogg(root / spk / f"{code}-{spk}-{s}.ogg", np.stack([y, 0.8 * y], axis=1), 48000)
+                n += 1
+    return root
+
+
+def make_baved(root: Path, speakers=((0, "m", 21), (3, "f", 21), (5, "m", 20)), words=(0, 4),
+               seconds: float = 0.6) -> Path:
+    """``<word>/<spk>-<m|f>-<age>-<word>-<level>-<record>.ogg``; level 0 low, 1 neutral, 2 high."""
+    n = 0
+    for spk, sex, age in speakers:
+        for w in words:
+            for level, (e, inten) in enumerate((("sad", "low"), ("neutral", None), ("angry", "high"))):
+                name = f"{spk}-{sex}-{age}-{w}-{level}-{100 + n}.ogg"
+                _write_ogg(root / str(w) / name, tone(e, inten, seconds, seed=n))
+                n += 1
+    (root / "speakers_info.json").write_text("{" + ", ".join(f'"{s}": {{"age": {a}, "gender": "{x}"}}'
+                                                            for s, x, a in speakers) + "}\n")
+    return root
+
+
+def make_folders(root: Path, names=("Angry", "happiness", "SAD", "neutral", "Fearful"), speakers=("alice", "bob"),
+                 per_label: int = 2, seconds: float = 0.6, speaker_level: bool = True) -> Path:
+    """One folder per label (names in any case), ``<label>/<speaker>/<n>.wav`` or flat ``<label>/<n>.wav``."""
+    from_name = {"angry": "angry", "anger": "angry", "happiness": "happy", "happy": "happy", "joy": "happy",
+                 "sad": "sad", "neutral": "neutral", "fearful": "fear", "fear": "fear", "disgust": "disgust",
+                 "surprised": "surprise", "calm": "calm"}
+    n = 0
+    for name in names:
+        e = from_name.get(name.lower(), "calm")
+        for spk in speakers:
+            for j in range(per_label):
+                sub = root / name / spk if speaker_level else root / name
+                _write(sub / f"{spk}_{j}.wav", tone(e, None, seconds, seed=n), 16000)
+                n += 1
+    return root

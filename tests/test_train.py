@@ -260,7 +260,7 @@ def test_cnn_partial_labels_use_only_training_speakers(tmp_path):
     (["--model", "svm"], "unknown model kind"),
     (["--task", "fine99"], "unknown task"),
     (["--folds", "1"], "--folds"),
-    (["--augment", "reverb"], "unknown augmentation"),
+    (["--augment", "echo"], "unknown augmentation"),  # (reverb is one since the room augmentations)
     (["--window-seconds", "0.1"], "--window-seconds"),
     (["--corpus", "timit"], "unknown corpus"),
 ])

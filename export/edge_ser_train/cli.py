@@ -17,7 +17,7 @@ import typer
 from edge_ser.errors import UserError
 from edge_ser.paths import check_output_dir
 
-TASK_NAMES = ("fine15", "basic6", "emotion5", "ravdess8")
+TASK_NAMES = ("fine15", "basic6", "emotion5", "ravdess8", "fine16")
 
 
 def _need_train_extra(what: str):
@@ -40,9 +40,9 @@ def _check_data(data: List[Path]) -> list[Path]:
         raise UserError("give at least one --data corpus folder")
     for d in data:
         if not d.exists():
-            raise UserError(f"{d}: no such directory")
-        if not d.is_dir():
-            raise UserError(f"{d}: not a directory (--data takes a corpus folder)")
+            raise UserError(f"{d}: no such {'file' if d.suffix.lower() == '.csv' else 'directory'}")
+        if not d.is_dir() and d.suffix.lower() != ".csv":
+            raise UserError(f"{d}: not a directory (--data takes a corpus folder or a .csv manifest)")
     return list(data)
 
 

@@ -78,7 +78,38 @@ class LogMelCache:
         self.aug = aug
         self.seed = seed
         self.failed: dict[str, str] = {}
+        self.pools: dict[str, list[tuple[str, str]]] = {}  # pool id -> (path, speaker) of a training part
 
+    def register_pool(self, clips) -> str:
+        """Name the clips of a training part as the background talkers of its ``babble``/``room`` copies; returns
+        the pool id the variant names carry (``room@<id>``), so each training part draws only from itself."""
+        members = sorted({(c.path, c.speaker) for c in clips})
+        pid = hashlib.sha1(json.dumps(members).encode()).hexdigest()[:10]
+        self.pools.setdefault(pid, members)
+        return pid
+
+    def _others(self, clip: Clip, variant: str, seed: int) -> list | None:
+        """Up to ``aug.talkers[1]`` clips of other speakers from the variant's pool (None: no pool named)."""
+        _, _, pid = variant.partition("@")
+        if not pid:
+            return None
+        if pid not in self.pools:
+            raise ValueError(f"augmentation variant {variant!r} names an unknown pool of training clips")
+        pool = [(p, s) for p, s in self.pools[pid] if s != clip.speaker]
+        rng = np.random.default_rng([seed, 11])
+        out, seen = [], set()
+        for k in rng.permutation(len(pool)):  # one clip per talker
+            path, spk = pool[int(k)]
+            if spk in seen:
+                continue
+            try:
+                out.append(load_audio(path, self.frontend.sample_rate))
+            except AudioError:
+                continue
+            seen.add(spk)
+            if len(out) >= self.aug.talkers[1]:
+                break
+        return out
     def key(self, path: str, variant: str) -> str:
         st = os.stat(path)
         fe = self.frontend.to_dict() | {"top_db": None}
@@ -126,8 +157,8 @@ class LogMelCache:
             self.failed[clip.path] = str(exc)
             return None
         if variant:
-            audio = augment.apply(audio, variant, augment.variant_seed(self.seed, f"{clip.path}:{variant}"),
-                                  self.aug)
+            seed = augment.variant_seed(self.seed, f"{clip.path}:{variant}")
+            audio = augment.apply(audio, augment.kind_of(variant), seed, self.aug, self._others(clip, variant, seed))
         fe = self.frontend
         db = log_mel(audio, fe.sample_rate, fe.n_fft, fe.hop_length, fe.n_mels, fe.fmin, fe.fmax, top_db=None)
         tmp = fname.with_suffix(f".{os.getpid()}.tmp.npy")

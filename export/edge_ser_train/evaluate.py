@@ -1,8 +1,10 @@
 """Score an exported model (the real artifact, through ``edge_ser.registry.load_model``) on any corpus.
 
 Each clip is classified as the runtime classifies a file (`Model.classify_audio`: log-mel over the clip, windows
-cut by `features.clip_windows`, mean of window probabilities).  A fine15 model can also be scored on ``emotion5``
-(probabilities summed over intensities).
+cut by `features.clip_windows`, mean of window probabilities).  A model can be scored on another task whose labels its
+own cover, by collapsing its output (`edge_ser.labels.collapse_matrix`, then renormalised over the task's labels):
+a fine16 model on ``basic6`` (each emotion's probability summed over its intensities), on ``fine15`` (the fine15
+clips only, renormalised over those 15 labels: neutral left out) or ``emotion5``; a fine15 model on ``emotion5``.
 
 A model trained with speaker normalisation (`edge_ser.adapt`) is scored with ``adapt``: ``speaker`` (default) adapts
 to each speaker's statistics over all of that speaker's clips being scored (unlabelled: no label is used), as the
@@ -15,22 +17,24 @@ import numpy as np
 from tqdm import tqdm
 
 from edge_ser.errors import AudioError, UserError
-from edge_ser.labels import split_label, task_labels
+from edge_ser.labels import collapse_matrix, task_labels
 
 from . import corpora, metrics
 
 
 def _collapse(model_labels: list[str], task: str) -> np.ndarray:
-    """Matrix mapping the model's labels to ``task``'s labels (model task fine15 -> emotion5)."""
-    target = task_labels(task)
-    m = np.zeros((len(model_labels), len(target)), dtype=np.float32)
-    for i, lab in enumerate(model_labels):
-        e, _ = split_label(lab)
-        if lab in target:
-            m[i, target.index(lab)] = 1
-        elif e in target:
-            m[i, target.index(e)] = 1
-    return m
+    """Matrix mapping the model's labels to ``task``'s labels (e.g. fine16 -> basic6, fine15, emotion5)."""
+    return collapse_matrix(model_labels, task)
+
+
+def collapse(probs: np.ndarray, mapping: np.ndarray | None) -> np.ndarray:
+    """A model's probabilities as the task's: ``probs @ mapping`` renormalised to sum 1 (labels the task does not
+    have, e.g. neutral for fine15, drop out); unchanged when ``mapping`` is None."""
+    if mapping is None:
+        return probs
+    q = np.asarray(probs, dtype=np.float64) @ mapping
+    total = q.sum(axis=-1, keepdims=True)
+    return np.where(total > 0, q / np.where(total > 0, total, 1.0), 1.0 / mapping.shape[1])
 
 
 ADAPT_MODES = ("speaker", "clip", "none")
@@ -80,7 +84,7 @@ def evaluate(model_spec, roots, task: str | None = None, corpus: str | None = No
                 model.adapt_file(c.path, stats.setdefault(c.speaker, model.speaker_stats()))
             except AudioError:
                 pass  # reported by the scoring pass
-    y_true, y_pred, failed = [], [], {}
+    y_true, y_pred, failed, corpus_of = [], [], {}, []
     if cluster is not None:
         scored = cluster_tasks.classify(cluster, ref, [(c.path, stats.get(c.speaker), adapt == "clip")
                                                        for c in kept], "evaluate")
@@ -96,15 +100,20 @@ def evaluate(model_spec, roots, task: str | None = None, corpus: str | None = No
         except AudioError as exc:
             failed[c.path] = str(exc)
             continue
-        if mapping is not None:
-            p = p @ mapping
+        p = collapse(p, mapping)
         y_true.append(labels.index(lab))
         y_pred.append(int(np.argmax(p)))
+        corpus_of.append(c.corpus)
     if not y_true:
         raise UserError("no readable clips to evaluate")
-    out = {"task": task, "model": model.name, "model_path": str(model.path), "format": model.format}
+    out = {"task": task, "model": model.name, "model_path": str(model.path), "format": model.format,
+           "model_task": model.manifest.task}
     out.update(metrics.scores(y_true, y_pred, labels))
     out["speakers"] = len({c.speaker for c in kept})
+    if len(set(corpus_of)) > 1:  # results per corpus beside the pooled ones
+        yt, yp, sc = np.asarray(y_true), np.asarray(y_pred), np.asarray(corpus_of)
+        out["per_corpus"] = {name: {k: v for k, v in metrics.scores(yt[sc == name], yp[sc == name], labels).items()
+                                    if k in ("n", *metrics.SUMMARY_KEYS)} for name in sorted(set(corpus_of))}
     out["corpora"] = [s.to_dict() for s in summaries]
     out["left_out_by_task"] = dict(left)
     out["unreadable"] = failed
@@ -116,5 +125,7 @@ def evaluate(model_spec, roots, task: str | None = None, corpus: str | None = No
     out["protocol"] = ("every clip of the task in the given corpora, classified like `edge-ser classify` "
                        f"(windows of {model.window_seconds} s every {model.manifest.hop_seconds} s, mean of window "
                        "probabilities), with the exported model file"
+                       + (f"; the {model.manifest.task} output collapsed to {task} (summed over intensities, "
+                          "renormalised over the task's labels)" if mapping is not None else "")
                        + (f"; speaker normalisation: inputs {how[adapt]}" if adapting else ""))
     return out

@@ -1,4 +1,5 @@
-"""`make models`: train the four default models from ../shared/data (CREMA-D + RAVDESS) and install them.
+"""`make models`: train the default models from ../shared/data and install them (the fine15/basic6 models on CREMA-D +
+RAVDESS, the fine16 models on every training corpus: CREMA-D, RAVDESS, ESD, EMOVO, BAVED).
 
 For each of fine15-rfc, fine15-cnn, basic6-rfc, basic6-cnn: actor-fold CV (the manifest's metrics), a final model
 on all speakers but a speaker-disjoint validation part, ONNX (+ TFLite for the CNN) with parity checks, copied into
@@ -6,6 +7,11 @@ on all speakers but a speaker-disjoint validation part, ONNX (+ TFLite for the C
 and a report under ``reports/<name>/`` (CV numbers per fold, pooled confusion matrix).
 
     python -m edge_ser_train.make_models --data ../shared/data [--only fine15-rfc] [--folds 5] [--seed 0]
+        [--loco] [--nested] [--no-install]
+
+``--loco`` adds leave-one-corpus-out (a model per held-out corpus) and ``--nested`` a nested actor-fold CV choosing
+between the recipe and its alternatives (`ALTERNATIVES`) on validation speakers inside each training part; both go
+into the report.  ``--no-install`` trains, exports and reports without touching ``edge_ser/assets/models``.
 """
 from __future__ import annotations
 
@@ -46,8 +52,20 @@ RECIPES = {
     # five folds, by 0.1-2.7 points); three networks averaged 62.7 ± 3.9 % (higher in all five folds, +0.2 to +4.2)
     "basic6-cnn": dict(task="basic6", kind="cnn", augment=("noise", "pitch"), train_hop_seconds=1.0,
                        adapt_sample=True, kind_options={"epochs": 30, "patience": 6, "members": 3}),
+    # fine16 (neutral + fine15) on every training corpus, each clip with the labels it carries: two forests
+    # (emotion 100 trees, intensity 60, 400 leaves each) composed in one ONNX file; two-head CNN (masked losses)
+    "fine16-rfc": dict(task="fine16", kind="rfc", augment=(), kind_options={"n_estimators": 100,
+                                                                            "intensity_estimators": 60,
+                                                                            "max_leaf_nodes": 400}),
+    "fine16-cnn": dict(task="fine16", kind="cnn", augment=("room",), train_hop_seconds=1.0, adapt_sample=True,
+                       kind_options={"epochs": 30, "patience": 6, "members": 1}),
 }
 CORPORA = ("cremad", "ravdess")
+ALL_CORPORA = ("cremad", "ravdess", "esd", "emovo", "baved")
+RECIPE_CORPORA = {"fine16-rfc": ALL_CORPORA, "fine16-cnn": ALL_CORPORA}  # others: CORPORA
+# recipes --nested chooses among, on validation speakers inside each training part ({name: TrainConfig overrides})
+ALTERNATIVES = {"fine16-rfc": {"clean": {"augment": ()}, "room": {"augment": ("room",)}},
+                "fine16-cnn": {"room": {"augment": ("room",)}, "noise+pitch": {"augment": ("noise", "pitch")}}}
 
 
 def recipe_config(name: str, kind_options: dict | None = None, **overrides) -> tuple[TrainConfig, bool | dict]:
@@ -118,11 +136,60 @@ def cv_report(result: dict, name: str, out_dir: Path) -> Path:
     for q, p in ex.get("tflite_variants", {}).items():
         lines.append(f"  - tflite variant {q}: {p['bytes'] / 1e3:.0f} KB, top-1 agreement {p['top1_agreement']:.3f}, "
                      f"max |Δp| {p['max_abs_diff']:.2e}")
+    lines += _breakdown_lines(result)
     lines += ["", "![pooled confusion matrix](confusion.png)", ""]
     path = out_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=1) + "\n")
     return path
+
+
+TASK_ORDER = ("fine16", "fine15", "basic6", "emotion5", "intensity")
+
+
+def _task_table(rows: dict, title: str) -> list[str]:
+    """A markdown table: one row per corpus (or held-out corpus), accuracy (n) per task."""
+    tasks = [t for t in TASK_ORDER if any(t in r for r in rows.values())]
+    lines = [f"| {title} | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
+    for name, r in rows.items():
+        lines.append(f"| {name} | " + " | ".join(f"{r[t]['accuracy']:.3f} (n={r[t]['n']})" if t in r else "—"
+                                               for t in tasks) + " |")
+    return lines
+
+
+def _breakdown_lines(result: dict) -> list[str]:
+    """Per task and per corpus (CV), leave-one-corpus-out and nested CV sections of a report."""
+    cv, lines = result["cv"], []
+    if "tasks" in cv:
+        lines += ["", "Every task the model's output collapses to (`protocols.task_scores`: basic6 sums over "
+                  "intensities, fine15 renormalises over its 15 labels on the fine15 clips, intensity sums over "
+                  "emotions on every clip carrying one), mean ± std over the test folds:", "",
+                  "| task | accuracy | balanced | macro-F1 |", "|---|---|---|---|"]
+        for t in [t for t in TASK_ORDER if t in cv["tasks"]]:
+            s = cv["tasks"][t]
+            lines.append(f"| {t} | " + " | ".join(f"{s[k]['mean']:.3f} ± {s[k]['std']:.3f}"
+                                                  for k in metrics.SUMMARY_KEYS) + " |")
+    if "per_corpus" in cv:
+        lines += ["", f"Per corpus (actor-fold CV; {cv['per_corpus_protocol']}), accuracy:", ""]
+        lines += _task_table(cv["per_corpus"], "corpus")
+    if "loco" in result:
+        lo = result["loco"]
+        lines += ["", f"Leave-one-corpus-out ({lo['protocol']}), accuracy:", ""]
+        lines += _task_table({k: {t: v for t, v in r.items() if isinstance(v, dict)}
+                              for k, r in lo["held_out"].items()}, "held-out corpus")
+    if "nested" in result:
+        ne = result["nested"]
+        lines += ["", f"Nested CV ({ne['protocol']}): recipes {', '.join(ne['recipes'])}; chosen per fold: "
+                  f"{', '.join(ne['chosen'])}; accuracy {ne['accuracy']['mean']:.3f} ± {ne['accuracy']['std']:.3f}, "
+                  f"balanced {ne['balanced_accuracy']['mean']:.3f} ± {ne['balanced_accuracy']['std']:.3f}."]
+        if "tasks" in ne:
+            lines += ["", "| task | accuracy (nested) |", "|---|---|"]
+            lines += [f"| {t} | {ne['tasks'][t]['accuracy']['mean']:.3f} ± {ne['tasks'][t]['accuracy']['std']:.3f} |"
+                      for t in TASK_ORDER if t in ne["tasks"]]
+    if "seconds" in result:
+        lines += ["", f"Made by `make_models --only {result['task']}-{result['kind']}` in {result['seconds'] / 60:.0f} "
+                  "min on this machine (training, every protocol above, export)."]
+    return lines
 
 
 def main(argv=None) -> int:
@@ -137,14 +204,21 @@ def main(argv=None) -> int:
     ap.add_argument("--reports", default=str(REPO / "reports"))
     ap.add_argument("--ssl", action="store_true", help="train the fine15 models with SSL pseudo-labelling "
                     "(export/edge_ser_train/ssl.py) even if their recipe has no 'ssl': True")
+    ap.add_argument("--loco", action="store_true", help="also leave-one-corpus-out (models trained on several "
+                    "corpora)")
+    ap.add_argument("--nested", action="store_true", help="also a nested CV choosing among the recipe's "
+                    "ALTERNATIVES on inner validation speakers")
+    ap.add_argument("--no-install", action="store_true", help="do not copy the models into edge_ser/assets/models")
     args = ap.parse_args(argv)
     data = Path(args.data)
-    roots = [data / c for c in CORPORA]
-    missing = [r for r in roots if not r.is_dir()]
+    names = args.only or list(RECIPES)
+    needed = sorted({c for n in names for c in RECIPE_CORPORA.get(n, CORPORA)})
+    missing = [data / c for c in needed if not (data / c).is_dir()]
     if missing:
         print(f"error: {missing[0]}: no such corpus folder (make models needs ../shared/data)", file=sys.stderr)
         return 2
-    for name in args.only or list(RECIPES):
+    for name in names:
+        roots = [data / c for c in RECIPE_CORPORA.get(name, CORPORA)]
         t = time.time()
         cfg, ssl_options = recipe_config(name, window_seconds=args.window_seconds, folds=args.folds, seed=args.seed)
         # "ssl": True or make_ssl_hook's options (e.g. {"soft": True}); --ssl adds the defaults (see reports/ssl/)
@@ -158,13 +232,28 @@ def main(argv=None) -> int:
         if use_ssl:
             from .ssl import make_ssl_hook
             hook = make_ssl_hook(roots, cfg, log=_log, **(ssl_options if isinstance(ssl_options, dict) else {}))
-        result = run(roots, cfg, out, name=name, ssl=hook, seed_protocol_repeats=args.seed_protocol, log=_log)
+        extra = None
+        if args.loco or args.nested:
+            from .protocols import leave_one_corpus_out, nested_cv
+
+            def extra(data, cfg=cfg, name=name):
+                more = {}
+                if args.loco:
+                    more["loco"] = leave_one_corpus_out(data, cfg, log=_log)
+                if args.nested and name in ALTERNATIVES:
+                    more["nested"] = nested_cv(data, cfg, ALTERNATIVES[name], log=_log)
+                return more
+        result = run(roots, cfg, out, name=name, ssl=hook, seed_protocol_repeats=args.seed_protocol, log=_log,
+                     protocols=extra)
         if hook is not None:
             result["ssl"] = hook.finish(out)  # the grown dataset: runs/models/<name>/pseudo_labels.csv
-        dest = install(out, name)
+        where = "not installed (--no-install)"
+        if not args.no_install:
+            where = f"installed in {install(out, name)}"
+        result["seconds"] = round(time.time() - t)  # training, protocols, export (the report says how long)
         if "cv" in result:
             cv_report(result, name, Path(args.reports) / name)
-        _log(f"== {name}: installed in {dest} ({time.time() - t:.0f} s)")
+        _log(f"== {name}: {where} ({time.time() - t:.0f} s)")
     return 0
 
 

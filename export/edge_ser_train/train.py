@@ -15,6 +15,7 @@ import copy
 import json
 import time
 import zlib
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -26,7 +27,7 @@ from edge_ser.errors import UserError
 from edge_ser.labels import task_labels
 from edge_ser.manifest import Manifest, write_manifest
 
-from . import corpora, kinds, metrics, splits
+from . import corpora, kinds, metrics, splits, targets
 from .augment import AugmentConfig
 from .dataset import LogMelCache, clip_probs, windows_of
 
@@ -82,6 +83,8 @@ class Data:
     partial: list = field(default_factory=list)  # [(Clip, label index >= n_labels)], see TrainConfig.partial
     norm: object = None  # edge_ser.adapt.SpeakerNorm of the current training part
     norm_seed: int = 0
+    # fine16: the candidate sets of the partial labels; y >= len(labels) means groups[y - len(labels)] (see targets)
+    groups: list = field(default_factory=list)
     _raw: dict = field(default_factory=dict)
     _inputs: dict = field(default_factory=dict)
     _stats: dict = field(default_factory=dict)
@@ -207,11 +210,20 @@ def _variant_id(variant: str) -> int:
 
 def load_data(roots, cfg: TrainConfig, kind) -> Data:
     clips, summaries = corpora.load_corpora(roots, cfg.corpus)
-    kept, labs, _left = corpora.for_task(clips, cfg.task)
+    labels = task_labels(cfg.task)
+    groups = []
+    if cfg.task == "fine16":  # every clip with any fine16 label: full, emotion only, intensity only (targets.py)
+        kept, cands, _left = corpora.for_task_partial(clips, cfg.task)
+        if kept:
+            y, groups = targets.encode(cands, labels)
+        if groups and not getattr(kind, "supports_partial", False):
+            raise UserError(f"kind {cfg.kind} cannot train on partial labels (an emotion or an intensity alone), "
+                            "which fine16 needs")
+    else:
+        kept, labs, _left = corpora.for_task(clips, cfg.task)
+        y = np.array([labels.index(l) for l in labs])
     if not kept:
         raise corpora.CorpusError(f"no clips for task {cfg.task} in {', '.join(map(str, roots))}")
-    labels = task_labels(cfg.task)
-    y = np.array([labels.index(l) for l in labs])
     spk = np.array([c.speaker for c in kept])
     cache = LogMelCache(cfg.cache_dir, aug=AugmentConfig(), seed=cfg.seed)
     spec = kind.input_spec(cfg.window_seconds, cfg.hop_seconds)
@@ -222,7 +234,7 @@ def load_data(roots, cfg: TrainConfig, kind) -> Data:
         emotions = [lab.split("_")[0] for lab in labels[::3]]
         partial = [(c, len(labels) + emotions.index(c.emotion)) for c in clips
                    if c.intensity is None and c.emotion in emotions]
-    return Data(kept, y, spk, labels, summaries, cache, spec, partial, norm_seed=cfg.seed)
+    return Data(kept, y, spk, labels, summaries, cache, spec, partial, norm_seed=cfg.seed, groups=groups)
 
 
 def partial_groups(labels) -> list[list[int]]:
@@ -300,9 +312,13 @@ def _fit(data: Data, cfg: TrainConfig, train_idx, val_idx, extra=None, seed: int
         allowed = set(data.speakers[train_idx].tolist())
         extra = list(extra or []) + [p for p in data.partial if p[0].speaker in allowed]
         options["partial_groups"] = partial_groups(data.labels)
+    if cfg.task == "fine16":  # two heads (emotion, intensity) with masked losses unless the recipe says otherwise
+        options["partial_groups"] = data.groups
+        options.setdefault("factorised", True)
     kind = kinds.make(cfg.kind, len(data.labels), **options)
     sample = cfg.adapt_sample if cfg.adapt_sample is not None else getattr(kind, "sample_regimes", False)
-    X, y, w = design(data, train_idx, ("",) + tuple(cfg.augment), _every(cfg), cfg.adapt_mix, sample)
+    variants = ("",) + train_variants(data, cfg, train_idx)
+    X, y, w = design(data, train_idx, variants, _every(cfg), cfg.adapt_mix, sample)
     if extra:
         ex, ey, ew = _extra_design(data, extra, cfg)
         if ey.ndim == 2:  # soft targets (probabilities over the labels): the labelled part becomes one-hot rows
@@ -318,6 +334,23 @@ def _fit(data: Data, cfg: TrainConfig, train_idx, val_idx, extra=None, seed: int
     kind.n_extra_clips = len(extra or [])
     kind.n_train_windows = int(len(X))
     return kind
+
+
+def train_variants(data: Data, cfg: TrainConfig, train_idx) -> tuple:
+    """The augmentation variants of a training part: ``cfg.augment``, with the kinds that mix in other speakers
+    (babble) naming this part's pool (`LogMelCache.register_pool`), so they draw only its speakers."""
+    from .augment import NEEDS_OTHERS
+    if not any(k in NEEDS_OTHERS for k in cfg.augment):
+        return tuple(cfg.augment)
+    pid = data.cache.register_pool([data.clips[i] for i in train_idx])
+    return tuple(f"{k}@{pid}" if k in NEEDS_OTHERS else k for k in cfg.augment)
+
+
+def warm_variants(cfg: TrainConfig) -> tuple:
+    """The variants `Data.warm` can compute before the training part is known (not babble: see
+    `train_variants`; those are computed when the part's design is built)."""
+    from .augment import NEEDS_OTHERS
+    return tuple(k for k in cfg.augment if k not in NEEDS_OTHERS)
 
 
 def _every(cfg: TrainConfig) -> int:
@@ -383,13 +416,24 @@ def _fold(data: Data, cfg: TrainConfig, tr, te, fold: int, ssl: SslHook | None):
         if bad:
             raise AssertionError(f"SSL hook added {len(bad)} clips of validation/test speakers")
     model = _fit(data, cfg, tr_idx, va_idx, extra, cfg.seed + fold)
+    return score_fold(model, data, te, fold, tr_idx)
+
+
+def score_fold(model, data: Data, te, fold: int, tr_idx) -> dict:
+    """A fold's metrics on its test clips with a full label, and (`protocols.task_scores`) every task the labels
+    collapse to, on the test clips that carry it (a fine16 model: basic6, fine15, emotion5, intensity)."""
+    from . import protocols
     p, ok = predict_clips(model, data, te)
-    m = metrics.scores(data.y[ok], p.argmax(1), list(data.labels))
+    f = data.y[ok] < len(data.labels)
+    m = metrics.scores(data.y[ok][f], p[f].argmax(1), list(data.labels))
     m.update(fold=fold, test_speakers=sorted(set(data.speakers[te].tolist())), n_train_clips=int(len(tr_idx)),
              n_extra=model.n_extra_clips, fit_seconds=round(model.fit_seconds, 1))
+    m["tasks"] = protocols.task_scores(p, [data.clips[i] for i in ok], data.labels)
+    m["test_idx"], m["test_probs"] = ok, p  # for results per corpus pooled over folds (not kept in the manifest)
     if data.spec.speaker_norm is not None:  # what `edge-ser classify FILE` gives: each clip adapted to itself
         p, ok = predict_clips(model, data, te, regime="clip")
-        mc = metrics.scores(data.y[ok], p.argmax(1), list(data.labels))
+        f = data.y[ok] < len(data.labels)
+        mc = metrics.scores(data.y[ok][f], p[f].argmax(1), list(data.labels))
         m["clip_adapt"] = {k: mc[k] for k in metrics.SUMMARY_KEYS}
     return m
 
@@ -410,21 +454,25 @@ def cross_validate(data: Data, cfg: TrainConfig, ssl: SslHook | None = None, log
     for j, (s, k, tr, te) in enumerate(plans):
         if cluster is None:
             d = seeded[s] if s in seeded else seeded.setdefault(s, data.with_seed(s))
-            d.warm(tr, tuple(cfg.augment), f"fold {k + 1}/{cfg.folds} augmented features")
+            d.warm(tr, warm_variants(cfg), f"fold {k + 1}/{cfg.folds} augmented features")
             results.append(_fold(d, replace(cfg, seed=s) if s != cfg.seed else cfg, tr, te, k, ssl))
         m = results[j]
         log((f"seed {s} " if seeds > 1 else "")
             + f"fold {k + 1}/{cfg.folds}: accuracy {m['accuracy']:.3f} balanced {m['balanced_accuracy']:.3f} "
             f"macro-F1 {m['macro_f1']:.3f} (n={m['n']}, {m['fit_seconds']} s)"
-            + (f"; each clip adapted to itself: accuracy {m['clip_adapt']['accuracy']:.3f}" if "clip_adapt" in m else ""))
+            + (f"; each clip adapted to itself: accuracy {m['clip_adapt']['accuracy']:.3f}" if "clip_adapt" in m else "")
+            + "".join(f"; {t} {v['accuracy']:.3f}" for t, v in m.get("tasks", {}).items() if t != cfg.task))
     summary = metrics.mean_std(results)
     if all("clip_adapt" in r for r in results):
         summary["clip_adapt"] = metrics.mean_std([r["clip_adapt"] for r in results])
+    from . import protocols
+    summary.update(protocols.pooled_breakdown(data, results))  # every collapsed task, and per corpus
     protocol = PROTOCOL_CV.format(k=cfg.folds, seed=cfg.seed, aug=", ".join(cfg.augment) or "none",
                                   val=cfg.val_fraction, win=cfg.window_seconds, hop=cfg.hop_seconds)
     out = {"protocol": protocol, "folds": cfg.folds, **summary,
            "pooled_confusion": metrics.pooled(results).tolist(), "labels": list(data.labels),
-           "per_fold": [{k: v for k, v in r.items() if k not in ("confusion", "per_class", "labels")}
+           "per_fold": [{k: v for k, v in r.items() if k not in ("confusion", "per_class", "labels", "test_idx",
+                                                                 "test_probs")}
                         for r in results]}
     if seeds > 1:
         for (s, *_), row in zip(plans, out["per_fold"]):
@@ -447,7 +495,7 @@ def _cross_validate_on(cluster, data: Data, cfg: TrainConfig, ssl, plans) -> lis
     from .cluster_tasks import fold_job, fold_task
     for s in sorted({p[0] for p in plans}):  # augmented copies of every clip in some training part, per seed
         train_part = sorted({int(i) for p in plans if p[0] == s for i in p[2]})
-        data.with_seed(s).warm(train_part, tuple(cfg.augment), f"seed {s} augmented features", cluster=cluster,
+        data.with_seed(s).warm(train_part, warm_variants(cfg), f"seed {s} augmented features", cluster=cluster,
                                keep=s == cfg.seed)
     job = cluster.shared(fold_job(data, cfg, ssl, cluster.token))
     answers = cluster.map(fold_task, plans, f"{len(plans)} fits", job=job)
@@ -496,7 +544,7 @@ def train_final(data: Data, cfg: TrainConfig, ssl: SslHook | None = None, log=pr
     tr, va = splits.holdout(data.y, data.speakers, cfg.val_fraction, cfg.seed + 7)
     splits.check_disjoint(data.speakers, tr, va)
     data.warm(range(len(data.clips)), ("",), "features", cluster=cluster)
-    data.warm(tr, tuple(cfg.augment), "augmented features", cluster=cluster)
+    data.warm(tr, warm_variants(cfg), "augmented features", cluster=cluster)
     data.set_population(tr)
     extra = None
     if ssl is not None:
@@ -507,7 +555,10 @@ def train_final(data: Data, cfg: TrainConfig, ssl: SslHook | None = None, log=pr
         extra = ssl(ctx)
     model = _fit(data, cfg, tr, va, extra, cfg.seed)
     p, ok = predict_clips(model, data, va)
-    val = metrics.scores(data.y[ok], p.argmax(1), list(data.labels))
+    f = data.y[ok] < len(data.labels)  # clips with a full label (fine16's partial ones: in "tasks")
+    val = metrics.scores(data.y[ok][f], p[f].argmax(1), list(data.labels))
+    from . import protocols
+    val["tasks"] = protocols.task_scores(p, [data.clips[i] for i in ok], data.labels)
     log(f"final model: {len(tr)} training clips (+ augmented copies, {model.n_train_windows} windows), validation "
         f"accuracy {val['accuracy']:.3f} on {len(ok)} clips of {len(set(data.speakers[va].tolist()))} held-out "
         f"speakers")
@@ -524,17 +575,28 @@ def trained_on(data: Data, cfg: TrainConfig, tr, va, extra=None) -> dict:
         "validation_speakers": sorted(set(data.speakers[va].tolist())),
         "augment": list(cfg.augment), "augment_config": AugmentConfig().to_dict(), "seed": cfg.seed,
         "pseudo_labelled_clips": len(extra or []),
+        "labels_carried": dict(sorted(Counter(_carried(data, i) for i in range(len(data.clips))).items())),
     }
 
 
+def _carried(data: Data, i: int) -> str:
+    """What clip i trains with: a full label, an emotion without intensity, or an intensity without emotion."""
+    if data.y[i] < len(data.labels):
+        return "full label"
+    c = data.clips[i]
+    return "emotion only" if c.emotion is not None else "intensity only"
+
+
 def run(roots, cfg: TrainConfig, out: Path, name: str | None = None, ssl: SslHook | None = None,
-        seed_protocol_repeats: int = 0, log=print, cv: dict | None = None, seeds: int = 1, cluster=None) -> dict:
+        seed_protocol_repeats: int = 0, log=print, cv: dict | None = None, seeds: int = 1, cluster=None,
+        protocols=None) -> dict:
     """Train (CV if ``cfg.folds``), fit the final model, export every format with parity checks, write the
     manifest.  Returns the result dict (CV metrics, validation metrics, sizes, parity).  ``cv``: the
     `cross_validate` result of this same configuration (and SSL) computed before, e.g. the "after" of
     ``python -m edge_ser_train.ssl`` (its JSON's ``cv``); it is used instead of running the folds again.
     ``seeds``: CV repeats (see `cross_validate`); ``cluster``: run features and fits on a Dask cluster
-    (`edge_ser_train.cluster`), with the in-process results."""
+    (`edge_ser_train.cluster`), with the in-process results.
+    ``protocols``: ``protocols(data) -> dict`` merged into the result (leave-one-corpus-out, nested CV, ...)."""
     from . import convert
 
     out = Path(out)
@@ -553,6 +615,8 @@ def run(roots, cfg: TrainConfig, out: Path, name: str | None = None, ssl: SslHoo
         log("CV: " + ", ".join(f"{k} {cv[k]['mean']:.3f} ± {cv[k]['std']:.3f}" for k in metrics.SUMMARY_KEYS))
     if seed_protocol_repeats:
         result["seed000"] = seed_protocol(data, cfg, seed_protocol_repeats, log)
+    if protocols is not None:  # more protocols on the same data (edge_ser_train.protocols), e.g. make_models --loco
+        result.update(protocols(data))
     model, tr, va, val, extra = train_final(data, cfg, ssl, log, cluster=cluster)
     out.mkdir(parents=True, exist_ok=True)
     native = out / "native"
@@ -568,7 +632,8 @@ def run(roots, cfg: TrainConfig, out: Path, name: str | None = None, ssl: SslHoo
     np.save(native / "representative.npy", Xr[:400])
     metrics_block = {"validation": {k: val[k] for k in ("n", *metrics.SUMMARY_KEYS)},
                      "validation_protocol": "final model, speaker-disjoint validation part "
-                                            f"({len(set(data.speakers[va].tolist()))} speakers)"}
+                                            f"({len(set(data.speakers[va].tolist()))} speakers)",
+                     "validation_tasks": val["tasks"]}
     if "cv" in result:
         cv = result["cv"]
         for k in metrics.SUMMARY_KEYS:
@@ -580,8 +645,15 @@ def run(roots, cfg: TrainConfig, out: Path, name: str | None = None, ssl: SslHoo
                                       + (f" and {len(cv['seeds'])} seeds)" if cv.get("seeds") else ")"),
                              protocol_details=cv["protocol"], folds=cv["folds"], per_fold=cv["per_fold"],
                              pooled_confusion=cv["pooled_confusion"])
+        for key in ("tasks", "per_corpus", "per_corpus_protocol"):
+            if key in cv:
+                metrics_block[key] = cv[key]
     if "seed000" in result:
         metrics_block["seed000_protocol"] = result["seed000"]
+    if "loco" in result:
+        metrics_block["leave_one_corpus_out"] = result["loco"]
+    if "nested" in result:
+        metrics_block["nested_cv"] = {k: v for k, v in result["nested"].items() if k != "per_fold"}
     manifest = Manifest(
         name=name or out.name, kind=cfg.kind, task=cfg.task, labels=list(data.labels), formats=[],
         input=data.spec.manifest_input(Xv.shape[1:], data.norm), frontend=data.spec.frontend.to_dict(),

@@ -4,7 +4,9 @@ decay (1e-6, Keras' legacy ``lr / (1 + decay * step)``); early stopping on speak
 Small enough for a board: ~64 k parameters, int8 TFLite under 80 KB per network; ``members=N`` averages N of them
 in one exported model (the default models use 3: ~190 k parameters, int8 under 240 KB); ``mixup=a`` blends
 training windows (fine15-cnn uses 0.2); ``stats_branch`` adds per-band statistics of the input beside the
-convolutions (seed 001's idea; measured no better).
+convolutions (seed 001's idea; measured no better).  ``factorised=True`` (fine16): two heads, emotion (neutral + five)
+and intensity (three), trained with masked losses (a clip's missing part adds nothing) and exported with fixed
+layers composing the 16 fine16 probabilities (`edge_ser_train.targets`).
 """
 from __future__ import annotations
 
@@ -85,8 +87,10 @@ def band_statistics(x):
 
 def build_network(input_shape, n_classes: int, filters=(16, 32, 48, 64), l1: float = 1e-6, l2: float = 1e-4,
                   batch_size=None, batchnorm: bool = False, name: str = "edge_ser_cnn", spec_augment=None,
-                  seed: int = 0, stats_branch: bool = False):
-    """The network; ``spec_augment`` (``{"freq", "time", "masks"}``, training copies only) puts `spec_mask_layer`
+                  seed: int = 0, stats_branch: bool = False, heads: tuple | None = None, compose: bool = True):
+    """The network; ``heads`` ``(n_emotions, n_intensities)``: two softmax heads instead of one, their probabilities
+    composed into fine16's by fixed layers (``compose``; the exported network) or concatenated (the training copy,
+    for the masked loss).  ``spec_augment`` (``{"freq", "time", "masks"}``, training copies only) puts `spec_mask_layer`
     after the input; ``stats_branch`` concatenates `band_statistics` of the input (seed 001's statistical features
     beside the deep ones) with the convolutions' features before the dense layer."""
     import keras
@@ -114,8 +118,36 @@ def build_network(input_shape, n_classes: int, filters=(16, 32, 48, 64), l1: flo
         h = layers.Concatenate(name="deep_and_stats")([h, band_statistics(inp)])
     h = layers.Dropout(0.5, name="drop_dense")(h)
     h = layers.Dense(64, activation="relu", kernel_regularizer=reg, name="dense")(h)
+    if heads:
+        pe = layers.Dense(heads[0], activation="softmax", kernel_regularizer=reg, name="emotion")(h)
+        pi = layers.Dense(heads[1], activation="softmax", kernel_regularizer=reg, name="intensity")(h)
+        if not compose:
+            return keras.Model(inp, layers.Concatenate(name="heads")([pe, pi]), name=name)
+        from ..targets import composition
+        we, be, wi, bi = composition()
+        e16 = layers.Dense(we.shape[1], trainable=False, name="compose_emotion")(pe)
+        i16 = layers.Dense(wi.shape[1], trainable=False, name="compose_intensity")(pi)
+        model = keras.Model(inp, layers.Multiply(name="probabilities")([e16, i16]), name=name)
+        model.get_layer("compose_emotion").set_weights([we, be])
+        model.get_layer("compose_intensity").set_weights([wi, bi])
+        return model
     out = layers.Dense(n_classes, activation="softmax", kernel_regularizer=reg, name="probabilities")(h)
     return keras.Model(inp, out, name=name)
+
+
+def heads_loss(n_emotions: int):
+    """Masked cross-entropy of the two heads: ``y_true`` rows are (emotion, its weight, intensity, its weight), a
+    weight 0 where the clip does not carry that part; ``y_pred`` the concatenated head probabilities."""
+    tf = _tf()
+
+    def masked_heads(y_true, y_pred):
+        pe, pi = y_pred[:, :n_emotions], y_pred[:, n_emotions:]
+        ye = tf.cast(tf.maximum(y_true[:, 0], 0.0), tf.int32)
+        yi = tf.cast(tf.maximum(y_true[:, 2], 0.0), tf.int32)
+        le = -tf.math.log(tf.clip_by_value(tf.gather(pe, ye, batch_dims=1), 1e-7, 1.0))
+        li = -tf.math.log(tf.clip_by_value(tf.gather(pi, yi, batch_dims=1), 1e-7, 1.0))
+        return y_true[:, 1] * le + y_true[:, 3] * li
+    return masked_heads
 
 
 def mixup_batches(X, Y, w, batch_size: int, alpha: float, seed: int = 0):
@@ -166,14 +198,17 @@ class CNN:
     def __init__(self, n_classes: int, epochs: int = 40, patience: int = 8, batch_size: int = 64, lr: float = 1e-3,
                  decay: float = 1e-6, features: str = FEATURES, params: dict | None = None, verbose: int = 0,
                  filters=(16, 32, 48, 64), partial_groups=None, batchnorm: bool = False, speaker_norm: bool = True,
-                 members: int = 1, spec_augment: dict | None = None, stats_branch: bool = False, mixup: float = 0.0):
+                 members: int = 1, spec_augment: dict | None = None, stats_branch: bool = False, mixup: float = 0.0,
+                 factorised: bool = False):
         self.n_classes = n_classes
         # label n_classes + j means "one of the classes partial_groups[j]" (e.g. emotion known, intensity not)
         self.partial_groups = [list(g) for g in (partial_groups or [])]
         self.options = {"epochs": epochs, "patience": patience, "batch_size": batch_size, "lr": lr, "decay": decay,
                         "filters": list(filters), "batchnorm": bool(batchnorm), "members": int(members),
                         "spec_augment": dict(spec_augment) if spec_augment else None,
-                        "stats_branch": bool(stats_branch), "mixup": float(mixup)}
+                        "stats_branch": bool(stats_branch), "mixup": float(mixup), "factorised": bool(factorised)}
+        if factorised and n_classes != 16:
+            raise ValueError(f"a factorised (emotion x intensity) CNN has fine16's 16 outputs, not {n_classes}")
         if self.options["members"] < 1:
             raise ValueError("members must be at least 1")
         if self.options["mixup"] < 0 or (self.options["mixup"] and self.partial_groups):
@@ -211,12 +246,31 @@ class CNN:
                                                                decay_rate=self.options["decay"])
         model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss or self._loss())
 
+    def _head_rows(self, y, w=None) -> np.ndarray:
+        """Factorised targets: rows (emotion, weight, intensity, weight) for the masked loss (`heads_loss`);
+        ``w`` None: weights 1 where known (validation), else balanced per head (`targets.balanced_weights`)."""
+        from edge_ser.labels import FINE16_EMOTIONS, INTENSITIES, TASKS
+        from ..targets import balanced_weights, head_targets
+        ye, yi = head_targets(y, TASKS["fine16"], self.partial_groups)
+        if w is None:
+            we, wi = (ye >= 0).astype(np.float64), (yi >= 0).astype(np.float64)
+        else:
+            we, wi = balanced_weights(ye, w, len(FINE16_EMOTIONS)), balanced_weights(yi, w, len(INTENSITIES))
+        return np.stack([ye, we, yi, wi], axis=1).astype(np.float32)
+
     def fit(self, X, y, sample_weight=None, validation=None, seed: int = 0, progress: bool = True):
         _tf()
         import keras
         X = np.asarray(X, dtype=np.float32)
         y = np.asarray(y)
         w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        if self.options.get("factorised"):
+            if y.ndim != 1:
+                raise ValueError("a factorised model trains on label indices (partial ones included), not soft "
+                                 "targets")
+            val = None if validation is None else (np.asarray(validation[0], np.float32),
+                                                   self._head_rows(np.asarray(validation[1])))
+            return self._fit_members(X, self._head_rows(y, w), None, val, seed, progress)
         soft = y.ndim == 2  # soft targets: probabilities over the labels
         if soft and self.partial_groups:
             raise ValueError("soft targets and partial labels do not mix")
@@ -240,6 +294,10 @@ class CNN:
         if validation is not None:
             Xv, yv = validation
             val = (np.asarray(Xv, np.float32), np.asarray(yv))
+        return self._fit_members(X, y, w, val, seed, progress)
+
+    def _fit_members(self, X, y, w, val, seed: int, progress: bool):
+        import keras
         # members: independently initialised and shuffled copies (seeds seed + 1009 k), each with its own early
         # stopping; the shipped model averages their probabilities.  members=1 is the seed's single network.
         nets, histories = [], []
@@ -254,15 +312,23 @@ class CNN:
         return self
 
     def _build(self, input_shape, name: str, **training_only):
+        from edge_ser.labels import FINE16_EMOTIONS, INTENSITIES
+        heads = (len(FINE16_EMOTIONS), len(INTENSITIES)) if self.options.get("factorised") else None
         return build_network(input_shape, self.n_classes, self.options["filters"],
                              batchnorm=self.options.get("batchnorm", False), name=name,
-                             stats_branch=self.options.get("stats_branch", False), **training_only)
+                             stats_branch=self.options.get("stats_branch", False), heads=heads, **training_only)
 
     def _fit_one(self, X, y, w, val, progress: bool, name: str, seed: int = 0):
         import keras
-        net = self._build(X.shape[1:], name, spec_augment=self.options.get("spec_augment"), seed=seed)
+        factorised = self.options.get("factorised", False)  # the training copy ends in the two heads
+        net = self._build(X.shape[1:], name, spec_augment=self.options.get("spec_augment"), seed=seed,
+                          **({"compose": False} if factorised else {}))
         alpha = self.options.get("mixup", 0.0)
-        if alpha or y.ndim == 2:  # mixup or soft targets: categorical cross-entropy on probability targets
+        if factorised:  # y: rows of `_head_rows`, the weights inside (masked loss)
+            from edge_ser.labels import FINE16_EMOTIONS
+            self._compile(net, heads_loss(len(FINE16_EMOTIONS)))
+            data = {"x": X, "y": y, "batch_size": self.options["batch_size"], "shuffle": True}
+        elif alpha or y.ndim == 2:  # mixup or soft targets: categorical cross-entropy on probability targets
             self._compile(net, "categorical_crossentropy")
             eye = np.eye(self.n_classes, dtype=np.float32)
             Y = y if y.ndim == 2 else eye[y]
@@ -289,7 +355,7 @@ class CNN:
         # keep an uncompiled copy: converters and saving must not meet the (custom) training loss
         plain = self._build(X.shape[1:], name)
         for layer in plain.layers:  # by name: the training copy may have a mask layer (no weights) after its input
-            if layer.weights:
+            if layer.weights and layer.trainable:  # (the fixed composing layers of a factorised net keep theirs)
                 layer.set_weights(net.get_layer(layer.name).get_weights())
         return plain, {k: [float(v) for v in vals] for k, vals in h.history.items()}
 
@@ -325,7 +391,9 @@ class CNN:
                         + ("; SpecAugment masks in training" if self.options.get("spec_augment") else "")
                         + ("; per-band mean/max/min/mean-square of the input beside the conv features"
                            if self.options.get("stats_branch") else "")
-                        + (f"; mixup (alpha {self.options['mixup']}) in training" if self.options.get("mixup") else ""),
+                        + (f"; mixup (alpha {self.options['mixup']}) in training" if self.options.get("mixup") else "")
+                        + ("; two heads, emotion (6) and intensity (3), masked losses, composed into fine16"
+                           if self.options.get("factorised") else ""),
              **self.options, "speaker_norm": self.speaker_norm is not None}
         if self.model is not None:
             d["parameters"] = int(self.model.count_params())

@@ -4,6 +4,11 @@ The ONNX file grows with the number of leaves (each leaf stores its non-zero cla
 is bounded by ``max_leaf_nodes`` per tree; `export` refuses to write a model.onnx above ``max_onnx_mb``.  The
 default, 200 trees x 400 leaves (~7-9 MB), measured better on unseen speakers than the seed's 500 trees cut to
 160 leaves at the same size (README, results).
+
+``factorised=True`` (fine16, with ``partial_groups``): two forests, one for the emotion (neutral + five, trained on
+every window whose clip carries an emotion) and one for the intensity (low/medium/high, on every window whose clip
+carries one), so a clip missing one part is simply not in that forest's training set (its masked loss).  The ONNX
+file holds both forests and composes fine16's probabilities, ``p(e_i) = p_e(e) p_i(i)`` (`edge_ser_train.targets`).
 """
 from __future__ import annotations
 
@@ -28,8 +33,18 @@ class RFC:
 
     def __init__(self, n_classes: int, n_estimators: int = 200, max_leaf_nodes: int | None = 400,
                  min_samples_leaf: int = 2, max_features: str | float = "sqrt", features: str = FEATURES,
-                 params: dict | None = None, n_jobs: int = 2, max_onnx_mb: float = 10.0, speaker_norm: bool = True):
+                 params: dict | None = None, n_jobs: int = 2, max_onnx_mb: float = 10.0, speaker_norm: bool = True,
+                 partial_groups=None, factorised: bool = False, intensity_estimators: int | None = None):
         self.n_classes = n_classes
+        self.partial_groups = [list(g) for g in (partial_groups or [])]
+        self.factorised = bool(factorised)
+        if self.partial_groups and not self.factorised:
+            raise ValueError("the forest trains partial labels factorised only (factorised=True, task fine16)")
+        if self.factorised and n_classes != 16:
+            raise ValueError(f"a factorised (emotion x intensity) forest has fine16's 16 outputs, not {n_classes}")
+        # the intensity forest's size (None: as many trees as the emotion forest)
+        self.intensity_estimators = intensity_estimators
+        self.intensity_model = None
         self.options = {"n_estimators": n_estimators, "max_leaf_nodes": max_leaf_nodes,
                         "min_samples_leaf": min_samples_leaf, "max_features": max_features}
         self.speaker_norm = dict(SPEAKER_NORM) if speaker_norm else None
@@ -42,27 +57,58 @@ class RFC:
     def input_spec(self, window_seconds: float, hop_seconds: float) -> InputSpec:
         return InputSpec(self.features, self.params, window_seconds, hop_seconds, speaker_norm=self.speaker_norm)
 
-    def fit(self, X, y, sample_weight=None, validation=None, seed: int = 0, progress: bool = True):
+    supports_partial = True  # factorised only (see the module's docstring)
+
+    def _forest(self, seed: int, n_estimators: int | None = None):
         from sklearn.ensemble import RandomForestClassifier
-        self.model = RandomForestClassifier(class_weight="balanced", random_state=seed, n_jobs=self.n_jobs,
-                                            **self.options)
+        options = dict(self.options, **({"n_estimators": n_estimators} if n_estimators else {}))
+        return RandomForestClassifier(class_weight="balanced", random_state=seed, n_jobs=self.n_jobs, **options)
+
+    def fit(self, X, y, sample_weight=None, validation=None, seed: int = 0, progress: bool = True):
+        if self.factorised:
+            return self._fit_factorised(X, y, sample_weight, seed)
+        self.model = self._forest(seed)
         self.model.fit(X, y, sample_weight=sample_weight)
         if len(self.model.classes_) != self.n_classes:  # a class absent from training: keep the full width
             self._classes = self.model.classes_
         return self
 
-    def predict_proba(self, X) -> np.ndarray:
-        p = self.model.predict_proba(np.asarray(X, dtype=np.float32))
-        if p.shape[1] == self.n_classes:
+    def _fit_factorised(self, X, y, sample_weight, seed: int):
+        from edge_ser.labels import TASKS
+        from ..targets import head_targets
+        X = np.asarray(X, dtype=np.float32)
+        w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        ye, yi = head_targets(y, TASKS["fine16"], self.partial_groups)
+        if not (ye >= 0).any() or not (yi >= 0).any():
+            raise ValueError("a factorised forest needs windows with an emotion and windows with an intensity")
+        self.model = self._forest(seed).fit(X[ye >= 0], ye[ye >= 0], sample_weight=w[ye >= 0])
+        self.intensity_model = self._forest(seed + 1, self.intensity_estimators).fit(
+            X[yi >= 0], yi[yi >= 0], sample_weight=w[yi >= 0])
+        return self
+
+    @staticmethod
+    def _full(forest, X, n: int) -> np.ndarray:
+        p = forest.predict_proba(np.asarray(X, dtype=np.float32))
+        if p.shape[1] == n:
             return p.astype(np.float32)
-        full = np.zeros((len(p), self.n_classes), dtype=np.float32)
-        full[:, self.model.classes_] = p
+        full = np.zeros((len(p), n), dtype=np.float32)
+        full[:, forest.classes_] = p
         return full
+
+    def predict_proba(self, X) -> np.ndarray:
+        if self.factorised:
+            from ..targets import compose
+            from edge_ser.labels import FINE16_EMOTIONS, INTENSITIES
+            return compose(self._full(self.model, X, len(FINE16_EMOTIONS)),
+                           self._full(self.intensity_model, X, len(INTENSITIES)))
+        return self._full(self.model, X, self.n_classes)
 
     def save(self, directory: Path) -> None:
         import joblib
         joblib.dump({"model": self.model, "n_classes": self.n_classes, "options": self.options,
-                     "features": self.features, "params": self.params, "speaker_norm": self.speaker_norm},
+                     "features": self.features, "params": self.params, "speaker_norm": self.speaker_norm,
+                     "factorised": self.factorised, "intensity_model": self.intensity_model,
+                     "partial_groups": self.partial_groups, "intensity_estimators": self.intensity_estimators},
                     Path(directory) / "rfc.joblib",
                     compress=3)
 
@@ -72,14 +118,21 @@ class RFC:
         self.model, self.n_classes, self.options = d["model"], d["n_classes"], d["options"]
         self.features, self.params = d["features"], d["params"]
         self.speaker_norm = d.get("speaker_norm")
+        self.factorised, self.intensity_model = d.get("factorised", False), d.get("intensity_model")
+        self.partial_groups, self.intensity_estimators = d.get("partial_groups", []), d.get("intensity_estimators")
         return self
 
     def n_leaves(self) -> int:
-        return int(sum(t.get_n_leaves() for t in self.model.estimators_))
+        forests = [self.model] + ([self.intensity_model] if self.intensity_model is not None else [])
+        return int(sum(t.get_n_leaves() for f in forests for t in f.estimators_))
 
     def describe(self) -> dict:
         d = {"estimator": "sklearn RandomForestClassifier", "class_weight": "balanced", **self.options,
              "speaker_norm": self.speaker_norm is not None}
+        if self.factorised:
+            d["factorised"] = ("two forests, emotion (6: neutral + five) and intensity (3), each trained on the "
+                               "windows whose clip carries that part; fine16 = p_e(e) p_i(i), neutral = p_e(neutral)")
+            d["intensity_estimators"] = self.intensity_estimators or self.options["n_estimators"]
         if self.model is not None:
             d["leaves"] = self.n_leaves()
             d["n_features"] = int(self.model.n_features_in_)
@@ -91,22 +144,13 @@ class RFC:
         if quantize != "none":
             raise ValueError("an RFC has nothing to quantize (use --quantize none)")
         import onnx
-        from skl2onnx import convert_sklearn
-        from skl2onnx.common.data_types import FloatTensorType
 
-        n_feat = int(self.model.n_features_in_)
-        # a fixed graph name: skl2onnx draws a random one, which made the same forest a different file
-        onx = convert_sklearn(self.model, initial_types=[("input", FloatTensorType([None, n_feat]))],
-                              options={id(self.model): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3},
-                              name="edge_ser_rfc")
-        # One output: the float32 class probabilities (the int64 label output is dropped).
-        keep = [o for o in onx.graph.output if o.name == "probabilities"]
-        del onx.graph.output[:]
-        onx.graph.output.extend(keep)
-        _drop_zero_leaf_weights(onx)
-        _drop_default_attributes(onx)
-        if len(self.model.classes_) != self.n_classes:
-            _widen(onx, self.model.classes_, self.n_classes)
+        if self.factorised:
+            from edge_ser.labels import FINE16_EMOTIONS, INTENSITIES
+            onx = _compose_onnx(_forest_onnx(self.model, len(FINE16_EMOTIONS)),
+                                _forest_onnx(self.intensity_model, len(INTENSITIES)))
+        else:
+            onx = _forest_onnx(self.model, self.n_classes)
         onnx.checker.check_model(onx)
         path = Path(directory) / "model.onnx"
         path.write_bytes(onx.SerializeToString())
@@ -115,6 +159,58 @@ class RFC:
             path.unlink()
             raise ValueError(f"model.onnx would be {mb:.1f} MB > {self.max_onnx_mb} MB: lower max_leaf_nodes")
         return path
+
+
+def _forest_onnx(model, n_classes: int):
+    """One forest as ONNX: input ``input`` (N, features), one output ``probabilities`` (N, n_classes)."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    n_feat = int(model.n_features_in_)
+    # a fixed graph name: skl2onnx draws a random one, which made the same forest a different file
+    onx = convert_sklearn(model, initial_types=[("input", FloatTensorType([None, n_feat]))],
+                          options={id(model): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3},
+                          name="edge_ser_rfc")
+    # One output: the float32 class probabilities (the int64 label output is dropped).
+    keep = [o for o in onx.graph.output if o.name == "probabilities"]
+    del onx.graph.output[:]
+    onx.graph.output.extend(keep)
+    _drop_zero_leaf_weights(onx)
+    _drop_default_attributes(onx)
+    if len(model.classes_) != n_classes:
+        _widen(onx, model.classes_, n_classes)
+    return onx
+
+
+def _compose_onnx(emotion, intensity):
+    """One graph holding the emotion and intensity forests (same input) and fine16's composition: fixed MatMuls
+    spread each head over the 16 labels and a Mul combines them (`targets.composition`)."""
+    import onnx
+    from onnx import compose, helper, numpy_helper
+
+    from ..targets import composition
+    emotion = compose.add_prefix(emotion, "emotion_")
+    intensity = compose.add_prefix(intensity, "intensity_")
+    graph = emotion.graph
+    for g, prefix in ((emotion.graph, "emotion_"), (intensity.graph, "intensity_")):
+        for node in g.node:
+            node.input[:] = ["input" if i == f"{prefix}input" else i for i in node.input]
+    graph.node.extend(intensity.graph.node)
+    graph.initializer.extend(intensity.graph.initializer)
+    we, _be, wi, bi = composition()
+    graph.initializer.extend([numpy_helper.from_array(we, "compose_we"), numpy_helper.from_array(wi, "compose_wi"),
+                              numpy_helper.from_array(bi, "compose_bi")])
+    graph.node.extend([
+        helper.make_node("MatMul", ["emotion_probabilities", "compose_we"], ["compose_e16"]),
+        helper.make_node("MatMul", ["intensity_probabilities", "compose_wi"], ["compose_i16_raw"]),
+        helper.make_node("Add", ["compose_i16_raw", "compose_bi"], ["compose_i16"]),
+        helper.make_node("Mul", ["compose_e16", "compose_i16"], ["probabilities"]),
+    ])
+    inp = graph.input[0]
+    inp.name = "input"
+    del graph.output[:]
+    graph.output.append(helper.make_tensor_value_info("probabilities", onnx.TensorProto.FLOAT, [None, we.shape[1]]))
+    return emotion
 
 
 def _widen(onx, classes, n_classes: int) -> None:
