@@ -34,20 +34,55 @@ def clip_windows(db: np.ndarray, n_frames: int, hop_frames: int) -> np.ndarray:
     The one windowing rule shared by classify, evaluation and training: windows start every ``hop_frames``
     frames from the first frame; if the last regular window stops short of the clip's end, one more window
     ending exactly on the last frame is added, so every frame is seen.  A clip of at most ``n_frames`` frames
-    gives one window, centre-padded with silence by `fit_frames`.
+    gives one window, centre-padded with silence by `fit_frames`.  `WindowCutter` is the same rule for frames
+    that arrive in pieces (a file read block by block); this function is that cutter fed the whole clip.
     """
     db = np.asarray(db, dtype=np.float32)
     if db.ndim != 2:
         raise ValueError(f"db must be (n_mels, frames), got shape {db.shape}")
-    if n_frames <= 0 or hop_frames <= 0:
-        raise ValueError("n_frames and hop_frames must be positive")
-    t = db.shape[1]
-    if t <= n_frames:
-        return fit_frames(db, n_frames)[None].copy()
-    starts = list(range(0, t - n_frames + 1, hop_frames))
-    if starts[-1] + n_frames < t:
-        starts.append(t - n_frames)
-    return np.stack([db[:, s:s + n_frames] for s in starts])
+    cutter = WindowCutter(n_frames, hop_frames)
+    return np.stack(cutter.push(db) + cutter.finish())
+
+
+class WindowCutter:
+    """`clip_windows`' rule over frames that arrive in pieces, in bounded memory: `push` returns the regular
+    windows the new frames complete, `finish` the last one (end-aligned, or the one padded window of a short clip).
+    Holds at most one window plus the frames of one push."""
+
+    def __init__(self, n_frames: int, hop_frames: int):
+        if n_frames <= 0 or hop_frames <= 0:
+            raise ValueError("n_frames and hop_frames must be positive")
+        self.n, self.hop = int(n_frames), int(hop_frames)
+        self.held: np.ndarray | None = None
+        self.base = 0    # absolute index of held[:, 0]
+        self.total = 0   # frames pushed so far
+        self.start = 0   # next regular window's start
+
+    def push(self, frames: np.ndarray) -> list[np.ndarray]:
+        frames = np.asarray(frames, dtype=np.float32)
+        if self.held is None:
+            self.held = frames
+        elif frames.shape[1]:
+            self.held = np.concatenate([self.held, frames], axis=1)
+        self.total += frames.shape[1]
+        out = []
+        while self.start + self.n <= self.total:
+            s = self.start - self.base
+            out.append(self.held[:, s:s + self.n])
+            self.start += self.hop
+        keep = max(0, min(self.start, self.total - self.n))  # the next window's start, or the end-aligned one's
+        if keep > self.base:
+            self.held = self.held[:, keep - self.base:].copy()
+            self.base = keep
+        return out
+
+    def finish(self) -> list[np.ndarray]:
+        held = self.held if self.held is not None else np.zeros((0, 0), dtype=np.float32)
+        if self.total < self.n:  # a short clip: one window, padded (all its frames are still held)
+            return [fit_frames(held, self.n)]
+        if self.start - self.hop + self.n < self.total:  # the last regular window stops short of the end
+            return [held[:, self.total - self.n - self.base:self.total - self.base]]
+        return []
 
 
 def _floor(db: np.ndarray, top_db: float | None) -> np.ndarray:

@@ -129,12 +129,8 @@ class Model:
         ``listener``: an object whose ``push(block)`` also sees every block (e.g. `stream.LoudestFrame`)."""
         from .frontend import StreamingLogMel
 
-        n, hop = self.n_frames, self.hop_frames(hop_seconds)
         frontend = StreamingLogMel(self.frontend)
-        held = np.zeros((self.frontend.n_mels, 0), dtype=np.float32)
-        base = 0        # absolute index of held[:, 0]
-        total = 0       # frames computed so far
-        start = 0       # next regular window start
+        cutter = features.WindowCutter(self.n_frames, self.hop_frames(hop_seconds))  # clip_windows' rule
         pending: list[np.ndarray] = []
         acc = np.zeros(len(self.labels), dtype=np.float64)
         count = 0
@@ -143,9 +139,17 @@ class Model:
         if self.speaker_norm is not None and stats is None:
             stats = self.speaker_stats()
 
-        def run(final: bool = False):
+        def run(windows: list[np.ndarray], final: bool = False):
+            for w in windows:
+                pending.append(self.input_for(w))
+                if len(pending) >= batch:
+                    score()
+            if final:
+                score()
+
+        def score():
             nonlocal acc, count
-            if pending and (final or len(pending) >= batch):
+            if pending:
                 x = np.stack(pending)
                 if stats is not None and update:
                     stats.update(x)
@@ -154,32 +158,15 @@ class Model:
                 count += len(pending)
                 pending.clear()
 
-        def take(frames: np.ndarray):
-            nonlocal held, base, total, start
-            held = np.concatenate([held, frames], axis=1) if held.size else frames
-            total += frames.shape[1]
-            while start + n <= total:
-                pending.append(self.input_for(held[:, start - base:start - base + n]))
-                start += hop
-                run()
-            keep = max(0, min(start, total - n))  # the next window's start, and the end-aligned last window
-            if keep > base:
-                held = held[:, keep - base:].copy()
-                base = keep
-
         for block in blocks:
             block = np.asarray(block, dtype=np.float32).reshape(-1)
             samples += block.size
             if block.size:
-                take(frontend.push(block))
+                run(cutter.push(frontend.push(block)))
                 if listener is not None:
                     listener.push(block)
-        take(frontend.flush())
-        if total <= n:  # a short clip: one window, padded (frames 0..total are all still held)
-            pending.extend(self.input_for(w) for w in features.clip_windows(held, n, hop))
-        elif start - hop + n < total:  # the last regular window stops short of the end
-            pending.append(self.input_for(held[:, total - n - base:total - base]))
-        run(final=True)
+        run(cutter.push(frontend.flush()))
+        run(cutter.finish(), final=True)
         return (acc / max(count, 1)).astype(np.float32), samples
 
     def classify_file(self, path, hop_seconds: float | None = None, stats=None, update: bool = True,

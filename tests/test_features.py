@@ -107,3 +107,25 @@ def test_band_stats_cepstra_equal_scipy_dct():
     from edge_ser.features import _dct_matrix
     x = np.random.default_rng(3).normal(size=(32, 40))
     np.testing.assert_allclose(_dct_matrix(32, 13) @ x, dct(x, type=2, axis=0, norm="ortho")[:13], atol=1e-12)
+
+
+@pytest.mark.parametrize("t", [0, 1, 5, 78, 79, 80, 94, 95, 200, 1000])
+def test_window_cutter_fed_in_pieces_cuts_the_clip_windows(t):
+    """Files read block by block and whole clips share one windowing rule: every hop from the start, one more
+    aligned to the end, one padded window for a short clip."""
+    from edge_ser import features
+    rng = np.random.default_rng(t)
+    db = rng.standard_normal((8, t)).astype(np.float32)
+    n, hop = 79, 16
+    starts = list(range(0, t - n + 1, hop)) if t > n else []
+    if t > n and starts[-1] + n < t:
+        starts.append(t - n)
+    expected = np.stack([features.fit_frames(db, n)] if t <= n else [db[:, s:s + n] for s in starts])
+    assert np.array_equal(features.clip_windows(db, n, hop), expected)
+    for piece in (1, 7, 16, 300):
+        cutter, out = features.WindowCutter(n, hop), []
+        for s in range(0, max(t, 1), piece):
+            out += cutter.push(db[:, s:s + piece])
+        out += cutter.finish()
+        assert np.array_equal(np.stack(out), expected), piece
+        assert cutter.held.shape[1] <= n + piece  # bounded: one window plus one push
