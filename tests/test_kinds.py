@@ -90,3 +90,81 @@ def test_timnet_trains_exports_and_runs(corpus, tmp_path):
     result, m = _end_to_end(corpus, tmp_path / "timnet", "timnet", {"epochs": 2, "blocks": 3, "filters": 8})
     assert m.input["features"] == "mfcc_deltas" and m.input["shape"] == [32, 39]
     assert m.extra["model"]["form"] == "full" and m.input["speaker_norm"]["axes"] == [0]
+
+
+# --- aae ----------------------------------------------------------------------------------------------------------
+
+def test_began_k_update_moves_as_the_paper_states_and_stays_in_0_1():
+    from edge_ser_train.kinds.aae import update_k
+    # generated windows reconstructed better than gamma x real ones: k grows (D pushes them away harder)
+    assert update_k(0.5, loss_real=1.0, loss_fake=0.5, gamma=0.7, lambda_k=0.01) == pytest.approx(0.502)
+    # worse than gamma x real: k shrinks (D attends to the real windows)
+    assert update_k(0.5, loss_real=1.0, loss_fake=0.9, gamma=0.7, lambda_k=0.01) == pytest.approx(0.498)
+    assert update_k(0.5, 1.0, 0.7, 0.7, 0.01) == pytest.approx(0.5)  # at equilibrium it stays
+    assert update_k(0.0, 1.0, 5.0, 0.7, 0.1) == 0.0 and update_k(1.0, 5.0, 0.0, 0.7, 0.1) == 1.0
+
+
+def test_began_training_keeps_k_in_0_1_and_follows_the_balance():
+    from edge_ser_train.kinds.aae import BEGAN, BeganOptions
+    X = np.random.default_rng(0).normal(size=(64, 16, 8, 1)).astype(np.float32)
+    o = BeganOptions(steps=30, batch_size=8, filters=4, code_channels=2, z_dim=8, lambda_k=0.05, lr=1e-3)
+    gan = BEGAN(X.shape[1:], o).train(X, log_every=0)
+    h = gan.history
+    k = np.array(h["k"])
+    assert len(k) == 30 and np.all((k >= 0) & (k <= 1))
+    # every step moved k by lambda_k (gamma L(x) - L(G(z))), clipped
+    prev = np.concatenate([[o.k0], k[:-1]])
+    want = np.clip(prev + o.lambda_k * (o.gamma * np.array(h["loss_real"]) - np.array(h["loss_fake"])), 0, 1)
+    np.testing.assert_allclose(k, want, atol=1e-6)
+    m = np.array(h["m_global"])
+    np.testing.assert_allclose(m, np.array(h["loss_real"]) + np.abs(o.gamma * np.array(h["loss_real"])
+                                                                    - np.array(h["loss_fake"])), atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def encoder_dir(corpus, tmp_path_factory):
+    """An encoder trained once without labels on the generated corpus (every clip), reused by the tests below."""
+    from edge_ser_train.kinds.aae import BeganOptions, train_encoder
+    o = BeganOptions(steps=20, batch_size=8, filters=4, code_channels=2, z_dim=8, lr=1e-3)
+    return train_encoder([corpus], tmp_path_factory.mktemp("enc") / "encoder", o, window_seconds=1.0,
+                         cache_dir=str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def test_encoder_is_saved_once_with_its_provenance(encoder_dir):
+    from edge_ser_train.kinds.aae import load_encoder
+    enc, meta = load_encoder(encoder_dir)
+    assert meta["trained_on"]["labels"] == "unused" and meta["trained_on"]["clips"] == 4 * 11
+    assert meta["image_shape"] == [64, 16, 1] and meta["steps"] == 20 and 0 <= meta["final_k"] <= 1
+    assert enc.output_shape == (None, 16, 4, 2)
+    (encoder_dir / "encoder.json").write_text((encoder_dir / "encoder.json").read_text().replace(
+        meta["encoder_sha256"], "0" * 64))
+    with pytest.raises(ValueError, match="sha256"):
+        load_encoder(encoder_dir)
+    (encoder_dir / "encoder.json").write_text((encoder_dir / "encoder.json").read_text().replace(
+        "0" * 64, meta["encoder_sha256"]))
+
+
+def test_frozen_encoder_is_not_updated_by_the_classifier(encoder_dir):
+    from edge_ser_train.kinds.aae import AAE, load_encoder
+    enc, _ = load_encoder(encoder_dir)
+    before = [w.copy() for w in enc.get_weights()]
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(48, 64, 16, 1)).astype(np.float32)
+    y = np.arange(48) % 3
+    kind = AAE(3, encoder=str(encoder_dir), epochs=3, batch_size=16).fit(X, y, validation=(X[:8], y[:8]))
+    inner = kind.model.get_layer("encoder")
+    assert not inner.trainable and not inner.trainable_weights
+    for a, b in zip(before, inner.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert kind.model.trainable_weights  # the classifier did train
+    head = [w for w in kind.model.trainable_weights]
+    assert all("cls" in w.path or "probabilities" in w.path for w in head)
+
+
+def test_aae_trains_exports_encoder_and_classifier_as_one_file(corpus, tmp_path, encoder_dir):
+    _, m = _end_to_end(corpus, tmp_path / "aae", "aae", {"encoder": str(encoder_dir), "epochs": 2})
+    assert m.input["features"] == "log_mel_image" and m.input["shape"] == [64, 16, 1]
+    enc = m.extra["model"]["encoder"]
+    assert enc["trained_on"]["labels"] == "unused" and len(enc["encoder_sha256"]) == 64
+    assert sorted(p.name for p in (tmp_path / "aae").iterdir() if p.suffix in (".onnx", ".tflite")) == [
+        "model.onnx", "model.tflite"]
