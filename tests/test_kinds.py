@@ -168,3 +168,24 @@ def test_aae_trains_exports_encoder_and_classifier_as_one_file(corpus, tmp_path,
     assert enc["trained_on"]["labels"] == "unused" and len(enc["encoder_sha256"]) == 64
     assert sorted(p.name for p in (tmp_path / "aae").iterdir() if p.suffix in (".onnx", ".tflite")) == [
         "model.onnx", "model.tflite"]
+
+
+# --- ensemble -----------------------------------------------------------------------------------------------------
+
+def test_ensemble_trains_exports_and_runs_with_the_encoder(corpus, tmp_path, encoder_dir):
+    from edge_ser_train.kinds.aae import load_encoder
+    _, m = _end_to_end(corpus, tmp_path / "ens", "ensemble",
+                       {"encoder": str(encoder_dir), "epochs": 2, "timnet": {"blocks": 2, "filters": 8}})
+    assert m.input["features"] == "concat" and m.input["shape"] == [32 * 39 + 64 * 16]
+    assert [p["features"] for p in m.input["params"]["parts"]] == ["mfcc_deltas", "log_mel_image"]
+    assert m.extra["model"]["encoder"]["encoder_sha256"] == load_encoder(encoder_dir)[1]["encoder_sha256"]
+
+
+def test_ensemble_embedding_interface_takes_any_runtime_feature(corpus, tmp_path):
+    """embedding='features': a runtime feature vector (here band_stats) is the utterance embedding."""
+    _, m = _end_to_end(corpus, tmp_path / "ensf", "ensemble",
+                       {"embedding": "features", "embedding_features": {"features": "band_stats", "params": {}},
+                        "epochs": 2, "timnet": {"blocks": 2, "filters": 8}})
+    assert [p["features"] for p in m.input["params"]["parts"]] == ["mfcc_deltas", "band_stats"]
+    with pytest.raises(ValueError):
+        kinds.make("ensemble", 6, embedding="features")
