@@ -189,3 +189,68 @@ def test_ensemble_embedding_interface_takes_any_runtime_feature(corpus, tmp_path
     assert [p["features"] for p in m.input["params"]["parts"]] == ["mfcc_deltas", "band_stats"]
     with pytest.raises(ValueError):
         kinds.make("ensemble", 6, embedding="features")
+
+
+# --- fusion + gender ----------------------------------------------------------------------------------------------
+
+def test_fusion_network_splits_its_input_into_the_three_parts():
+    from edge_ser_train.kinds.fusion import Fusion
+    t = 32
+    X = np.random.default_rng(0).normal(size=(16, t * 43 + 8 + 1)).astype(np.float32)
+    net = Fusion(6, conv_filters=8).build(X.shape[1:], X)
+    assert net.output_shape == (None, 6)
+    assert net.get_layer("split_part0").output.shape[1:] == (t, 43)
+    assert net.get_layer("fused").output.shape[1] == 32 + 8 + 1  # the seed's 41 fused features
+    no_gender = Fusion(6, gender=False, conv_filters=8)
+    assert [p["features"] for p in no_gender.params["parts"]] == ["frame_descriptors", "window_stats"]
+    deep_only = Fusion(6, gender=False, stats=False, conv_filters=8).build((t * 43,), X[:, :t * 43])
+    assert "fused" not in {layer.name for layer in deep_only.layers}
+    with pytest.raises(ValueError):
+        Fusion(6).build((t * 43 + 5,), X[:, :t * 43 + 5])
+
+
+def test_gender_estimator_ships_with_its_unseen_speaker_accuracy():
+    from edge_ser import gender
+    info = gender.model_info()
+    assert info["metrics"]["clip_accuracy"] > 0.8 and "disjoint by speaker" in info["metrics"]["protocol"]
+    from corpus_factory import tone
+    from edge_ser.frontend import log_mel
+    db = log_mel(tone("sad", seconds=2.5), top_db=None)
+    p = gender.estimate(db, db.shape[1])
+    assert 0.0 <= p <= 1.0
+    with pytest.raises(Exception, match="sha256"):
+        gender.estimate(db, db.shape[1], sha256="0" * 64)
+
+
+def test_gender_feature_comes_from_the_audio_never_from_names(tmp_path):
+    """The same audio under CREMA-D actors recorded as male in one corpus and female in the other (and RAVDESS
+    odd/even actor numbers): the fusion inputs are identical and equal the estimator's output on the audio."""
+    from edge_ser.gender import estimate
+    from edge_ser_train.kinds.fusion import Fusion
+    from edge_ser_train.train import load_data
+    a = make_cremad(tmp_path / "a" / "cremad", actors=(1001, 1002), xx=False)
+    b = make_cremad(tmp_path / "b" / "cremad", actors=(1001, 1002), xx=False)
+    demo = (b / "VideoDemographics.csv").read_text()
+    (b / "VideoDemographics.csv").write_text(demo.replace('"Male"', '"X"').replace('"Female"', '"Male"')
+                                             .replace('"X"', '"Female"'))
+    cfg = TrainConfig(task="basic6", kind="fusion", augment=(), window_seconds=1.0)
+    da, db_ = (load_data([root], cfg, Fusion(6)) for root in (a, b))
+    assert [c.sex for c in da.clips] != [c.sex for c in db_.clips]  # the loaders do read the CSV
+    for i in range(len(da.clips)):
+        xa, xb = da.raw(i), db_.raw(i)
+        np.testing.assert_array_equal(xa, xb)
+        window = da.cache.get(da.clips[i])
+        w = __import__("edge_ser.features", fromlist=["clip_windows"]).clip_windows(window, 32, 16)[0]
+        assert xa[0, -1] == pytest.approx(estimate(w, 32), abs=1e-6)
+
+
+def test_fusion_trains_exports_and_runs_with_and_without_gender(tmp_path):
+    corpus = make_cremad(tmp_path / "cremad", actors=(1001, 1002, 1003, 1004), xx=False)
+    _, m = _end_to_end(corpus, tmp_path / "fusion", "fusion", {"epochs": 2, "conv_filters": 8})
+    parts = m.input["params"]["parts"]
+    assert [p["features"] for p in parts] == ["frame_descriptors", "window_stats", "gender"]
+    from edge_ser.gender import model_info
+    assert parts[-1]["params"]["sha256"] == model_info()["sha256"]
+    assert m.input["shape"] == [32 * 43 + 8 + 1] and "speaker_norm" not in m.input
+    _, m2 = _end_to_end(corpus, tmp_path / "fusion-ng", "fusion", {"epochs": 2, "conv_filters": 8, "gender": False})
+    assert m2.input["shape"] == [32 * 43 + 8]
