@@ -183,10 +183,22 @@ def test_ensemble_trains_exports_and_runs_with_the_encoder(corpus, tmp_path, enc
 
 def test_ensemble_embedding_interface_takes_any_runtime_feature(corpus, tmp_path):
     """embedding='features': a runtime feature vector (here band_stats) is the utterance embedding."""
-    _, m = _end_to_end(corpus, tmp_path / "ensf", "ensemble",
-                       {"embedding": "features", "embedding_features": {"features": "band_stats", "params": {}},
-                        "epochs": 2, "timnet": {"blocks": 2, "filters": 8}})
-    assert [p["features"] for p in m.input["params"]["parts"]] == ["mfcc_deltas", "band_stats"]
+    from edge_ser_train.train import load_data
+    options = {"embedding": "features", "embedding_features": {"features": "band_stats", "params": {}},
+               "epochs": 1, "timnet": {"blocks": 2, "filters": 8}}
+    kind = kinds.make("ensemble", 6, **options)
+    data = load_data([corpus], TrainConfig(task="basic6", kind="ensemble", augment=(), window_seconds=1.0), kind)
+    assert [p["features"] for p in data.spec.params["parts"]] == ["mfcc_deltas", "band_stats"]
+    X = np.concatenate([data.raw(i) for i in range(len(data.clips))])
+    y = np.concatenate([np.full(len(data.raw(i)), data.y[i]) for i in range(len(data.clips))])
+    n_stats = X.shape[1] - 32 * 39
+    assert n_stats == len(__import__("edge_ser.features", fromlist=["band_stats"]).band_stats(
+        np.zeros((128, 32), np.float32), 32))
+    kind.fit(X, y)
+    assert kind.predict_proba(X[:4]).shape == (4, 6)
+    assert kind.model.get_layer("embedding_dense").input.shape[1] == n_stats
+    fresh = kinds.make("ensemble", 6, **options)  # the frame count is inferred from the input when not set
+    assert fresh._infer_frames(X.shape[1]) == 32
     with pytest.raises(ValueError):
         kinds.make("ensemble", 6, embedding="features")
 
@@ -252,5 +264,13 @@ def test_fusion_trains_exports_and_runs_with_and_without_gender(tmp_path):
     from edge_ser.gender import model_info
     assert parts[-1]["params"]["sha256"] == model_info()["sha256"]
     assert m.input["shape"] == [32 * 43 + 8 + 1] and "speaker_norm" not in m.input
-    _, m2 = _end_to_end(corpus, tmp_path / "fusion-ng", "fusion", {"epochs": 2, "conv_filters": 8, "gender": False})
-    assert m2.input["shape"] == [32 * 43 + 8]
+    # without the gender input: the same loop, one value fewer per window (fit and predict only)
+    from edge_ser_train.kinds.fusion import Fusion
+    from edge_ser_train.train import load_data
+    cfg = TrainConfig(task="basic6", kind="fusion", augment=(), window_seconds=1.0)
+    kind = Fusion(6, gender=False, epochs=1, conv_filters=8)
+    data = load_data([corpus], cfg, kind)
+    X = np.concatenate([data.raw(i) for i in range(len(data.clips))])
+    y = np.concatenate([np.full(len(data.raw(i)), data.y[i]) for i in range(len(data.clips))])
+    assert X.shape[1] == 32 * 43 + 8
+    assert kind.fit(X, y).predict_proba(X[:4]).shape == (4, 6)
