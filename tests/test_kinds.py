@@ -133,7 +133,7 @@ def encoder_dir(corpus, tmp_path_factory):
 def test_encoder_is_saved_once_with_its_provenance(encoder_dir):
     from edge_ser_train.kinds.aae import load_encoder
     enc, meta = load_encoder(encoder_dir)
-    assert meta["trained_on"]["labels"] == "unused" and meta["trained_on"]["clips"] == 4 * 11
+    assert meta["trained_on"]["labels"] == "unused" and meta["trained_on"]["clips"] == 4 * 11  # every file
     assert meta["image_shape"] == [64, 16, 1] and meta["steps"] == 20 and 0 <= meta["final_k"] <= 1
     assert enc.output_shape == (None, 16, 4, 2)
     (encoder_dir / "encoder.json").write_text((encoder_dir / "encoder.json").read_text().replace(

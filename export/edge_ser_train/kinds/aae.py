@@ -201,26 +201,34 @@ def load_encoder(directory: Path):
     return keras.models.load_model(directory / "encoder.keras", compile=False), meta
 
 
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+
+
 def unlabelled_windows(roots, n_frames: int = 79, hop_frames: int = 31, max_windows: int = 20000, seed: int = 0,
                        cache_dir=None):
-    """Log-mel images of windows of every clip under ``roots`` (all corpora; labels unused), at most
-    ``max_windows`` (a random subset), as the kind computes its inputs."""
+    """Log-mel images of windows of every audio file under ``roots`` (.wav, .flac, .ogg: any corpus, whatever its
+    layout; labels unused), at most ``max_windows`` (a random subset), as the kind computes its inputs."""
     from edge_ser import features
-    from .. import corpora
+    from ..corpora import Clip
     from ..dataset import LogMelCache
     cache = LogMelCache(cache_dir)
-    clips, summaries = corpora.load_corpora(roots)
-    xs = []
-    for c in clips:
-        db = cache.get(c)
+    files = sorted(p for r in roots for p in Path(r).rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+    xs, used, per_root = [], 0, {}
+    for p in files:
+        db = cache.get(Clip(str(p), "unlabelled", "unknown", None, "neutral", None))
         if db is None:
             continue
+        used += 1
+        root = next(str(r) for r in roots if str(p).startswith(str(Path(r))))
+        per_root[Path(root).name] = per_root.get(Path(root).name, 0) + 1
         for w in features.clip_windows(db, n_frames, hop_frames):
             xs.append(features.compute(w, FEATURES, {**PARAMS, "n_frames": n_frames}))
+    if not xs:
+        raise ValueError(f"no readable audio under {', '.join(map(str, roots))}")
     X = np.stack(xs)
     if len(X) > max_windows:
         X = X[np.sort(np.random.default_rng(seed).permutation(len(X))[:max_windows])]
-    return X, {"corpora": [s.corpus for s in summaries], "clips": len(clips), "windows": int(len(X)),
+    return X, {"roots": per_root, "clips": used, "unreadable": len(files) - used, "windows": int(len(X)),
                "labels": "unused"}
 
 
@@ -233,7 +241,7 @@ def train_encoder(roots, out: Path, options: BeganOptions | None = None, window_
     n_frames = fe.frames_for(int(round(window_seconds * fe.sample_rate)))
     X, trained_on = unlabelled_windows(roots, n_frames, max(1, int(round(1.0 * fe.sample_rate / fe.hop_length))),
                                        o.max_windows, o.seed, cache_dir)
-    log.info("BEGAN on %d unlabelled windows of %s", len(X), ", ".join(trained_on["corpora"]))
+    log.info("BEGAN on %d unlabelled windows of %s", len(X), trained_on["roots"])
     gan = BEGAN(X.shape[1:], o).train(X)
     return gan.save(out, {"trained_on": trained_on, "window_seconds": window_seconds, "n_frames": n_frames})
 
@@ -308,11 +316,35 @@ class AAE(KerasKind):
         import keras
         inp = keras.Input(shape=tuple(input_shape), name="input")
         if self.o.baseline:
-            h = inp
-        else:
-            h = self.get_encoder(X)(pad_layer(input_shape)(inp), training=False)
-        out = classifier_head(h, self.n_classes, self.o)
+            return keras.Model(inp, classifier_head(inp, self.n_classes, self.o), name="edge_ser_aae")
+        enc = self.get_encoder(X)
+        code = keras.Input(shape=tuple(int(s) for s in enc.output_shape[1:]), name="code")
+        self.head = keras.Model(code, classifier_head(code, self.n_classes, self.o), name="classifier")
+        out = self.head(enc(pad_layer(input_shape)(inp), training=False))
         return keras.Model(inp, out, name="edge_ser_aae")
+
+    def fit(self, X, y, sample_weight=None, validation=None, seed: int = 0, progress: bool = False):
+        """The encoder is frozen and deterministic, so its codes are computed once and only the classifier trains
+        on them (the same result as training the whole model with the encoder frozen, without running the encoder
+        every epoch); the saved and exported model is encoder + classifier."""
+        if self.o.baseline:
+            return super().fit(X, y, sample_weight, validation, seed, progress)
+        from .cnn import _tf
+        _tf()
+        import keras
+        from .keras_kind import balanced_weights
+        X = np.asarray(X, np.float32)
+        y = np.asarray(y)
+        w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, np.float64)
+        keras.utils.set_random_seed(seed)
+        self.model = self.build(X.shape[1:], X)
+        codes = self.encoder.predict(pad_images(X), batch_size=256, verbose=0)
+        val = None
+        if validation is not None and len(validation[0]):
+            val = (self.encoder.predict(pad_images(np.asarray(validation[0], np.float32)), batch_size=256,
+                                        verbose=0), np.asarray(validation[1]))
+        self.history = self._train(self.head, codes, y, balanced_weights(y, w, self.n_classes), val)
+        return self
 
     def describe(self) -> dict:
         d = super().describe()
