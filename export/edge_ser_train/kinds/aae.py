@@ -132,8 +132,8 @@ class BEGAN:
         self.history = {"k": [], "loss_real": [], "loss_fake": [], "m_global": []}
 
     def reconstruction_loss(self, v, training=False):
-        tf = _tf()
-        return tf.reduce_mean(tf.abs(v - self.decoder(self.encoder(v, training=training), training=training)))
+        from keras import ops  # (not _tf(): this runs inside a tf.function)
+        return ops.mean(ops.abs(v - self.decoder(self.encoder(v, training=training), training=training)))
 
     def train(self, X: np.ndarray, steps: int | None = None, log_every: int = 200) -> "BEGAN":
         tf = _tf()
