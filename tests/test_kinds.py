@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorflow")
-pytest.importorskip("sklearn")
+pytest.importorskip("edge_ser_train", reason="needs the training distribution (edge-ser-train)")
+pytest.importorskip("tensorflow", reason="the Keras kinds need tensorflow (training distribution)")
 
 from corpus_factory import make_cremad, make_ravdess  # noqa: E402
 
