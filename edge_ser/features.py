@@ -5,6 +5,7 @@ A model's manifest names its features in ``input.features`` with their parameter
 """
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -224,7 +225,201 @@ def band_stats(db: np.ndarray, n_frames: int, top_db: float | None = 80.0, bands
     return feats.astype(np.float32)
 
 
-FEATURES = {"log_mel_image": log_mel_image, "log_mel_stats": log_mel_stats, "band_stats": band_stats}
+# --- seed 001 / 002 features: MFCC with deltas, spectral descriptors, window statistics ----------------------------
+# All are computed from the window's log-mel frames (dB, no floor), the only thing the streaming engine keeps.  MFCC
+# and deltas equal librosa's (see `mfcc`, `delta`).  Descriptors librosa computes from the waveform or the linear
+# STFT (zero-crossing rate, RMS, spectral centroid and bandwidth) are estimated from the mel bands: the mel power
+# of band m divided by its Slaney norm is the power the band's triangle collects, and those triangles sum to ~1 over
+# the spectrum, so sums over bins become sums over bands.  How close each estimate comes to librosa is measured in
+# tests/test_features.py and docs/kinds.md.
+
+def mfcc(db: np.ndarray, n_mfcc: int = 13, top_db: float | None = 80.0) -> np.ndarray:
+    """MFCC ``(n_mfcc, frames)`` of log-mel frames: the orthonormal DCT-II over the (floored) mel bands.
+
+    Equal to ``librosa.feature.mfcc(S=db_floored, n_mfcc=n_mfcc)`` (dct_type 2, norm ortho, no lifter); for a whole
+    clip, ``mfcc(log_mel(y, top_db=None))`` equals ``librosa.feature.mfcc(y=y, sr=16000, n_mfcc=n_mfcc)`` to float32
+    rounding of the dB values (tests: max |diff| < 2e-3 on coefficients of size ~100-500)."""
+    x = _floor(np.asarray(db, dtype=np.float32), top_db).astype(np.float64)
+    return (_dct_matrix(x.shape[0], n_mfcc) @ x).astype(np.float32)
+
+
+@lru_cache(maxsize=32)
+def _savgol_matrix(n: int, width: int, order: int) -> np.ndarray:
+    """``(n, n)`` matrix D with ``delta = x @ D.T`` along time: scipy.signal.savgol_filter(x, width, polyorder=order,
+    deriv=order, mode="interp") as librosa.feature.delta uses it.  Inside, the least-squares polynomial of degree
+    ``order`` over ``width`` frames centred on t, differentiated ``order`` times at t; in the first and last
+    ``width // 2`` frames ("interp"), the polynomial fitted to the first (last) ``width`` frames, differentiated
+    at t."""
+    h = width // 2
+    u = np.arange(-h, h + 1, dtype=np.float64)
+    pinv = np.linalg.pinv(u[:, None] ** np.arange(order + 1)[None, :])  # (order+1, width): coefficients a_p
+    # polyorder == deriv (librosa): the order-th derivative of the fitted polynomial is order! * a_order, the same
+    # at every position, so an edge row is the interior row applied to the first (last) width frames
+    row = math.factorial(order) * pinv[order]
+    d = np.zeros((n, n))
+    for t in range(h, n - h):
+        d[t, t - h:t + h + 1] = row
+    for t in range(min(h, n)):
+        d[t, :width] = row
+        d[n - 1 - t, n - width:] = row
+    return d
+
+
+def delta(x: np.ndarray, width: int = 9, order: int = 1) -> np.ndarray:
+    """``librosa.feature.delta(x, width=width, order=order)`` along the last axis (mode "interp").  librosa refuses
+    fewer frames than ``width``; here the width shrinks to the largest odd number of frames available (>= 3), and
+    fewer than 3 frames give zeros."""
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[-1]
+    if width < 3 or width % 2 == 0:
+        raise ValueError("delta width must be an odd integer >= 3")
+    w = min(width, n if n % 2 else n - 1)
+    if w < max(3, order + 1):
+        return np.zeros_like(x, dtype=np.float32)
+    return (x @ _savgol_matrix(n, w, order).T).astype(np.float32)
+
+
+def _cmvn(x: np.ndarray) -> np.ndarray:
+    """Each channel (column) of ``(frames, channels)`` minus its mean over the window, over its std."""
+    return (x - x.mean(axis=0, keepdims=True)) / (x.std(axis=0, keepdims=True) + 1e-3)
+
+
+def mfcc_deltas(db: np.ndarray, n_frames: int, n_mfcc: int = 13, top_db: float | None = 80.0, width: int = 9,
+                cmvn: bool = False) -> np.ndarray:
+    """TIM-Net / seed 002 input ``(n_frames, 3 * n_mfcc)``: per frame the MFCC, their deltas and delta-deltas
+    (39 with the default 13), time first.  ``cmvn``: standardise each coefficient over the window."""
+    c = mfcc(fit_frames(np.asarray(db, dtype=np.float32), n_frames), n_mfcc, top_db)
+    x = np.concatenate([c, delta(c, width, 1), delta(c, width, 2)]).T
+    return (_cmvn(x) if cmvn else x).astype(np.float32)
+
+
+@lru_cache(maxsize=8)
+def _mel_geometry(n_mels: int, sample_rate: int, n_fft: int, fmin: float, fmax: float | None):
+    """Per mel band, from the frontend's filters: the Slaney norm of its triangle, the number of bins it spans
+    (sum of its unnormalised triangle), and the triangle-weighted mean of f, f^2 and cos(2 pi f / sr) over them."""
+    from .frontend import mel_filters
+    w = mel_filters(sample_rate, n_fft, n_mels, fmin, fmax).astype(np.float64)
+    f = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    hi = sample_rate / 2.0 if fmax is None else fmax
+    from .frontend import hz_to_mel, mel_to_hz
+    edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(hi), n_mels + 2))
+    norm = 2.0 / (edges[2:] - edges[:-2])
+    tri = w / norm[:, None]
+    bins = tri.sum(axis=1)
+    safe = np.where(bins > 0, bins, 1.0)
+    mean_f = tri @ f / safe
+    mean_f2 = tri @ f ** 2 / safe
+    mean_cos = tri @ np.cos(2 * np.pi * f / sample_rate) / safe
+    return norm, bins, mean_f, mean_f2, mean_cos
+
+
+def _band_power(db: np.ndarray, geometry) -> np.ndarray:
+    """``(n_mels, frames)``: the STFT power each mel band's (unnormalised) triangle collects."""
+    norm = geometry[0]
+    return 10.0 ** (np.asarray(db, dtype=np.float64) / 10.0) / norm[:, None]
+
+
+def spectral_descriptors(db: np.ndarray, sample_rate: int = 16000, n_fft: int = 2048, fmin: float = 0.0,
+                         fmax: float | None = None) -> dict:
+    """Per frame of log-mel dB frames ``(n_mels, T)`` (no floor), estimates of librosa's frame descriptors:
+
+    - ``rms``: ``librosa.feature.rms(S=|STFT|, frame_length=n_fft)`` = sqrt(2 sum_k |X_k|^2) / n_fft (Parseval)
+    - ``centroid``, ``bandwidth`` (Hz): ``librosa.feature.spectral_centroid`` / ``spectral_bandwidth`` (p=2) of the
+      STFT magnitude, each band's magnitude taken as flat over its triangle (sqrt(power * bins))
+    - ``zcr``: ``librosa.feature.zero_crossing_rate(y, frame_length=n_fft)`` via the Rice/Kedem relation for a
+      Gaussian signal, zcr = arccos(rho1) / pi with rho1 the lag-1 autocorrelation = sum P(f) cos(2 pi f / sr) /
+      sum P(f) (the waveform is not kept; exact for a tone or white noise, an estimate for speech).
+    """
+    db = np.asarray(db, dtype=np.float64)
+    geo = _mel_geometry(db.shape[0], sample_rate, n_fft, fmin, fmax)
+    _, bins, mean_f, mean_f2, mean_cos = geo
+    e = _band_power(db, geo)
+    total = e.sum(axis=0) + 1e-20
+    rms = np.sqrt(2.0 * total) / n_fft
+    mag = np.sqrt(e * bins[:, None])
+    msum = mag.sum(axis=0) + 1e-20
+    centroid = (mean_f[:, None] * mag).sum(axis=0) / msum
+    spread = (mean_f2[:, None] - 2 * centroid[None] * mean_f[:, None] + centroid[None] ** 2) * mag
+    bandwidth = np.sqrt(np.maximum(spread.sum(axis=0) / msum, 0.0))
+    rho = np.clip((mean_cos[:, None] * e).sum(axis=0) / total, -1.0, 1.0)
+    zcr = np.arccos(rho) / np.pi
+    return {"zcr": zcr, "rms": rms, "centroid": centroid, "bandwidth": bandwidth}
+
+
+HANN_POWER = 0.375  # mean square of the periodic Hann window: windowed frame power / signal power
+
+
+def frame_descriptors(db: np.ndarray, n_frames: int, n_mfcc: int = 13, top_db: float | None = 80.0, width: int = 9,
+                      sample_rate: int = 16000, n_fft: int = 2048, fmin: float = 0.0, fmax: float | None = None,
+                      cmvn: bool = False) -> np.ndarray:
+    """Seed 001's acoustic features per frame ``(n_frames, 3 * n_mfcc + 4)``: MFCC + deltas + delta-deltas
+    (`mfcc_deltas`), zero-crossing rate, RMS in dB (20 log10, floored at -100), spectral centroid and bandwidth in
+    kHz (`spectral_descriptors` of the unfloored window).  ``cmvn``: standardise each channel over the window."""
+    x = fit_frames(np.asarray(db, dtype=np.float32), n_frames)
+    m = mfcc_deltas(x, n_frames, n_mfcc, top_db, width)
+    d = spectral_descriptors(x, sample_rate, n_fft, fmin, fmax)
+    extra = np.stack([d["zcr"], 20 * np.log10(np.maximum(d["rms"], 1e-5)), d["centroid"] / 1000.0,
+                      d["bandwidth"] / 1000.0], axis=1)
+    out = np.concatenate([m, extra], axis=1)
+    return (_cmvn(out) if cmvn else out).astype(np.float32)
+
+
+def _moments(v: np.ndarray) -> np.ndarray:
+    """mean, variance, skewness, excess kurtosis (scipy.stats' biased defaults) of the values ``v``."""
+    v = np.asarray(v, dtype=np.float64).ravel()
+    mu, var = v.mean(), v.var()
+    sd = np.sqrt(var)
+    if sd < 1e-9:
+        return np.array([mu, var, 0.0, 0.0])
+    z = (v - mu) / sd
+    return np.array([mu, var, (z ** 3).mean(), (z ** 4).mean() - 3.0])
+
+
+WINDOW_STATS = ("logmel_mean", "logmel_var", "logmel_skew", "logmel_kurtosis", "signal_var_db", "signal_kurtosis",
+                "centroid_khz", "bandwidth_khz")
+
+
+def window_stats(db: np.ndarray, n_frames: int, top_db: float | None = 80.0, sample_rate: int = 16000,
+                 n_fft: int = 2048, fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
+    """Seed 001's statistical features of a window, ``len(WINDOW_STATS)`` values:
+
+    - mean, variance, skewness, excess kurtosis of the window's (floored) log-mel dB values;
+    - the raw signal's variance (dB) and excess kurtosis, estimated from the frame powers: the seed takes the four
+      moments of the samples, but a power spectrogram keeps no phase (the samples' mean and skewness are gone);
+      for speech modelled as Gaussian noise of slowly varying power s_t, the samples' variance is mean(s_t) and
+      their kurtosis 3 mean(s_t^2) / mean(s_t)^2 (excess: minus 3), s_t = rms_t^2 / HANN_POWER;
+    - the mean spectral centroid and bandwidth (kHz) over the window's frames (the seed's last two).
+    """
+    x = fit_frames(np.asarray(db, dtype=np.float32), n_frames)
+    d = spectral_descriptors(x, sample_rate, n_fft, fmin, fmax)
+    s = d["rms"] ** 2 / HANN_POWER
+    var = s.mean()
+    kurt = 3.0 * (s ** 2).mean() / max(var, 1e-20) ** 2 - 3.0
+    out = np.concatenate([_moments(_floor(x, top_db)),
+                          [10 * np.log10(max(var, 1e-10)), kurt, d["centroid"].mean() / 1000.0,
+                           d["bandwidth"].mean() / 1000.0]])
+    return out.astype(np.float32)
+
+
+def concat(db: np.ndarray, n_frames: int, parts: list) -> np.ndarray:
+    """Several inputs in one flat vector, for a network with one input tensor that splits it again (fusion,
+    ensemble): ``parts`` is a list of ``{"features": name, "params": {...}}``, each computed on the window (with the
+    window's ``n_frames``) and flattened, in order.  The part ``gender`` is `edge_ser.gender.estimate` (from the
+    audio's log-mel, never from a name or a label)."""
+    out = []
+    for part in parts:
+        name, params = part["features"], dict(part.get("params", {}))
+        if name == "gender":
+            from .gender import estimate
+            out.append(np.atleast_1d(np.float32(estimate(db, n_frames, **params))))
+        else:
+            out.append(compute(db, name, {"n_frames": n_frames, **params}).ravel())
+    return np.concatenate(out).astype(np.float32)
+
+
+FEATURES = {"log_mel_image": log_mel_image, "log_mel_stats": log_mel_stats, "band_stats": band_stats,
+            "mfcc_deltas": mfcc_deltas, "frame_descriptors": frame_descriptors, "window_stats": window_stats,
+            "concat": concat}
 
 
 def compute(db: np.ndarray, features: str, params: dict) -> np.ndarray:

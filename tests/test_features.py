@@ -129,3 +129,129 @@ def test_window_cutter_fed_in_pieces_cuts_the_clip_windows(t):
         out += cutter.finish()
         assert np.array_equal(np.stack(out), expected), piece
         assert cutter.held.shape[1] <= n + piece  # bounded: one window plus one push
+
+
+# --- seed 001 / 002 features ---------------------------------------------------------------------------------------
+
+def _speechlike(seconds=1.5, sr=16000, seed=0):
+    """A voiced, amplitude-modulated harmonic signal with a noisy part (real clips are in test_real_features)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    f0 = 140 * (1 + 0.1 * np.sin(2 * np.pi * 1.3 * t))
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    y = sum(np.sin(k * phase) / k for k in range(1, 12)) * (0.3 + 0.7 * np.abs(np.sin(2 * np.pi * 2.1 * t)))
+    return (0.1 * y + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def _clip_audio():
+    """One real CREMA-D clip and one RAVDESS clip when ../shared/data is present, else generated signals."""
+    import os
+    from pathlib import Path
+    from edge_ser.audio import load_audio
+    root = Path(os.environ.get("EDGE_SER_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    found = sorted((root / "cremad" / "AudioWAV").glob("1001_DFA_*.flac"))[:1] + sorted(
+        (root / "ravdess" / "Actor_01").glob("*.flac"))[:1]
+    return [load_audio(str(p), 16000).astype(np.float32) for p in found] or [_speechlike(), _speechlike(seed=1)]
+
+
+MFCC_ATOL = 2e-3  # dB-scale coefficients of size ~100-500; float32 rounding of the log-mel
+DELTA_ATOL = 5e-4
+
+
+def test_mfcc_and_deltas_equal_librosa():
+    librosa = pytest.importorskip("librosa")
+    from edge_ser.frontend import log_mel
+    for y in _clip_audio():
+        db = log_mel(y, top_db=None)
+        ours = features.mfcc(db, 13)  # the floor (top_db 80) over the whole clip, as librosa.feature.mfcc(y=)
+        ref = librosa.feature.mfcc(y=y, sr=16000, n_mfcc=13)
+        np.testing.assert_allclose(ours, ref, atol=MFCC_ATOL, rtol=0)
+        for order in (1, 2):
+            np.testing.assert_allclose(features.delta(ours, order=order), librosa.feature.delta(ref, order=order),
+                                       atol=DELTA_ATOL, rtol=0)
+        x = features.mfcc_deltas(db, db.shape[1])
+        assert x.shape == (db.shape[1], 39)
+        np.testing.assert_allclose(x[:, :13].T, ref, atol=MFCC_ATOL, rtol=0)
+        np.testing.assert_allclose(x[:, 13:26].T, librosa.feature.delta(ref), atol=DELTA_ATOL, rtol=0)
+
+
+def test_delta_widths_and_short_windows():
+    librosa = pytest.importorskip("librosa")
+    rng = np.random.default_rng(3)
+    c = rng.normal(size=(5, 30))
+    for width in (3, 5, 9):
+        np.testing.assert_allclose(features.delta(c, width), librosa.feature.delta(c, width=width), atol=1e-5)
+    np.testing.assert_allclose(features.delta(c[:, :6]), librosa.feature.delta(c[:, :6], width=5), atol=1e-5)
+    assert np.all(features.delta(c[:, :2]) == 0)
+    with pytest.raises(ValueError):
+        features.delta(c, width=4)
+
+
+# measured on CREMA-D and RAVDESS clips (docs/kinds.md): speech frames within 40 dB of the loudest
+RMS_RTOL, CENTROID_RTOL, BANDWIDTH_RTOL, ZCR_RTOL = 1e-3, 0.05, 0.05, 0.35
+
+
+def test_spectral_descriptors_track_librosa():
+    librosa = pytest.importorskip("librosa")
+    from edge_ser.frontend import log_mel
+    for y in _clip_audio():
+        d = features.spectral_descriptors(log_mel(y, top_db=None))
+        S = np.abs(librosa.stft(y, n_fft=2048, hop_length=512))
+        ref = {"rms": librosa.feature.rms(S=S, frame_length=2048)[0],
+               "centroid": librosa.feature.spectral_centroid(S=S, sr=16000)[0],
+               "bandwidth": librosa.feature.spectral_bandwidth(S=S, sr=16000)[0],
+               "zcr": librosa.feature.zero_crossing_rate(y, frame_length=2048, hop_length=512)[0]}
+        speech = ref["rms"] > ref["rms"].max() / 100
+        for key, tol in (("rms", RMS_RTOL), ("centroid", CENTROID_RTOL), ("bandwidth", BANDWIDTH_RTOL),
+                         ("zcr", ZCR_RTOL)):
+            err = np.median(np.abs(d[key][speech] - ref[key][speech]) / ref[key][speech])
+            assert err < tol, (key, err)
+        assert np.corrcoef(d["centroid"][speech], ref["centroid"][speech])[0, 1] > 0.99
+        assert np.corrcoef(d["zcr"][speech], ref["zcr"][speech])[0, 1] > 0.6
+
+
+def test_zcr_estimate_exact_for_tones_and_white_noise():
+    from edge_ser.frontend import log_mel
+    t = np.arange(16000) / 16000
+    for f in (300.0, 1000.0, 3000.0):
+        z = features.spectral_descriptors(log_mel(np.sin(2 * np.pi * f * t).astype(np.float32), top_db=None))["zcr"]
+        assert abs(np.median(z) - 2 * f / 16000) < 0.1 * 2 * f / 16000
+    noise = np.random.default_rng(0).standard_normal(16000).astype(np.float32)
+    z = features.spectral_descriptors(log_mel(noise, top_db=None))["zcr"]
+    assert abs(np.median(z) - 0.5) < 0.03
+
+
+def test_window_stats_estimate_the_signals_variance_and_kurtosis():
+    """Gaussian noise of slowly varying power: the samples' kurtosis is 3 E[s^2]/E[s]^2, which the frame powers
+    give without the waveform."""
+    from edge_ser.frontend import log_mel
+    rng = np.random.default_rng(0)
+    t = np.arange(3 * 16000) / 16000
+    y = (rng.standard_normal(len(t)) * (0.05 + 0.2 * (np.sin(2 * np.pi * 0.7 * t) > 0))).astype(np.float32)
+    db = log_mel(y, top_db=None)
+    s = features.window_stats(db, db.shape[1])
+    assert s.shape == (len(features.WINDOW_STATS),) and np.all(np.isfinite(s))
+    var_db, kurt = s[features.WINDOW_STATS.index("signal_var_db")], s[features.WINDOW_STATS.index("signal_kurtosis")]
+    z = (y - y.mean()) / y.std()
+    assert abs(var_db - 10 * np.log10(y.var())) < 0.3
+    assert abs(kurt - ((z ** 4).mean() - 3)) < 0.25
+    # moments of the log-mel values: scipy.stats' biased estimators
+    stats = pytest.importorskip("scipy.stats")
+    v = features._floor(db, 80.0).ravel().astype(np.float64)
+    np.testing.assert_allclose(s[:4], [v.mean(), v.var(), stats.skew(v), stats.kurtosis(v)], rtol=1e-4, atol=1e-4)
+
+
+def test_new_features_shapes_and_concat():
+    from edge_ser.frontend import log_mel
+    db = log_mel(_speechlike(), top_db=None)
+    n = 40
+    assert features.compute(db, "mfcc_deltas", {"n_frames": n}).shape == (n, 39)
+    fd = features.compute(db, "frame_descriptors", {"n_frames": n, "cmvn": True})
+    assert fd.shape == (n, 43) and np.all(np.isfinite(fd))
+    np.testing.assert_allclose(fd.mean(axis=0), 0, atol=1e-4)
+    parts = [{"features": "frame_descriptors", "params": {}}, {"features": "window_stats", "params": {}}]
+    flat = features.compute(db, "concat", {"n_frames": n, "parts": parts})
+    assert flat.shape == (n * 43 + len(features.WINDOW_STATS),) and flat.dtype == np.float32
+    np.testing.assert_array_equal(flat[:n * 43], features.frame_descriptors(db, n).ravel())
+    silent = np.full((128, n), features.SILENCE_DB, np.float32)  # the engine's warm-up window
+    assert np.all(np.isfinite(features.compute(silent, "concat", {"n_frames": n, "parts": parts})))

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import importlib
 
-KINDS = {"rfc": "edge_ser_train.kinds.rfc:RFC", "cnn": "edge_ser_train.kinds.cnn:CNN"}
+KINDS = {"rfc": "edge_ser_train.kinds.rfc:RFC", "cnn": "edge_ser_train.kinds.cnn:CNN",
+         "timnet": "edge_ser_train.kinds.timnet:TimNet", "fusion": "edge_ser_train.kinds.fusion:Fusion",
+         "aae": "edge_ser_train.kinds.aae:AAE", "ensemble": "edge_ser_train.kinds.ensemble:Ensemble"}
 
 
 def kind_class(name: str):

@@ -1,0 +1,182 @@
+"""What the Keras kinds after seeds 001-003 (fusion, timnet, aae, ensemble) share: class-balanced fitting with
+early stopping on speaker-disjoint validation windows, native save/load, ONNX (tf2onnx) and TFLite
+(``from_keras_model``, via `edge_ser_train.kinds.cnn.to_tflite`) export.  A kind subclasses `KerasKind`, gives its
+options dataclass (``Options``), its input (``features`` / ``params``) and ``build(input_shape, X)``; networks use
+built-in Keras layers only, so a saved model loads without custom objects and converts to every format.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..dataset import InputSpec
+from .cnn import _tf, to_tflite
+
+log = logging.getLogger("edge_ser.train")
+
+
+def balanced_weights(y: np.ndarray, w: np.ndarray, n_classes: int) -> np.ndarray:
+    """sklearn's "balanced" class weights on the clip-weighted counts, times the sample weights, mean 1."""
+    per_class = np.bincount(y, weights=w, minlength=n_classes)
+    cw = np.where(per_class > 0, w.sum() / (n_classes * np.maximum(per_class, 1e-9)), 0.0)
+    out = w * cw[y]
+    return (out / out.mean()).astype(np.float32)
+
+
+def normalization(X: np.ndarray, name: str = "input_norm", axis=-1):
+    """A Keras Normalization layer adapted on the training inputs (per channel of the last axis)."""
+    import keras
+    layer = keras.layers.Normalization(axis=axis, name=name)
+    layer.adapt(np.asarray(X, np.float32).reshape(-1, X.shape[-1]) if axis == -1 else np.asarray(X, np.float32))
+    return layer
+
+
+def time_reverse(x, name: str):
+    """``x (batch, T, C)`` reversed in time with built-in layers: a fixed, frozen anti-identity Dense over the
+    transposed time axis (converts to ONNX and TFLite, no custom layer; T^2 multiplications per channel)."""
+    from keras import layers
+    t = int(x.shape[1])
+    h = layers.Permute((2, 1), name=f"{name}_t")(x)
+    dense = layers.Dense(t, use_bias=False, trainable=False, name=name)
+    h = dense(h)
+    dense.set_weights([np.eye(t, dtype=np.float32)[::-1]])
+    return layers.Permute((2, 1), name=f"{name}_back")(h)
+
+
+def split_flat(inp, sizes: list, shapes: list, name: str):
+    """Split a flat input ``(batch, sum(sizes))`` into parts reshaped to ``shapes`` (built-in layers only)."""
+    from keras import layers
+    total = int(sum(sizes))
+    col = layers.Reshape((total, 1), name=f"{name}_col")(inp)
+    out, start = [], 0
+    for k, (n, shape) in enumerate(zip(sizes, shapes)):
+        part = layers.Cropping1D((start, total - start - n), name=f"{name}_crop{k}")(col)
+        out.append(layers.Reshape(tuple(shape), name=f"{name}_part{k}")(part))
+        start += n
+    return out
+
+
+class KerasKind:
+    """Base of the Keras kinds; subclasses set ``name``, ``Options``, ``features`` and implement ``build``."""
+    name = "keras"
+    formats = ("onnx", "tflite")
+    Options = None  # a dataclass with documented defaults
+    speaker_axes: list | None = None  # speaker normalisation axes (edge_ser.adapt) when options.speaker_norm
+
+    def __init__(self, n_classes: int, **options):
+        self.n_classes = int(n_classes)
+        self.o = self.Options(**options)
+        self.model = None
+        self.history: dict = {}
+
+    # --- input ------------------------------------------------------------------------------------------------
+    @property
+    def features(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def params(self) -> dict:
+        raise NotImplementedError
+
+    @property
+    def speaker_norm(self) -> dict | None:
+        if not getattr(self.o, "speaker_norm", False):
+            return None
+        from edge_ser.adapt import PRIOR_WINDOWS
+        return {"axes": list(self.speaker_axes or []), "prior_windows": PRIOR_WINDOWS}
+
+    def input_spec(self, window_seconds: float, hop_seconds: float) -> InputSpec:
+        return InputSpec(self.features, self.params, window_seconds, hop_seconds, speaker_norm=self.speaker_norm)
+
+    # --- training ---------------------------------------------------------------------------------------------
+    def build(self, input_shape, X: np.ndarray):
+        """The (uncompiled) Keras model; ``X`` are training inputs (for normalisation layers)."""
+        raise NotImplementedError
+
+    def fit(self, X, y, sample_weight=None, validation=None, seed: int = 0, progress: bool = False):
+        _tf()
+        import keras
+        X = np.asarray(X, np.float32)
+        y = np.asarray(y)
+        if y.ndim != 1 or (len(y) and y.max() >= self.n_classes):
+            raise ValueError(f"the {self.name} kind trains on full labels (indices < {self.n_classes})")
+        w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, np.float64)
+        keras.utils.set_random_seed(seed)
+        self.model = self.build(X.shape[1:], X)
+        self.history = self._train(self.model, X, y, balanced_weights(y, w, self.n_classes), validation)
+        return self
+
+    def _train(self, net, X, y, w, validation, epochs: int | None = None) -> dict:
+        import keras
+        net.compile(optimizer=keras.optimizers.Adam(self.o.lr), loss="sparse_categorical_crossentropy")
+        callbacks = []
+        val = None
+        if validation is not None and len(validation[0]):
+            val = (np.asarray(validation[0], np.float32), np.asarray(validation[1]))
+            callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.o.patience,
+                                                           restore_best_weights=True))
+            callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
+                                                               patience=max(1, self.o.patience // 2),
+                                                               min_lr=1e-7))  # seed 001's plateau schedule
+        h = net.fit(X, y, sample_weight=w, validation_data=val, epochs=epochs or self.o.epochs,
+                    batch_size=self.o.batch_size, shuffle=True, verbose=0, callbacks=callbacks)
+        return {k: [float(v) for v in vals] for k, vals in h.history.items()}
+
+    def predict_proba(self, X) -> np.ndarray:
+        X = np.asarray(X, np.float32)
+        return np.asarray(self.model.predict(X, batch_size=256, verbose=0), np.float32)
+
+    # --- files ------------------------------------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        directory = Path(directory)
+        self.model.save(directory / "model.keras")
+        (directory / f"{self.name}.json").write_text(json.dumps(
+            {"n_classes": self.n_classes, "options": dataclasses.asdict(self.o), "history": self.history},
+            default=list))
+
+    def load(self, directory: Path):
+        _tf()
+        import keras
+        directory = Path(directory)
+        meta = json.loads((directory / f"{self.name}.json").read_text())
+        self.n_classes = meta["n_classes"]
+        self.o = self.Options(**meta["options"])
+        self.history = meta.get("history", {})
+        self.model = keras.models.load_model(directory / "model.keras", compile=False)
+        return self
+
+    def describe(self) -> dict:
+        d = {"network": self.network_text(), **dataclasses.asdict(self.o)}
+        if self.model is not None:
+            d["parameters"] = int(self.model.count_params())
+            if self.history.get("loss"):
+                d["epochs_run"] = len(self.history["loss"])
+        return d
+
+    def network_text(self) -> str:
+        return self.name
+
+    def export(self, directory: Path, fmt: str = "onnx", quantize: str = "none", representative=None) -> Path:
+        tf = _tf()
+        directory = Path(directory)
+        if fmt == "onnx":
+            if quantize != "none":
+                raise ValueError("ONNX export is float32 only (use --format tflite for quantised models)")
+            import tf2onnx
+            shape = tuple(int(s) for s in self.model.input_shape[1:])
+            if not hasattr(self.model, "output_names"):
+                self.model.output_names = ["probabilities"]
+            spec = (tf.TensorSpec((None, *shape), tf.float32, name="input"),)
+            proto, _ = tf2onnx.convert.from_keras(self.model, input_signature=spec, opset=17)
+            path = directory / "model.onnx"
+            path.write_bytes(proto.SerializeToString())
+            return path
+        if fmt != "tflite":
+            raise ValueError(f"a {self.name} model exports to onnx or tflite, not {fmt}")
+        path = directory / "model.tflite"
+        path.write_bytes(to_tflite(self.model, quantize, representative))
+        return path
