@@ -88,7 +88,7 @@ def test_cli_train_recipe_passes_every_recipe_option(corpus, tmp_path, monkeypat
     cfg, recipe = seen["cfg"], edge_ser_train.make_models.RECIPES["basic6-cnn"]
     assert (cfg.task, cfg.kind, cfg.augment) == ("basic6", "cnn", ("noise", "pitch"))
     assert cfg.train_hop_seconds == recipe["train_hop_seconds"] and cfg.adapt_sample is True
-    assert cfg.kind_options == {**recipe["kind_options"], "speaker_norm": True} and "hook" not in seen
+    assert cfg.kind_options == recipe["kind_options"] and "hook" not in seen  # speaker_norm: the kind's default
     monkeypatch.setitem(edge_ser_train.make_models.RECIPES, "fine15-soft", dict(edge_ser_train.make_models.RECIPES["fine15-cnn"],
                                                                          ssl={"soft": True}))
     assert main(["train", "--data", str(corpus), "--recipe", "fine15-soft", "--out", str(tmp_path / "b")]) == 0
@@ -404,3 +404,27 @@ def test_cnn_with_mixup_and_stats_branch_trains_and_exports(corpus, tmp_path):
         p = load_model(tmp_path / "mix", fmt=fmt).classify_audio(
             np.random.default_rng(2).normal(0, 0.1, 16000).astype(np.float32))
         assert p.shape == (6,) and abs(p.sum() - 1) < 1e-3
+
+
+@pytest.mark.parametrize("kind, norm", [("timnet", None), ("fusion", None), ("aae", None), ("ensemble", None),
+                                        ("cnn", False), ("rfc", True)])
+def test_cli_train_takes_every_kind_with_its_own_speaker_norm_default(corpus, tmp_path, monkeypatch, capsys,
+                                                                      kind, norm):
+    """`train --model KIND` for every registered kind; --speaker-norm is passed only when given, so a kind that
+    refuses speaker normalisation (fusion, aae, ensemble) keeps its own default."""
+    import edge_ser_train.train
+    seen = {}
+
+    def fake_run(data, cfg, out, **kw):
+        seen["cfg"] = cfg
+        out.mkdir(parents=True, exist_ok=True)
+        return {"validation": {"accuracy": 0.5, "n": 1}}
+
+    monkeypatch.setattr(edge_ser_train.train, "run", fake_run)
+    flag = [] if norm is None else ["--speaker-norm" if norm else "--no-speaker-norm"]
+    assert main(["train", "--data", str(corpus), "--model", kind, "--task", "basic6", "--out",
+                 str(tmp_path / kind), *flag]) == 0, capsys.readouterr().err
+    assert seen["cfg"].kind == kind
+    assert seen["cfg"].kind_options == ({} if norm is None else {"speaker_norm": norm})
+    assert main(["train", "--data", str(corpus), "--model", "nope", "--out", str(tmp_path / "x")]) == 2
+    assert "known: rfc, cnn, timnet, fusion, aae, ensemble" in capsys.readouterr().err

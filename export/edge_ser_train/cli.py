@@ -139,8 +139,8 @@ def train_cmd(
     data: List[Path] = typer.Option(..., "--data", help="Corpus root in its released layout (repeatable)."),
     task: Optional[str] = typer.Option(None, "--task", help="fine15, basic6, emotion5 or ravdess8 [default: "
                                        "fine15, or the recipe's]."),
-    model: Optional[str] = typer.Option(None, "--model", help="Model kind: rfc or cnn [default: rfc, or the "
-                                        "recipe's]."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model kind: rfc, cnn, timnet, fusion, aae or "
+                                        "ensemble (docs/kinds.md) [default: rfc, or the recipe's]."),
     recipe: Optional[str] = typer.Option(None, "--recipe", help="Train with a shipped model's recipe (fine15-rfc, "
                                          "fine15-cnn, basic6-rfc, basic6-cnn; export/edge_ser_train/make_models.py): its task, "
                                          "model kind, augmentation, model options and SSL switch; --window-seconds, "
@@ -170,9 +170,10 @@ def train_cmd(
     seed_protocol: int = typer.Option(0, "--seed-protocol",
                                       help="Also run seed 000's leaky protocol (random 80/20 after augmentation) "
                                            "this many times, for comparison."),
-    speaker_norm: bool = typer.Option(True, "--speaker-norm/--no-speaker-norm", help="Standardise the model's "
-                                      "inputs by each speaker's statistics (edge_ser.adapt); the runtime then "
-                                      "adapts to the voice it hears."),
+    speaker_norm: Optional[bool] = typer.Option(None, "--speaker-norm/--no-speaker-norm", help="Standardise the "
+                                                "model's inputs by each speaker's statistics (edge_ser.adapt); the "
+                                                "runtime then adapts to the voice it hears [default: the kind's: on "
+                                                "for rfc, cnn, timnet; off for fusion, aae, ensemble]."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out model directory (one written by "
                                "`train`; any other folder is left alone)."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
@@ -182,8 +183,9 @@ def train_cmd(
     shipped = _recipe(recipe, task, model, augment) if recipe is not None else {}
     task = _check_task(shipped.get("task", task or "fine15"))
     model = shipped.get("kind", model or "rfc")
-    if model not in ("rfc", "cnn"):
-        raise UserError(f"unknown model kind {model!r} (known: rfc, cnn)")
+    from edge_ser_train.kinds import KINDS as MODEL_KINDS  # the registry only: no TensorFlow import
+    if model not in MODEL_KINDS:
+        raise UserError(f"unknown model kind {model!r} (known: {', '.join(MODEL_KINDS)})")
     if folds < 0 or folds == 1:
         raise UserError("--folds must be 0 (no cross-validation) or at least 2")
     if seeds < 1:
@@ -212,12 +214,12 @@ def train_cmd(
         raise UserError("--threshold, --rounds and --soft-labels go with --ssl")
     given = dict(window_seconds=window_seconds, hop_seconds=hop_seconds, augment=augs, folds=folds, seed=seed,
                  corpus=corpus)
+    norm = {} if speaker_norm is None else {"speaker_norm": speaker_norm}  # else the kind's own default
     if recipe is not None:  # the recipe's config and SSL switch (True or make_ssl_hook's options)
         from edge_ser_train.make_models import recipe_config
-        cfg, recipe_ssl = recipe_config(recipe, {"speaker_norm": speaker_norm}, **given)
+        cfg, recipe_ssl = recipe_config(recipe, norm, **given)
     else:
-        cfg, recipe_ssl = train.TrainConfig(task=task, kind=model, kind_options={"speaker_norm": speaker_norm},
-                                            **given), False
+        cfg, recipe_ssl = train.TrainConfig(task=task, kind=model, kind_options=norm, **given), False
     ssl = ssl or bool(recipe_ssl)
     ssl_options = dict(recipe_ssl) if isinstance(recipe_ssl, dict) else {}  # the recipe's, then the options given
     if ssl_threshold is not None:
