@@ -65,7 +65,8 @@ def test_cli_train_recipe_trains_a_shipped_models_recipe(corpus, tmp_path, capsy
     recipe = RECIPES["basic6-rfc"]
     assert (m.task, m.kind) == (recipe["task"], recipe["kind"]) and m.trained_on["augment"] == list(recipe["augment"])
     extra = json.loads((out / "manifest.json").read_text())["extra"]
-    assert extra["train_config"]["kind_options"] == {**recipe["kind_options"], "speaker_norm": True}
+    assert extra["train_config"]["kind_options"] == recipe["kind_options"]  # speaker_norm: the kind's default (on)
+    assert m.input.get("speaker_norm")  # and it did standardise by speaker
     assert extra["model"]["n_estimators"] == 80 and extra["model"]["max_leaf_nodes"] == 420
 
 
