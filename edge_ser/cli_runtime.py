@@ -20,6 +20,11 @@ def _json_line(obj) -> None:
     print(json.dumps(obj, default=str), flush=True)
 
 
+def _seconds(x: float) -> str:
+    """A clip's duration for people: 2.9 s, 0.05 s (a short clip is not rounded up to 0.1 s)."""
+    return f"{x:.1f} s" if x >= 1 else f"{x:.2g} s"
+
+
 def _bar(p: float | None, width: int = 10) -> str:
     p = 0.0 if p is None else min(1.0, max(0.0, p))
     full = int(round(p * width))
@@ -63,16 +68,16 @@ def classify_cmd(
             _json_line(r.to_dict())
         elif r.silent:
             print(f"{path}: {'silence':14} nothing above {min_level:g} dBFS (loudest {r.loudest_dbfs:.1f}; "
-                  f"{r.duration_s:.1f} s, {r.model}/{r.format})", flush=True)
+                  f"{_seconds(r.duration_s)}, {r.model}/{r.format})", flush=True)
         elif r.label is None:  # too little speech to tell
             need = rec.engine.gate.config.min_speech_seconds
             print(f"{path}: {'too short':14} {r.speech_seconds:.2f} s above {min_level:g} dBFS, {need:g} s needed "
-                  f"({r.duration_s:.1f} s, {r.model}/{r.format})", flush=True)
+                  f"({_seconds(r.duration_s)}, {r.model}/{r.format})", flush=True)
         else:
             second = sorted(r.scores.items(), key=lambda kv: -kv[1])[1]
             what = r.emotion + (f" {r.intensity}" if r.intensity else "")
             print(f"{path}: {what:14} {_bar(r.confidence)} {r.confidence:.2f}  "
-                  f"(next: {second[0]} {second[1]:.2f}; {r.duration_s:.1f} s, {r.model}/{r.format})", flush=True)
+                  f"(next: {second[0]} {second[1]:.2f}; {_seconds(r.duration_s)}, {r.model}/{r.format})", flush=True)
     if failed:
         raise typer.Exit(2)
 

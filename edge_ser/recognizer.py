@@ -255,6 +255,7 @@ class Recognizer:
         self._resampler: StreamResampler | None = None
         self._rate: int | None = None
         self._fed_seconds = 0.0
+        self._last_ts = float("-inf")  # events' wall-clock times never go backwards
 
     def reset_adaptation(self) -> None:
         """Forget the speaker statistics gathered so far (another person, another room)."""
@@ -300,8 +301,12 @@ class Recognizer:
         return self.engine.feed(y) if y.size else []
 
     def _stamp(self, events: list[Event], now: float) -> list[Event]:
+        """Wall-clock times: when the hop's last sample was heard (``now`` less the audio fed after it), never
+        earlier than the previous event's, never later than ``now``.  Audio that arrives faster than real time
+        (a replay, stdin in large blocks) would otherwise give times that go backwards."""
         for e in events:
-            e.ts = now - max(0.0, self._fed_seconds - e.t)
+            e.ts = min(now, max(now - max(0.0, self._fed_seconds - e.t), self._last_ts))
+            self._last_ts = e.ts
             self._publish(e)
         return events
 

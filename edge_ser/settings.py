@@ -62,10 +62,18 @@ def profile_toml(spec: str) -> str:
     A bundle's profile names its model by the bundle's model folder, so the copy runs the same model."""
     p, bundle_dir = resolve_profile(spec)
     text = Path(p.path).read_text(encoding="utf-8")
-    if bundle_dir is not None and (bundle_dir / "models" / p.model).is_dir():
+    folder = bundle_dir / "models" / p.model if bundle_dir is not None else None
+    if folder is not None and folder.is_dir():
         import re
-        folder = str((bundle_dir / "models" / p.model).resolve())
-        text = re.sub(r'(?m)^(model\s*=\s*)"[^"]*"', lambda m: m.group(1) + json.dumps(folder), text, count=1)
+        try:  # an archive is unpacked into the user's cache, which may be cleared: keep the model's name there
+            folder.resolve().relative_to(bundle.cache_dir().resolve())
+            note = (f"# model {p.model!r} came with the bundle {spec}; this names it as installed models are named "
+                    f"(edge-ser models); to use the bundle's copy, install it (edge-ser install-bundle) and give "
+                    f"its folder: DIR/models/{p.model}\n")
+            return note + text
+        except ValueError:  # an installed bundle folder: the copy runs the bundle's own model file
+            text = re.sub(r'(?m)^(model\s*=\s*)"[^"]*"', lambda m: m.group(1) + json.dumps(str(folder.resolve())),
+                          text, count=1)
     return text
 
 
@@ -113,7 +121,7 @@ def runtime_settings(profile: str | None, model: str | None = None, fmt: str | N
         model = str(in_bundle / (model or p.model)) if (model or p.model) in bundled else model
         if model is None:
             raise ProfileError(f"{profile}: the bundle does not hold its profile's model {p.model!r}")
-    reason = f"profile {p.name}{' from bundle ' + str(bundle_dir) if bundle_dir else ''}: preferred model {p.model} ({p.format}, {p.threads} thread(s), hop {p.hop_seconds} s)"
+    reason = f"profile {p.name}{' from bundle ' + str(profile) if bundle_dir else ''}: preferred model {p.model} ({p.format}, {p.threads} thread(s), hop {p.hop_seconds} s)"
     if overridden:
         reason += f", overridden by {', '.join(overridden)}"
     chosen_model, chosen_fmt = model or p.model, fmt or p.format
@@ -125,8 +133,7 @@ def runtime_settings(profile: str | None, model: str | None = None, fmt: str | N
         if chosen_fmt == "tflite" and not runners.tflite_available() and available and "onnx" in available:
             note = (f"profile {p.name} prefers TFLite, but no TFLite runtime is installed: running the ONNX file "
                     "(pip install 'edge-ser[tflite]' for TFLite)")
-            log.warning(note)
-            reason += "; onnx: no TFLite runtime installed"
+            log.warning(note)  # the one line that says so (the reason names the format chosen)
             chosen_fmt = "onnx"
     return RuntimeSettings(
         model=chosen_model, fmt=chosen_fmt, threads=threads or p.threads,

@@ -255,10 +255,21 @@ def test_tflite_profile_runs_onnx_without_a_tflite_runtime(tmp_path, monkeypatch
     monkeypatch.setattr(runners, "tflite_available", lambda: False)
     with caplog.at_level("WARNING", logger="edge_ser"):
         s = settings.runtime_settings(str(mine))
-    assert s.model == "fine15-cnn" and s.fmt == "onnx" and "no TFLite runtime" in s.reason
+    assert s.model == "fine15-cnn" and s.fmt == "onnx"
     assert [r.getMessage() for r in caplog.records if "prefers TFLite" in r.getMessage()]
     monkeypatch.setattr(runners, "tflite_available", lambda: True)
     assert settings.runtime_settings(str(mine)).fmt == "tflite"
     # an explicit --format tflite is the user's choice: not replaced
     monkeypatch.setattr(runners, "tflite_available", lambda: False)
     assert settings.runtime_settings(str(mine), fmt="tflite").fmt == "tflite"
+
+
+def test_profile_toml_of_an_archive_names_the_model_not_the_cache(good, env):
+    """A .tar.gz bundle is unpacked into the user's cache, which may be cleared: its --toml copy keeps the model's
+    name (with a comment saying where it came from), not a cache path."""
+    r = run_cli("profiles", str(good), "--toml")
+    assert r.returncode == 0, r.stderr
+    assert str(env / "cache") not in r.stdout and 'model = "tiny-rfc"' in r.stdout
+    assert r.stdout.startswith("# model 'tiny-rfc' came with the bundle")
+    s = run_cli("classify", "--profile", str(good), "nope.wav")
+    assert str(env / "cache") not in s.stderr

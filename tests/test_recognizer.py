@@ -199,6 +199,23 @@ def test_ts_is_wall_clock_time_close_to_now(rec_factory, speech):
             assert d["ts"] <= now + 1e-3
 
 
+def test_ts_never_goes_backwards_when_audio_comes_faster_than_real_time(rec_factory, speech):
+    """stdin or a replay hands over seconds of audio at once, in blocks of uneven size: each event's ts is when
+    its hop was heard as far as the clock can tell, and the times only move forward."""
+    rec = rec_factory()
+    audio = np.concatenate([speech, speech])
+    sizes = [40000, 3000, 70000, 1600, 16000 * 4]
+    events, i, k = [], 0, 0
+    while i < len(audio):
+        n = sizes[k % len(sizes)]
+        events += rec.feed(audio[i:i + n])
+        i, k = i + n, k + 1
+    events += rec.flush()
+    ts = [e.ts for e in events]
+    assert len(ts) >= 10 and all(b >= a for a, b in zip(ts, ts[1:])), ts
+    assert ts[-1] <= time.time() + 1e-3
+
+
 def test_ts_from_a_capture_timestamp(rec_factory, speech):
     """``timestamp``: when the last sample given was captured; each event's ts is that minus the audio after it."""
     rec = rec_factory()
