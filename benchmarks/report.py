@@ -235,7 +235,7 @@ the most accurate (by its manifest's cross-validated metric) whose measured cost
 
 {profiles_markdown()}
 
-`make bench` (`python -m benchmarks.run --readme`) runs the harness below, single-threaded;
+`make bench` (`python -m benchmarks.run --docs`) runs the harness below, single-threaded;
 `python -m benchmarks.profile_frontend` breaks the frontend down stage by stage.
 
 {table_md}
