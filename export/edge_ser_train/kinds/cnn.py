@@ -404,26 +404,34 @@ class CNN:
         return d
 
     def export(self, directory: Path, fmt: str = "onnx", quantize: str = "none", representative=None) -> Path:
-        tf = _tf()
-        directory = Path(directory)
-        shape = tuple(int(s) for s in self.model.input_shape[1:])
-        if fmt == "onnx":
-            if quantize != "none":
-                raise ValueError("ONNX export is float32 only (use --format tflite for quantised models)")
-            import tf2onnx
-            # tf2onnx needs the model's output_names; Keras 3 functional models may lack them
-            if not hasattr(self.model, "output_names"):
-                self.model.output_names = ["probabilities"]
-            spec = (tf.TensorSpec((None, *shape), tf.float32, name="input"),)
-            proto, _ = tf2onnx.convert.from_keras(self.model, input_signature=spec, opset=17)
-            path = directory / "model.onnx"
-            path.write_bytes(proto.SerializeToString())
-            return path
-        if fmt != "tflite":
-            raise ValueError(f"a CNN exports to onnx or tflite, not {fmt}")
-        path = directory / "model.tflite"
-        path.write_bytes(to_tflite(self.model, quantize, representative))
+        return export_keras(self.model, directory, fmt, quantize, representative, what="a CNN")
+
+
+def export_keras(model, directory: Path, fmt: str = "onnx", quantize: str = "none", representative=None,
+                 what: str = "a Keras model") -> Path:
+    """Write a Keras model as ``model.onnx`` (tf2onnx, float32, input named ``input`` with a free batch) or
+    ``model.tflite`` (`to_tflite`: float32, dynamic range or int8) into ``directory``; returns the file.  Every
+    Keras kind exports through here."""
+    tf = _tf()
+    directory = Path(directory)
+    if fmt == "onnx":
+        if quantize != "none":
+            raise ValueError("ONNX export is float32 only (use --format tflite for quantised models)")
+        import tf2onnx
+        shape = tuple(int(s) for s in model.input_shape[1:])
+        # tf2onnx needs the model's output_names; Keras 3 functional models may lack them
+        if not hasattr(model, "output_names"):
+            model.output_names = ["probabilities"]
+        spec = (tf.TensorSpec((None, *shape), tf.float32, name="input"),)
+        proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=17)
+        path = directory / "model.onnx"
+        path.write_bytes(proto.SerializeToString())
         return path
+    if fmt != "tflite":
+        raise ValueError(f"{what} exports to onnx or tflite, not {fmt}")
+    path = directory / "model.tflite"
+    path.write_bytes(to_tflite(model, quantize, representative))
+    return path
 
 
 def to_tflite(model, quantize: str = "none", representative=None, integer_io: bool = False) -> bytes:

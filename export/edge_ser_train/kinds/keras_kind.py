@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..dataset import InputSpec
-from .cnn import _tf, to_tflite
+from .cnn import _tf, export_keras
 
 log = logging.getLogger("edge_ser.train")
 
@@ -161,22 +161,4 @@ class KerasKind:
         return self.name
 
     def export(self, directory: Path, fmt: str = "onnx", quantize: str = "none", representative=None) -> Path:
-        tf = _tf()
-        directory = Path(directory)
-        if fmt == "onnx":
-            if quantize != "none":
-                raise ValueError("ONNX export is float32 only (use --format tflite for quantised models)")
-            import tf2onnx
-            shape = tuple(int(s) for s in self.model.input_shape[1:])
-            if not hasattr(self.model, "output_names"):
-                self.model.output_names = ["probabilities"]
-            spec = (tf.TensorSpec((None, *shape), tf.float32, name="input"),)
-            proto, _ = tf2onnx.convert.from_keras(self.model, input_signature=spec, opset=17)
-            path = directory / "model.onnx"
-            path.write_bytes(proto.SerializeToString())
-            return path
-        if fmt != "tflite":
-            raise ValueError(f"a {self.name} model exports to onnx or tflite, not {fmt}")
-        path = directory / "model.tflite"
-        path.write_bytes(to_tflite(self.model, quantize, representative))
-        return path
+        return export_keras(self.model, directory, fmt, quantize, representative, what=f"a {self.name} model")
