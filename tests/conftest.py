@@ -94,3 +94,17 @@ def adapt_corpus(tmp_path_factory) -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+FAKES = Path(__file__).resolve().parent / "fakes"
+
+
+@pytest.fixture
+def fault_sd(monkeypatch):
+    """The fault-simulating fake PortAudio (tests/fakes/sounddevice.py) in place of sounddevice, for this test."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("sounddevice", FAKES / "sounddevice.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setitem(sys.modules, "sounddevice", module)
+    return module

@@ -7,7 +7,6 @@ main thread from the microphone loop's clock, see `_CtrlCAt`), and in a subproce
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -20,20 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import FAKES, REPO
 
 from edge_ser.cli import main as cli_main
 
-FAKES = Path(__file__).resolve().parent / "fakes"
-
-
-@pytest.fixture
-def fake_sd(monkeypatch):
-    spec = importlib.util.spec_from_file_location("sounddevice", FAKES / "sounddevice.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    monkeypatch.setitem(sys.modules, "sounddevice", module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -123,8 +112,8 @@ def one_line_error(rc, err, needle):
 
 # --- set-up faults -----------------------------------------------------------------------------------------
 
-def test_no_input_device(capsys, fake_sd, rfc):
-    fake_sd.configure({"devices": []})
+def test_no_input_device(capsys, fault_sd, rfc):
+    fault_sd.configure({"devices": []})
     rc, events, err = listen(capsys, rfc, "--duration", "1")
     one_line_error(rc, err, "no audio input device found")
     assert cli_main(["devices"]) == 0
@@ -133,14 +122,14 @@ def test_no_input_device(capsys, fake_sd, rfc):
 
 @pytest.mark.parametrize("spec, needle", [("Nope", "no input device matches 'Nope' (inputs: 0: Fake USB Mic"),
                                           ("7", "no input device with index 7")])
-def test_unknown_device(capsys, fake_sd, rfc, spec, needle):
-    fake_sd.configure({"devices": [{"name": "Fake USB Mic", "channels": 1, "rate": 16000}]})
+def test_unknown_device(capsys, fault_sd, rfc, spec, needle):
+    fault_sd.configure({"devices": [{"name": "Fake USB Mic", "channels": 1, "rate": 16000}]})
     rc, events, err = listen(capsys, rfc, "--device", spec, "--duration", "1")
     one_line_error(rc, err, needle)
 
 
-def test_devices_listed(capsys, fake_sd):
-    fake_sd.configure({"devices": [{"name": "Fake USB Mic", "channels": 2, "rate": 44100},
+def test_devices_listed(capsys, fault_sd):
+    fault_sd.configure({"devices": [{"name": "Fake USB Mic", "channels": 2, "rate": 44100},
                                    {"name": "Line In", "channels": 1, "rate": 48000}], "default": 1})
     assert cli_main(["devices", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
@@ -148,19 +137,19 @@ def test_devices_listed(capsys, fake_sd):
         (0, "Fake USB Mic", 2, 44100.0, False), (1, "Line In", 1, 48000.0, True)]
 
 
-def test_device_refusing_16k_is_opened_at_its_rate_and_resampled(capsys, fake_sd, rfc):
-    fake_sd.configure({"devices": [{"name": "Pro Interface", "channels": 2, "rate": 44100, "rates": [44100]}],
+def test_device_refusing_16k_is_opened_at_its_rate_and_resampled(capsys, fault_sd, rfc):
+    fault_sd.configure({"devices": [{"name": "Pro Interface", "channels": 2, "rate": 44100, "rates": [44100]}],
                        "speed": 4})
     rc, events, err = listen(capsys, rfc, "--duration", "2")
     assert rc == 0, err
     assert "at 44100 Hz resampled to 16000 Hz" in err
     assert_hops(events, 4)
-    assert fake_sd.STATE["opens"] == 1
+    assert fault_sd.STATE["opens"] == 1
 
 
-def test_device_whose_default_rate_is_refused_finds_a_standard_rate(capsys, fake_sd, rfc):
+def test_device_whose_default_rate_is_refused_finds_a_standard_rate(capsys, fault_sd, rfc):
     """The device reports 44.1 kHz but accepts only 48 kHz: a standard rate it accepts is found."""
-    fake_sd.configure({"devices": [{"name": "Odd Card", "channels": 1, "rate": 44100, "rates": [48000]}],
+    fault_sd.configure({"devices": [{"name": "Odd Card", "channels": 1, "rate": 44100, "rates": [48000]}],
                        "speed": 4})
     rc, events, err = listen(capsys, rfc, "--duration", "1.5")
     assert rc == 0, err
@@ -168,8 +157,8 @@ def test_device_whose_default_rate_is_refused_finds_a_standard_rate(capsys, fake
     assert_hops(events, 3)
 
 
-def test_device_refusing_every_rate_is_a_clear_error(capsys, fake_sd, rfc):
-    fake_sd.configure({"devices": [{"name": "Broken Card", "channels": 1, "rate": 44100, "rates": []}]})
+def test_device_refusing_every_rate_is_a_clear_error(capsys, fault_sd, rfc):
+    fault_sd.configure({"devices": [{"name": "Broken Card", "channels": 1, "rate": 44100, "rates": []}]})
     t0 = time.monotonic()
     rc, events, err = listen(capsys, rfc, "--duration", "1")
     one_line_error(rc, err, "cannot open input device 'Broken Card' (Invalid sample rate")
@@ -179,12 +168,12 @@ def test_device_refusing_every_rate_is_a_clear_error(capsys, fake_sd, rfc):
 
 # --- faults while streaming ----------------------------------------------------------------------------------
 
-def test_overflows_are_reported_and_survived(capsys, fake_sd, rfc):
-    fake_sd.configure({"overflow_every": 5, "speed": 4})
+def test_overflows_are_reported_and_survived(capsys, fault_sd, rfc):
+    fault_sd.configure({"overflow_every": 5, "speed": 4})
     rc, events, err = listen(capsys, rfc, "--duration", "3")
     assert rc == 0, err
     assert_hops(events, 6)
-    n = fake_sd.STATE["overflows"]
+    n = fault_sd.STATE["overflows"]
     assert n >= 1
     assert "warning: input overflow" in err
     summary = err.strip().splitlines()[-1]
@@ -192,8 +181,8 @@ def test_overflows_are_reported_and_survived(capsys, fake_sd, rfc):
     assert 1 <= got <= n
 
 
-def test_transient_open_failures_are_retried_with_backoff(capsys, fake_sd, rfc):
-    fake_sd.configure({"open_failures": 2, "speed": 4})
+def test_transient_open_failures_are_retried_with_backoff(capsys, fault_sd, rfc):
+    fault_sd.configure({"open_failures": 2, "speed": 4})
     rc, events, err = listen(capsys, rfc, "--duration", "1.5")
     assert rc == 0, err
     warnings = [line for line in err.splitlines() if line.startswith("warning: ")]
@@ -202,38 +191,38 @@ def test_transient_open_failures_are_retried_with_backoff(capsys, fake_sd, rfc):
     assert_hops(events, 3)
 
 
-def test_device_that_never_opens_is_a_clear_error(capsys, fake_sd, rfc):
-    fake_sd.configure({"open_failures": 1000})
+def test_device_that_never_opens_is_a_clear_error(capsys, fault_sd, rfc):
+    fault_sd.configure({"open_failures": 1000})
     rc, events, err = listen(capsys, rfc, "--duration", "1")
     one_line_error(rc, err, "cannot open input device 'Fake USB Mic'")
 
 
-def test_device_vanishes_and_comes_back(capsys, fake_sd, rfc):
+def test_device_vanishes_and_comes_back(capsys, fault_sd, rfc):
     """Unplugged after 1 s of audio, back 1.5 s later: warnings, backoff, reopened; no hop lost or repeated."""
-    fake_sd.configure({"vanish_after": 1.0, "back_after": 1.5, "speed": 2})
+    fault_sd.configure({"vanish_after": 1.0, "back_after": 1.5, "speed": 2})
     rc, events, err = listen(capsys, rfc, "--duration", "3")
     assert rc == 0, err
     assert_hops(events, 6)
     assert "warning: input stream stopped (Fake USB Mic); reopening in 0.5 s" in err
     assert "device restarts" in err.strip().splitlines()[-1]
-    assert fake_sd.STATE["opens"] >= 2
+    assert fault_sd.STATE["opens"] >= 2
 
 
-def test_replugged_device_found_by_name_under_its_new_index(capsys, fake_sd, rfc):
+def test_replugged_device_found_by_name_under_its_new_index(capsys, fault_sd, rfc):
     """A re-plugged USB microphone comes back under another index; the stream reopens *it*, not whatever now has
     the old index."""
-    fake_sd.configure({"devices": [{"name": "USB Mic", "channels": 1, "rate": 16000},
+    fault_sd.configure({"devices": [{"name": "USB Mic", "channels": 1, "rate": 16000},
                                    {"name": "Built-in", "channels": 1, "rate": 16000}],
                        "vanish_after": 1.0, "back_after": 1.0, "speed": 2})
     rc, events, err = listen(capsys, rfc, "--device", "USB", "--duration", "2.5")
     assert rc == 0, err
     assert_hops(events, 5)
-    assert set(fake_sd.STATE["opened_names"]) == {"USB Mic"}, fake_sd.STATE["opened_names"]
-    assert [d["name"] for d in fake_sd.query_devices()] == ["Built-in", "USB Mic"]
+    assert set(fault_sd.STATE["opened_names"]) == {"USB Mic"}, fault_sd.STATE["opened_names"]
+    assert [d["name"] for d in fault_sd.query_devices()] == ["Built-in", "USB Mic"]
 
 
-def test_device_gone_for_good_keeps_retrying_until_ctrl_c(capsys, fake_sd, rfc):
-    fake_sd.configure({"vanish_after": 0.5, "back_after": None, "speed": 2})
+def test_device_gone_for_good_keeps_retrying_until_ctrl_c(capsys, fault_sd, rfc):
+    fault_sd.configure({"vanish_after": 0.5, "back_after": None, "speed": 2})
     rc, events, err = listen(capsys, rfc, interrupt_after=4.5)
     assert rc == 0, err
     assert "Traceback" not in err
@@ -245,17 +234,17 @@ def test_device_gone_for_good_keeps_retrying_until_ctrl_c(capsys, fake_sd, rfc):
     assert_hops(events)
 
 
-def test_hung_driver_is_detected_and_reopened(capsys, fake_sd, rfc):
-    fake_sd.configure({"stall_after": 0.5, "speed": 2})
+def test_hung_driver_is_detected_and_reopened(capsys, fault_sd, rfc):
+    fault_sd.configure({"stall_after": 0.5, "speed": 2})
     rc, events, err = listen(capsys, rfc, interrupt_after=5.0)
     assert rc == 0, err
     assert "no audio from the device for 3 s" in err
     assert err.strip().splitlines()[-1].startswith("stopped: ")
-    assert fake_sd.STATE["opens"] >= 2
+    assert fault_sd.STATE["opens"] >= 2
 
 
-def test_ctrl_c_exits_0_with_a_summary(capsys, fake_sd, rfc):
-    fake_sd.configure({"speed": 1})
+def test_ctrl_c_exits_0_with_a_summary(capsys, fault_sd, rfc):
+    fault_sd.configure({"speed": 1})
     rc, events, err = listen(capsys, rfc, interrupt_after=2.2)
     assert rc == 0, err
     summary = err.strip().splitlines()[-1]

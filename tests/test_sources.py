@@ -210,9 +210,8 @@ import os  # noqa: E402
 import struct  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
 
-from conftest import REPO  # noqa: E402
+from conftest import FAKES, REPO  # noqa: E402
 
 from edge_ser.errors import UserError  # noqa: E402
 from edge_ser.sources import RawFormat, StreamSource  # noqa: E402
@@ -367,17 +366,6 @@ def test_cli_stdin_mistakes_are_one_line(args, stdin, needle):
 
 # --- status events from the microphone (the fault-simulating fake PortAudio) --------------------------------
 
-FAKES = Path(__file__).resolve().parent / "fakes"
-
-
-@pytest.fixture
-def fault_sd(monkeypatch):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("sounddevice", FAKES / "sounddevice.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    monkeypatch.setitem(sys.modules, "sounddevice", module)
-    return module
 
 
 @pytest.fixture(scope="module")

@@ -16,16 +16,10 @@ from edge_ser.registry import load_model
 from edge_ser.stream import Engine, GateConfig, SpeechGate
 from edge_ser.vad import SILENT_DBFS, SpectralDetector
 
+from benchmarks.noisy_sessions import pink  # the benchmark's fan noise: unit-RMS pink noise
+
 HOP = SR // 2
 SAMPLE = Path(__file__).resolve().parents[1] / "edge_ser" / "assets" / "sample.wav"
-
-
-def pink(n: int, rng) -> np.ndarray:
-    spec = np.fft.rfft(rng.standard_normal(n))
-    f = np.arange(len(spec), dtype=np.float64)
-    f[0] = 1.0
-    y = np.fft.irfft(spec / np.sqrt(f), n)
-    return (y / np.sqrt(np.mean(y ** 2))).astype(np.float32)
 
 
 def syllables(seconds: float, rng, f0: float = 180.0) -> tuple[np.ndarray, np.ndarray]:
