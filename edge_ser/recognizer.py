@@ -330,9 +330,7 @@ class Recognizer:
                 block = np.asarray(item, dtype=np.float32).reshape(-1)
                 if limit is not None:
                     block = block[:max(0, limit - fed)]
-                fed += len(block)
-                if block.size and not np.all(np.isfinite(block)):  # a driver's glitch: never the end of listen
-                    block = np.nan_to_num(block, nan=0.0, posinf=1.0, neginf=-1.0)
+                fed += len(block)  # a NaN/inf glitch is zeroed by Engine.feed: never the end of listen
                 stamp = getattr(source, "last_block_time", None)
                 yield from self._feed(block, self.sample_rate, time.time() if stamp is None else stamp)
                 if limit is not None and fed >= limit:

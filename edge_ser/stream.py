@@ -453,12 +453,14 @@ class Engine:
         cfg = self.config
         event = Event(t=self.samples / self.sample_rate, window=(0.0, 0.0), speech=speech, level_db=level,
                       noise_floor_db=floor)
+        x = None  # this hop's model input, computed once (adaptation and scoring see the same window)
         if speech:
             self._silent_run = 0
             self._speech_frames(frames, active)
             n = self.model.n_frames
             if self.adaptation is not None and self._unadapted >= n:  # a full window of new speech
-                self.adaptation.update(self.model.input_for(self.ring.window())[None])
+                x = self.model.input_for(self.ring.window())[None]
+                self.adaptation.update(x)
                 self._unadapted = 0
         else:
             self._silent_run += 1
@@ -473,8 +475,8 @@ class Engine:
             first, last = self.ring.index_span()
             event.window = (first * cfg.hop_length / cfg.sample_rate, last * cfg.hop_length / cfg.sample_rate)
         if speech and held and self.ring.count >= self._min_speech_frames():
-            db = self.ring.window()
-            x = self.model.input_for(db)[None]
+            if x is None:
+                x = self.model.input_for(self.ring.window())[None]
             probs = self.model.predict(self.model.normalize(x, self.adaptation))[0]
             a = self.smoothing.alpha
             self._smoothed = probs if self._smoothed is None else a * probs + (1 - a) * self._smoothed
