@@ -22,11 +22,6 @@ from edge_ser.labels import collapse_matrix, task_labels
 from . import corpora, metrics
 
 
-def _collapse(model_labels: list[str], task: str) -> np.ndarray:
-    """Matrix mapping the model's labels to ``task``'s labels (e.g. fine16 -> basic6, fine15, emotion5)."""
-    return collapse_matrix(model_labels, task)
-
-
 def collapse(probs: np.ndarray, mapping: np.ndarray | None) -> np.ndarray:
     """A model's probabilities as the task's: ``probs @ mapping`` renormalised to sum 1 (labels the task does not
     have, e.g. neutral for fine15, drop out); unchanged when ``mapping`` is None."""
@@ -55,7 +50,7 @@ def evaluate(model_spec, roots, task: str | None = None, corpus: str | None = No
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if task != model.manifest.task:
-        mapping = _collapse(model.labels, task)
+        mapping = collapse_matrix(model.labels, task)  # e.g. fine16 -> basic6
         if not (mapping.sum(axis=0) > 0).all():
             raise UserError(f"model {model.name} ({model.manifest.task}) cannot be scored on task {task} "
                             f"(its labels do not cover {task}'s)")

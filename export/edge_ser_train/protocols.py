@@ -20,6 +20,7 @@ import numpy as np
 from edge_ser.labels import INTENSITIES, collapse_matrix, split_label, task_labels
 
 from . import metrics, splits
+from .evaluate import collapse
 
 INTENSITY_TASK = "intensity"
 KEYS = ("n", *metrics.SUMMARY_KEYS)
@@ -48,12 +49,6 @@ def _intensity_matrix(model_labels) -> np.ndarray:
     return m
 
 
-def _collapse(p: np.ndarray, m: np.ndarray) -> np.ndarray:
-    q = np.asarray(p, dtype=np.float64) @ m
-    s = q.sum(axis=1, keepdims=True)
-    return np.where(s > 0, q / np.where(s > 0, s, 1), 1.0 / m.shape[1])
-
-
 def task_scores(probs, clips, model_labels, tasks=None) -> dict:
     """{task: {n, accuracy, balanced_accuracy, macro_f1}} of clip probabilities ``probs`` (model labels), each task
     scored on the clips that carry its label (tasks with no such clip are left out)."""
@@ -72,7 +67,7 @@ def task_scores(probs, clips, model_labels, tasks=None) -> dict:
         keep = [k for k, t in enumerate(truth) if t is not None]
         if not keep:
             continue
-        pred = _collapse(probs[keep], m).argmax(1)
+        pred = collapse(probs[keep], m).argmax(1)
         s = metrics.scores([labels.index(truth[k]) for k in keep], pred, labels)
         out[task] = {k: s[k] for k in KEYS}
     return out

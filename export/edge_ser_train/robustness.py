@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from edge_ser.errors import AudioError, UserError
-from edge_ser.labels import task_labels
+from edge_ser.labels import collapse_matrix, task_labels
 
 from . import augment, corpora, metrics
-from .evaluate import _collapse, collapse
+from .evaluate import collapse
 
 SNRS = (30.0, 20.0, 10.0, 5.0, 0.0)
 RT60S = (0.3, 0.6, 0.9)
@@ -51,7 +51,7 @@ def run(model_spec, roots, task: str | None = None, limit: int | None = None, he
     model = load_model(model_spec)
     task = task or model.manifest.task
     labels = list(task_labels(task))
-    mapping = None if task == model.manifest.task else _collapse(model.labels, task)
+    mapping = None if task == model.manifest.task else collapse_matrix(model.labels, task)
     clips, _ = corpora.load_corpora(roots)
     if heldout:
         keep = set(model.manifest.trained_on.get("validation_speakers", []))
