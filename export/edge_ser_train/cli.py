@@ -15,9 +15,10 @@ from typing import List, Optional
 import typer
 
 from edge_ser.errors import UserError
+from edge_ser.labels import TASKS
 from edge_ser.paths import check_output_dir
 
-TASK_NAMES = ("fine15", "basic6", "emotion5", "ravdess8", "fine16")
+TASK_NAMES = tuple(TASKS)  # the runtime's task list, one definition
 
 
 def _need_train_extra(what: str):
