@@ -56,23 +56,50 @@ except TypeError:  # an engine from before edge_ser.vad (--baseline)
 
 # --- building sessions -------------------------------------------------------------------------------------------
 
-def speakers(data: Path, corpus: str) -> dict[str, list[tuple[Path, str]]]:
-    """speaker -> [(clip, emotion)], sorted."""
+def heldout_speakers(model_name: str) -> set[str]:
+    """The speakers ("corpus:id") the model never trained on: its manifest's validation speakers (the final model's
+    speaker-disjoint validation part; `edge_ser_train.train`)."""
+    from edge_ser.manifest import read_manifest
+    from edge_ser.registry import resolve_model
+    m = read_manifest(resolve_model(model_name), verify=False)
+    held = set((m.trained_on or {}).get("validation_speakers", []))
+    if not held:
+        raise SystemExit(f"{model_name}: its manifest names no held-out speakers (use --corpus unseen|cremad|ravdess)")
+    return held
+
+
+def speakers(data: Path, corpus: str, model_name: str | None = None) -> dict[str, list[tuple[Path, str]]]:
+    """speaker -> [(clip, emotion)], sorted.  ``heldout``: the model's held-out speakers (`heldout_speakers`) of
+    CREMA-D, RAVDESS and ESD (an ESD speaker's clips make two sessions, by utterance number)."""
     out: dict[str, list] = {}
+    if corpus == "heldout":
+        held = heldout_speakers(model_name or "fine16-cnn")
+        everyone = {}
+        for c in ("unseen", "cremad-all", "ravdess-all"):
+            everyone.update(speakers(data, c))
+        for name, clips in everyone.items():
+            if name.startswith("esd"):  # esd0020a / esd0020b: one speaker, two sessions
+                key = "esd:" + name[3:7]
+            else:
+                corpus_name, _, ident = name.partition("-")
+                key = f"{corpus_name}:{ident}"
+            if key in held:
+                out[name] = clips
+        return out
     if corpus == "unseen":
         for f in sorted((data / "esd" / "0020").glob("*/*.ogg")):
             out.setdefault(f"esd0020{'ab'[int(f.stem[-4:]) % 2]}", []).append((f, ESD_EMOTIONS[f.parent.name]))
         for f in sorted((data / "emovo").glob("*/*.ogg")):
             out.setdefault(f"emovo-{f.parent.name}", []).append((f, EMOVO_EMOTIONS[f.name.split("-")[0]]))
-    elif corpus == "cremad":
+    elif corpus in ("cremad", "cremad-all"):
         for f in sorted((data / "cremad" / "AudioWAV").glob("*.flac")):
             actor = f.name[:4]
-            if int(actor) % 5 == 0:  # every fifth actor: 10 of 50
+            if corpus == "cremad-all" or int(actor) % 5 == 0:  # every fifth actor: 10 of 50
                 out.setdefault(f"cremad-{actor}", []).append((f, CREMA_EMOTIONS[f.name.split("_")[2]]))
-    elif corpus == "ravdess":
+    elif corpus in ("ravdess", "ravdess-all"):
         emotions = dict(zip("12345678", ("neutral", "calm", "happy", "sad", "angry", "fear", "disgust", "surprise")))
         for f in sorted((data / "ravdess").glob("Actor_*/*.flac")):
-            if int(f.parent.name[-2:]) % 3 == 0:  # every third actor: 6 of 18
+            if corpus == "ravdess-all" or int(f.parent.name[-2:]) % 3 == 0:  # every third actor: 6 of 18
                 out.setdefault(f"ravdess-{f.parent.name[-2:]}", []).append((f, emotions[f.name.split("-")[2][1]]))
     else:
         raise SystemExit(f"unknown corpus {corpus}")
@@ -298,7 +325,7 @@ def emotion_scores(events, spans, offset: int, emotions: set) -> dict:
 def run(data: Path, corpus: str, n_utt: int, model_name: str | None, seed: int, max_sessions: int | None,
         detectors=("spectral", "energy"), silero=True):
     rng = np.random.default_rng(seed)
-    spk = speakers(data, corpus)
+    spk = speakers(data, corpus, model_name)
     babble_pool = sorted((data / "cremad" / "AudioWAV").glob("*.flac"))
     talkers_by_actor: dict[str, list] = {}
     for f in babble_pool:
@@ -399,9 +426,10 @@ def plot(summary: dict, path: Path, title: str) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=DATA)
-    ap.add_argument("--corpus", default="unseen", choices=("unseen", "cremad", "ravdess"))
+    ap.add_argument("--corpus", default="heldout", choices=("heldout", "unseen", "cremad", "ravdess"),
+                    help="heldout: the speakers --model never trained on (its manifest); unseen: ESD 0020 + EMOVO")
     ap.add_argument("--utterances", type=int, default=20)
-    ap.add_argument("--model", default="fine15-cnn", help="'' for the gate metrics only")
+    ap.add_argument("--model", default="fine16-cnn", help="'' for the gate metrics only")
     ap.add_argument("--sessions", type=int, default=None, help="at most this many sessions (speakers)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-silero", action="store_true")

@@ -266,6 +266,61 @@ def test_train_fine16_cnn_end_to_end(mixed):
     assert set(m.metrics["validation_tasks"]) >= {"basic6", "intensity"}
 
 
+def test_composed_loss_is_the_heads_loss():
+    """The Keras kinds train on their composed 16 outputs; the loss recovered from them equals the two-head loss."""
+    tf = pytest.importorskip("tensorflow")
+    from edge_ser_train.kinds.cnn import composed_heads_loss, heads_loss
+    rng = np.random.default_rng(3)
+    pe, pi = rng.dirichlet(np.ones(6), 4).astype(np.float32), rng.dirichlet(np.ones(3), 4).astype(np.float32)
+    clips = [_clip("angry", "high"), _clip("neutral", None), _clip("sad", None), _clip(None, "low")]
+    y, groups = targets.encode([c.targets("fine16") for c in clips], FINE16)
+    rows = tf.constant(targets.head_rows(y, groups))
+    a = heads_loss(6)(rows, tf.constant(np.concatenate([pe, pi], 1)))
+    b = composed_heads_loss(6, 3)(rows, tf.constant(targets.compose(pe, pi)))
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["timnet", "fusion", "aae"])
+def test_keras_kind_factorised_loss_moves_only_the_part_a_clip_carries(kind):
+    """As for the CNN: in each Keras kind, a clip without intensity moves the emotion head only, a level without
+    emotion the intensity head only (gradients through the composed output)."""
+    tf = pytest.importorskip("tensorflow")
+    from edge_ser_train import kinds
+    from edge_ser_train.kinds.cnn import composed_heads_loss
+    two = [_clip("sad", None), _clip(None, "high")]
+    y, groups = targets.encode([c.targets("fine16") for c in two], FINE16)
+    options = {"timnet": {"blocks": 2, "filters": 4}, "fusion": {"gender": False}, "aae": {"baseline": True}}[kind]
+    k = kinds.make(kind, 16, factorised=True, partial_groups=groups, **options)
+    shape = {"timnet": (16, 39), "fusion": (16 * 43 + 8,), "aae": (16, 12, 1)}[kind]
+    x = np.random.default_rng(0).standard_normal((2, *shape)).astype(np.float32)
+    net = k.build(shape, x)
+    rows = targets.head_rows(y, groups)
+    loss = composed_heads_loss(6, 3)
+    head = {name: net.get_layer(name).kernel for name in ("emotion", "intensity")}
+    for j, moved, still in ((0, "emotion", "intensity"), (1, "intensity", "emotion")):
+        with tf.GradientTape() as tape:
+            value = tf.reduce_sum(loss(tf.constant(rows[j:j + 1]), net(x[j:j + 1], training=False)))
+        g = dict(zip(head, tape.gradient(value, list(head.values()))))
+        big = float(tf.reduce_max(tf.abs(g[moved])))
+        assert big > 0 and float(tf.reduce_max(tf.abs(g[still]))) <= 1e-6 * big
+
+
+@pytest.mark.slow
+def test_train_fine16_timnet_end_to_end(mixed):
+    """A Keras kind on fine16 through the training loop: partial labels, composed 16 outputs, export parity."""
+    pytest.importorskip("tensorflow")
+    from edge_ser.manifest import read_manifest
+    from edge_ser_train.train import TrainConfig, run
+    base, roots = mixed
+    cfg = TrainConfig(task="fine16", kind="timnet", augment=(), window_seconds=0.5,
+                      kind_options={"epochs": 2, "blocks": 2, "filters": 4})
+    result = run(roots, cfg, base / "fine16-timnet", log=lambda s: None)
+    m = read_manifest(base / "fine16-timnet")
+    assert m.labels == list(FINE16) and "composed into fine16" in m.extra["model"]["network"]
+    assert m.parity["onnx"]["max_abs_diff"] < 1e-4
+    assert result["validation"]["n"] > 0 and "intensity" in m.metrics["validation_tasks"]
+
+
 def test_leave_one_corpus_out_and_nested_cv(mixed):
     """LOCO: one model per held-out corpus, trained on the others only; nested CV: a recipe chosen per fold on inner
     validation speakers (speaker-disjointness of inner/outer parts is asserted inside), scored once per fold."""

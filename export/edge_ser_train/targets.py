@@ -105,3 +105,17 @@ def balanced_weights(targets: np.ndarray, weights: np.ndarray, n_classes: int) -
     out[known] = weights[known] * cw[targets[known]]
     out[known] /= out[known].mean()
     return out
+
+
+def head_rows(y, groups, w=None) -> np.ndarray:
+    """Factorised fine16 targets for the masked loss (`kinds.cnn.heads_loss`): rows (emotion index, its weight,
+    intensity index, its weight), a weight 0 where the clip does not carry that part.  ``w`` None: weights 1 where
+    known (validation); else the sample weights balanced per head (`balanced_weights`)."""
+    from edge_ser.labels import TASKS
+    ye, yi = head_targets(y, TASKS["fine16"], groups)
+    if w is None:
+        we, wi = (ye >= 0).astype(np.float64), (yi >= 0).astype(np.float64)
+    else:
+        w = np.asarray(w, dtype=np.float64)
+        we, wi = balanced_weights(ye, w, len(FINE16_EMOTIONS)), balanced_weights(yi, w, len(INTENSITIES))
+    return np.stack([ye, we, yi, wi], axis=1).astype(np.float32)

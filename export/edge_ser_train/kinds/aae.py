@@ -261,14 +261,16 @@ class AAEOptions:
     speaker_norm: bool = False     # the encoder was trained on utterance-normalised images, not speaker-normalised
 
 
-def classifier_head(h, n_classes: int, o, prefix: str = "cls"):
+def classifier_head(h, o, output, prefix: str = "cls"):
+    """The small classifier: 2 x (Conv2D + ReLU + max-pool), global average, dropout, then ``output`` (the kind's
+    probabilities layer, `KerasKind.output`)."""
     from keras import layers
     for j in (1, 2):
         h = layers.Conv2D(o.filters, 3, padding="same", activation="relu", name=f"{prefix}_conv{j}")(h)
         h = layers.MaxPooling2D(2, padding="same", name=f"{prefix}_pool{j}")(h)
     h = layers.GlobalAveragePooling2D(name=f"{prefix}_avg")(h)
     h = layers.Dropout(o.dropout, name=f"{prefix}_drop")(h)
-    return layers.Dense(n_classes, activation="softmax", name="probabilities")(h)
+    return output(h)
 
 
 def pad_layer(shape, name="pad"):
@@ -316,10 +318,10 @@ class AAE(KerasKind):
         import keras
         inp = keras.Input(shape=tuple(input_shape), name="input")
         if self.o.baseline:
-            return keras.Model(inp, classifier_head(inp, self.n_classes, self.o), name="edge_ser_aae")
+            return keras.Model(inp, classifier_head(inp, self.o, self.output), name="edge_ser_aae")
         enc = self.get_encoder(X)
         code = keras.Input(shape=tuple(int(s) for s in enc.output_shape[1:]), name="code")
-        self.head = keras.Model(code, classifier_head(code, self.n_classes, self.o), name="classifier")
+        self.head = keras.Model(code, classifier_head(code, self.o, self.output), name="classifier")
         out = self.head(enc(pad_layer(input_shape)(inp), training=False))
         return keras.Model(inp, out, name="edge_ser_aae")
 
@@ -332,18 +334,17 @@ class AAE(KerasKind):
         from .cnn import _tf
         _tf()
         import keras
-        from .keras_kind import balanced_weights
         X = np.asarray(X, np.float32)
-        y = np.asarray(y)
         w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, np.float64)
+        yt, wt = self.targets(y, w)
         keras.utils.set_random_seed(seed)
         self.model = self.build(X.shape[1:], X)
         codes = self.encoder.predict(pad_images(X), batch_size=256, verbose=0)
         val = None
         if validation is not None and len(validation[0]):
             val = (self.encoder.predict(pad_images(np.asarray(validation[0], np.float32)), batch_size=256,
-                                        verbose=0), np.asarray(validation[1]))
-        self.history = self._train(self.head, codes, y, balanced_weights(y, w, self.n_classes), val)
+                                        verbose=0), validation[1])
+        self.history = self._train(self.head, codes, yt, wt, val)
         return self
 
     def describe(self) -> dict:

@@ -119,20 +119,28 @@ def build_network(input_shape, n_classes: int, filters=(16, 32, 48, 64), l1: flo
     h = layers.Dropout(0.5, name="drop_dense")(h)
     h = layers.Dense(64, activation="relu", kernel_regularizer=reg, name="dense")(h)
     if heads:
-        pe = layers.Dense(heads[0], activation="softmax", kernel_regularizer=reg, name="emotion")(h)
-        pi = layers.Dense(heads[1], activation="softmax", kernel_regularizer=reg, name="intensity")(h)
-        if not compose:
-            return keras.Model(inp, layers.Concatenate(name="heads")([pe, pi]), name=name)
-        from ..targets import composition
-        we, be, wi, bi = composition()
-        e16 = layers.Dense(we.shape[1], trainable=False, name="compose_emotion")(pe)
-        i16 = layers.Dense(wi.shape[1], trainable=False, name="compose_intensity")(pi)
-        model = keras.Model(inp, layers.Multiply(name="probabilities")([e16, i16]), name=name)
-        model.get_layer("compose_emotion").set_weights([we, be])
-        model.get_layer("compose_intensity").set_weights([wi, bi])
-        return model
+        return keras.Model(inp, fine16_output(h, reg, compose=compose, heads=heads), name=name)
     out = layers.Dense(n_classes, activation="softmax", kernel_regularizer=reg, name="probabilities")(h)
     return keras.Model(inp, out, name=name)
+
+
+def fine16_output(h, reg=None, compose: bool = True, heads: tuple = (6, 3)):
+    """fine16's factorised output on features ``h``: an emotion head (neutral + five, softmax) and an intensity head
+    (low/medium/high, softmax), composed into the 16 probabilities by fixed layers (`targets.composition`), or
+    (``compose=False``) the two heads concatenated (`heads_loss` trains on that)."""
+    from keras import layers
+    pe = layers.Dense(heads[0], activation="softmax", kernel_regularizer=reg, name="emotion")(h)
+    pi = layers.Dense(heads[1], activation="softmax", kernel_regularizer=reg, name="intensity")(h)
+    if not compose:
+        return layers.Concatenate(name="heads")([pe, pi])
+    from ..targets import composition
+    we, be, wi, bi = composition()
+    compose_e = layers.Dense(we.shape[1], trainable=False, name="compose_emotion")
+    compose_i = layers.Dense(wi.shape[1], trainable=False, name="compose_intensity")
+    out = layers.Multiply(name="probabilities")([compose_e(pe), compose_i(pi)])
+    compose_e.set_weights([we, be])
+    compose_i.set_weights([wi, bi])
+    return out
 
 
 def heads_loss(n_emotions: int):
@@ -148,6 +156,22 @@ def heads_loss(n_emotions: int):
         li = -tf.math.log(tf.clip_by_value(tf.gather(pi, yi, batch_dims=1), 1e-7, 1.0))
         return y_true[:, 1] * le + y_true[:, 3] * li
     return masked_heads
+
+
+def composed_heads_loss(n_emotions: int, n_intensities: int):
+    """`heads_loss` on a composed fine16 output ``(N, 1 + (n_emotions - 1) * n_intensities)``: the two heads are
+    recovered from it (``p_e(neutral) = p[0]``, ``p_e(e) = sum_i p[e, i]``, ``p_i(i) = sum_e p[e, i] / sum p[1:]``,
+    exact for `targets.compose`), so a kind whose network ends in `fine16_output` trains on the same masked loss."""
+    tf = _tf()
+    base = heads_loss(n_emotions)
+
+    def masked_composed(y_true, y_pred):
+        grid = tf.reshape(y_pred[:, 1:], (-1, n_emotions - 1, n_intensities))
+        pe = tf.concat([y_pred[:, :1], tf.reduce_sum(grid, axis=2)], axis=1)
+        mass = tf.reduce_sum(grid, axis=[1, 2])[:, None]
+        pi = tf.reduce_sum(grid, axis=1) / tf.maximum(mass, 1e-12)
+        return base(y_true, tf.concat([pe, pi], axis=1))
+    return masked_composed
 
 
 def mixup_batches(X, Y, w, batch_size: int, alpha: float, seed: int = 0):
@@ -249,14 +273,8 @@ class CNN:
     def _head_rows(self, y, w=None) -> np.ndarray:
         """Factorised targets: rows (emotion, weight, intensity, weight) for the masked loss (`heads_loss`);
         ``w`` None: weights 1 where known (validation), else balanced per head (`targets.balanced_weights`)."""
-        from edge_ser.labels import FINE16_EMOTIONS, INTENSITIES, TASKS
-        from ..targets import balanced_weights, head_targets
-        ye, yi = head_targets(y, TASKS["fine16"], self.partial_groups)
-        if w is None:
-            we, wi = (ye >= 0).astype(np.float64), (yi >= 0).astype(np.float64)
-        else:
-            we, wi = balanced_weights(ye, w, len(FINE16_EMOTIONS)), balanced_weights(yi, w, len(INTENSITIES))
-        return np.stack([ye, we, yi, wi], axis=1).astype(np.float32)
+        from ..targets import head_rows
+        return head_rows(y, self.partial_groups, w)
 
     def fit(self, X, y, sample_weight=None, validation=None, seed: int = 0, progress: bool = True):
         _tf()

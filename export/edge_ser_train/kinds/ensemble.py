@@ -116,8 +116,7 @@ class Ensemble(KerasKind):
         h2 = layers.Dense(self.o.embedding_units, activation="relu", name="embedding_dense")(e)
         h = layers.Concatenate(name="branches")([h1, h2])
         h = layers.Dropout(self.o.dropout, name="head_drop")(h)
-        out = layers.Dense(self.n_classes, activation="softmax", name="probabilities")(h)
-        return keras.Model(inp, out, name="edge_ser_ensemble")
+        return keras.Model(inp, self.output(h), name="edge_ser_ensemble")
 
     def input_spec(self, window_seconds: float, hop_seconds: float):
         spec = super().input_spec(window_seconds, hop_seconds)

@@ -107,8 +107,7 @@ class Fusion(KerasKind):
             h = layers.Dense(units, activation="relu", name=f"mlp{j + 1}")(h)
             if j == 0:
                 h = layers.Dropout(o.dropout, name="mlp_drop")(h)
-        out = layers.Dense(self.n_classes, activation="softmax", name="probabilities")(h)
-        return keras.Model(inp, out, name="edge_ser_fusion")
+        return keras.Model(inp, self.output(h), name="edge_ser_fusion")
 
     def network_text(self) -> str:
         o = self.o

@@ -14,17 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from ..dataset import InputSpec
-from .cnn import _tf, export_keras
+from ..targets import balanced_weights, head_rows
+from .cnn import _tf, composed_heads_loss, export_keras, fine16_output
 
 log = logging.getLogger("edge_ser.train")
-
-
-def balanced_weights(y: np.ndarray, w: np.ndarray, n_classes: int) -> np.ndarray:
-    """sklearn's "balanced" class weights on the clip-weighted counts, times the sample weights, mean 1."""
-    per_class = np.bincount(y, weights=w, minlength=n_classes)
-    cw = np.where(per_class > 0, w.sum() / (n_classes * np.maximum(per_class, 1e-9)), 0.0)
-    out = w * cw[y]
-    return (out / out.mean()).astype(np.float32)
 
 
 def normalization(X: np.ndarray, name: str = "input_norm", axis=-1):
@@ -67,11 +60,46 @@ class KerasKind:
     Options = None  # a dataclass with documented defaults
     speaker_axes: list | None = None  # speaker normalisation axes (edge_ser.adapt) when options.speaker_norm
 
-    def __init__(self, n_classes: int, **options):
+    def __init__(self, n_classes: int, partial_groups=None, factorised: bool = False, **options):
         self.n_classes = int(n_classes)
+        # fine16 (`edge_ser_train.targets`): label n_classes + j is the candidate set partial_groups[j]; factorised
+        # networks end in `cnn.fine16_output` (emotion and intensity heads composed) and train on the masked loss
+        self.partial_groups = [list(g) for g in (partial_groups or [])]
+        self.factorised = bool(factorised)
+        if self.factorised and self.n_classes != 16:
+            raise ValueError(f"a factorised (emotion x intensity) model has fine16's 16 outputs, not {n_classes}")
+        if self.partial_groups and not self.factorised:
+            raise ValueError(f"the {self.name} kind trains partial labels factorised only (factorised=True, fine16)")
         self.o = self.Options(**options)
         self.model = None
         self.history: dict = {}
+
+    supports_partial = True  # factorised only (fine16)
+
+    def output(self, h):
+        """The network's probabilities on features ``h``: a softmax over the labels, or fine16's composed heads."""
+        from keras import layers
+        if self.factorised:
+            return fine16_output(h)
+        return layers.Dense(self.n_classes, activation="softmax", name="probabilities")(h)
+
+    def targets(self, y, w=None) -> tuple[np.ndarray, np.ndarray | None]:
+        """What Keras fits on: (label indices, balanced sample weights), or factorised (rows of `targets.head_rows`,
+        None: the per-head weights are inside the rows).  ``w`` None: validation targets, unweighted."""
+        y = np.asarray(y)
+        if self.factorised:
+            return head_rows(y, self.partial_groups, w), None
+        if y.ndim != 1 or (len(y) and y.max() >= self.n_classes):
+            raise ValueError(f"the {self.name} kind trains on full labels (indices < {self.n_classes})")
+        if w is None:
+            return y, None
+        return y, balanced_weights(y, np.asarray(w, np.float64), self.n_classes).astype(np.float32)
+
+    def loss(self):
+        from edge_ser.labels import FINE16_EMOTIONS, INTENSITIES
+        if self.factorised:
+            return composed_heads_loss(len(FINE16_EMOTIONS), len(INTENSITIES))
+        return "sparse_categorical_crossentropy"
 
     # --- input ------------------------------------------------------------------------------------------------
     @property
@@ -101,22 +129,21 @@ class KerasKind:
         _tf()
         import keras
         X = np.asarray(X, np.float32)
-        y = np.asarray(y)
-        if y.ndim != 1 or (len(y) and y.max() >= self.n_classes):
-            raise ValueError(f"the {self.name} kind trains on full labels (indices < {self.n_classes})")
         w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, np.float64)
+        yt, wt = self.targets(y, w)
         keras.utils.set_random_seed(seed)
         self.model = self.build(X.shape[1:], X)
-        self.history = self._train(self.model, X, y, balanced_weights(y, w, self.n_classes), validation)
+        self.history = self._train(self.model, X, yt, wt, validation)
         return self
 
     def _train(self, net, X, y, w, validation, epochs: int | None = None) -> dict:
+        """Fit ``net`` on targets from `targets` (``validation``: inputs and label indices, converted here)."""
         import keras
-        net.compile(optimizer=keras.optimizers.Adam(self.o.lr), loss="sparse_categorical_crossentropy")
+        net.compile(optimizer=keras.optimizers.Adam(self.o.lr), loss=self.loss())
         callbacks = []
         val = None
         if validation is not None and len(validation[0]):
-            val = (np.asarray(validation[0], np.float32), np.asarray(validation[1]))
+            val = (np.asarray(validation[0], np.float32), self.targets(validation[1])[0])
             callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.o.patience,
                                                            restore_best_weights=True))
             callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
@@ -135,8 +162,8 @@ class KerasKind:
         directory = Path(directory)
         self.model.save(directory / "model.keras")
         (directory / f"{self.name}.json").write_text(json.dumps(
-            {"n_classes": self.n_classes, "options": dataclasses.asdict(self.o), "history": self.history},
-            default=list))
+            {"n_classes": self.n_classes, "options": dataclasses.asdict(self.o), "history": self.history,
+             "factorised": self.factorised, "partial_groups": self.partial_groups}, default=list))
 
     def load(self, directory: Path):
         _tf()
@@ -145,12 +172,15 @@ class KerasKind:
         meta = json.loads((directory / f"{self.name}.json").read_text())
         self.n_classes = meta["n_classes"]
         self.o = self.Options(**meta["options"])
+        self.factorised = bool(meta.get("factorised", False))
+        self.partial_groups = meta.get("partial_groups", [])
         self.history = meta.get("history", {})
         self.model = keras.models.load_model(directory / "model.keras", compile=False)
         return self
 
     def describe(self) -> dict:
-        d = {"network": self.network_text(), **dataclasses.asdict(self.o)}
+        d = {"network": self.network_text() + ("; two heads, emotion (6) and intensity (3), masked losses, composed "
+                                               "into fine16" if self.factorised else ""), **dataclasses.asdict(self.o)}
         if self.model is not None:
             d["parameters"] = int(self.model.count_params())
             if self.history.get("loss"):

@@ -101,8 +101,7 @@ class TimNet(KerasKind):
         h = normalization(X, "input_norm")(inp)
         h = temporal_branch(h, self.o)
         h = layers.Dropout(self.o.head_dropout, name="head_drop")(h)
-        out = layers.Dense(self.n_classes, activation="softmax", name="probabilities")(h)
-        return keras.Model(inp, out, name="edge_ser_timnet")
+        return keras.Model(inp, self.output(h), name="edge_ser_timnet")
 
     def network_text(self) -> str:
         o = self.o
