@@ -85,10 +85,19 @@ def render(model_dir: Path) -> str:
            "- Speaker adaptation: inputs standardised by the statistics of the voice heard, shrunk toward the "
            "training population's." if m.input.get("speaker_norm") else "- No speaker adaptation.",
            "", "## Training data", ""]
+    held = {}
+    for spk in trained.get("validation_speakers", []):
+        held.setdefault(spk.split(":")[0], []).append(spk.split(":", 1)[-1])
     for c in corpora:
         d = details.get(c, {})
         cite = CORPORA.get(c, (c, "see the corpus"))[0]
-        out.append(f"- {cite}: {d.get('clips', '?')} clips of {d.get('speakers', '?')} speakers in the copy trained on.")
+        n_held = len(held.get(c, []))
+        where = (f"; {n_held} of its speakers ({', '.join(sorted(held[c]))}) held out as validation, never trained on"
+                 if n_held and n_held < d.get("speakers", 0) else
+                 "; every speaker held out as validation (early stopping and reports), none trained on"
+                 if n_held else "")
+        out.append(f"- {cite}: {d.get('clips', '?')} clips of {d.get('speakers', '?')} speakers in the copy "
+                   f"given{where}.")
     out += [f"- Clips used for this task: {trained.get('task_clips', '?')} ({trained.get('train_clips', '?')} "
             f"training, {trained.get('validation_clips', '?')} validation of "
             f"{len(trained.get('validation_speakers', []))} held-out speakers); augmentation: "
@@ -100,6 +109,20 @@ def render(model_dir: Path) -> str:
     clip = met.get("clip_adapt", {})
     for key in ("accuracy", "balanced_accuracy", "macro_f1"):
         out.append(f"| {key.replace('_', ' ')} | {_mean_std(met, key)} | {_mean_std(clip, key) if clip else '–'} |")
+    tasks = {t: v for t, v in (met.get("tasks") or {}).items() if t != m.task}
+    if tasks:
+        out += ["", "The output collapsed to coarser tasks (basic6: summed over intensities; fine15: the fine15 clips, "
+                "renormalised; intensity: summed over emotions), same folds, speaker-adapted:", "",
+                "| task | accuracy | balanced accuracy |", "|---|---|---|"]
+        out += [f"| {t} | {_mean_std(v, 'accuracy')} | {_mean_std(v, 'balanced_accuracy')} |"
+                for t, v in tasks.items()]
+    lo = (met.get("leave_one_corpus_out") or {}).get("held_out", {})
+    if lo:
+        cols = [t for t in ("basic6", "emotion5", "fine15", "intensity") if any(t in r for r in lo.values())]
+        out += ["", "Leave-one-corpus-out (a model trained on the other corpora, scored on every clip of the one "
+                "left out):", "", "| corpus left out | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+        out += [f"| {c} | " + " | ".join(f"{_pct(r[t]['accuracy'])} (n = {r[t]['n']})" if t in r else "–"
+                                          for t in cols) + " |" for c, r in lo.items()]
     val = met.get("validation", {})
     if val:
         out += ["", f"Final model on its validation speakers ({met.get('validation_protocol', '')}): accuracy "
@@ -110,8 +133,9 @@ def render(model_dir: Path) -> str:
         out += ["", "Conversion parity against the trained model: " + "; ".join(
             f"{k} ({v.get('quantize', 'none')}): top-1 agreement {_pct(v['top1_agreement'])}, max |diff| "
             f"{float(v.get('max_abs_diff', 0)):.2g} on {v.get('n')} windows" for k, v in parity.items()) + "."]
-    out += ["", "These are cross-validated numbers on the training corpora's speakers; voices, rooms and corpora "
-            "the model never heard score lower (see `docs/results.md`).", "",
+    out += ["", "The cross-validated numbers are on unseen speakers of the training corpora"
+            + ("; the leave-one-corpus-out rows on a corpus the model never trained on" if lo else "")
+            + "; other voices, rooms and corpora score lower (see `docs/results.md`).", "",
             "## Intended use and limits", "",
             "Coarse, real-time cues of a speaker's emotion for a companion robot's behaviour, as soft, smoothed "
             "signals. Not for decisions about people (hiring, health, policing, lie detection). Trained on acted "
