@@ -210,7 +210,7 @@ class SpeechGate:
         self._block_ms[idx] = ms
         self._block_clip[idx] = clip
         self._blocks += len(ms)
-        self._hop_levels.extend(np.maximum(-120.0, 10.0 * np.log10(ms + 1e-12) + 3.0103).tolist())
+        self._hop_levels.extend(_level_db(ms).tolist())
 
     def _frame_levels(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Levels (dBFS) and clipped flags of the next ``k`` log-mel frames: blocks j-1 and j around frame j."""
@@ -219,8 +219,7 @@ class SpeechGate:
         j = np.minimum(j, max(self._blocks - 1, 0))  # the frontend's last frames (flush) reach past the blocks
         prev = np.maximum(j - 1, 0)
         ms = 0.5 * (self._block_ms[j % n] + self._block_ms[prev % n])
-        return (np.maximum(-120.0, 10.0 * np.log10(ms + 1e-12) + 3.0103),
-                self._block_clip[j % n] | self._block_clip[prev % n])
+        return _level_db(ms), self._block_clip[j % n] | self._block_clip[prev % n]
 
     def push(self, samples: np.ndarray, frames: np.ndarray | None = None) -> np.ndarray:
         """Add samples and their log-mel frames; returns (and keeps in ``active``) the frames' speech flags."""
@@ -295,8 +294,10 @@ def _dbfs(frame: np.ndarray) -> float:
     return _level_db(float(np.mean(frame * frame)))
 
 
-def _level_db(mean_square: float) -> float:
-    return max(-120.0, 10.0 * np.log10(mean_square + 1e-12) + 3.0103)  # +3 dB: a full-scale sine is 0 dBFS
+def _level_db(mean_square):
+    """dBFS of a mean square (a number or an array): +3 dB so that a full-scale sine is 0 dBFS, floored at -120."""
+    level = np.maximum(-120.0, 10.0 * np.log10(np.asarray(mean_square, dtype=np.float64) + 1e-12) + 3.0103)
+    return float(level) if level.ndim == 0 else level
 
 
 class FrameRing:
