@@ -6,7 +6,7 @@ classified as `edge-ser classify` does (the file alone, adapting to itself) at i
 label of the last speech event with a label).  Reports the share of clips whose emotion (and full label) agree.
 The shipped models were trained on these speakers: this measures invariance, not accuracy.
 
-    python -m benchmarks.gain_invariance --model fine15-cnn --n 200 --out benchmarks/results/gain_invariance.json
+    python -m benchmarks.gain_invariance --model fine16-cnn --n 200 --out benchmarks/results/gain_invariance.json
 """
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def listen_label(model, audio, rng, noise_dbfs=None):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=DATA)
-    ap.add_argument("--model", default="fine15-cnn")
+    ap.add_argument("--model", default="fine16-cnn")
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--gain-db", type=float, default=-20.0)
     ap.add_argument("--no-listen", action="store_true")

@@ -321,6 +321,32 @@ def test_train_fine16_timnet_end_to_end(mixed):
     assert result["validation"]["n"] > 0 and "intensity" in m.metrics["validation_tasks"]
 
 
+def test_self_training_fills_in_only_the_training_parts_partial_labels(mixed):
+    """fine16 self-training: a pool clip of the training part gets one of its own candidate labels (its known
+    emotion at an intensity, its known level under an emotion); full labels, validation and test clips are untouched;
+    the paired experiment reports before and after per task."""
+    from edge_ser_train import kinds, ssl16
+    from edge_ser_train.train import TrainConfig, _fit, load_data
+    _base, roots = mixed
+    cfg = TrainConfig(task="fine16", kind="rfc", augment=(), folds=2, window_seconds=0.5,
+                      kind_options={"n_estimators": 8, "n_jobs": 1})
+    data = load_data(roots, cfg, kinds.make("rfc", 16, factorised=True))
+    idx = np.arange(len(data.y))
+    tr, rest = idx[: len(idx) // 2], idx[len(idx) // 2:]
+    data.set_population(tr)
+    model = _fit(data, cfg, tr, rest, None, 0)
+    y2, record = ssl16.grown_labels(data, model, tr, rest, log=lambda m: None)
+    changed = np.flatnonzero(y2 != data.y)
+    assert set(changed) <= set(ssl16.pool(data, tr)) and record["accepted"] == len(changed) <= record["pool"]
+    assert all(y2[i] < 16 and y2[i] in ssl16.candidates(data, i) for i in changed)
+    assert np.array_equal(y2[rest], data.y[rest])
+    assert ssl16.best_candidate(np.eye(16)[5], [4, 5, 6]) == (5, 1.0)
+    result = ssl16.experiment(data, cfg, seeds=1, log=lambda m: None, folds={0})
+    assert len(result["rows"]) == 1 and "basic6" in result["summary"]
+    assert set(result["rows"][0]["before"]) == set(result["rows"][0]["after"])
+    assert "paired" in result["protocol"] and "| basic6 |" in ssl16.report_md("x", result)
+
+
 def test_leave_one_corpus_out_and_nested_cv(mixed):
     """LOCO: one model per held-out corpus, trained on the others only; nested CV: a recipe chosen per fold on inner
     validation speakers (speaker-disjointness of inner/outer parts is asserted inside), scored once per fold."""
