@@ -6,7 +6,7 @@ The public API, imported on first use (``import edge_ser`` itself stays light, s
     rec = edge_ser.Recognizer()                    # model, profile, hop; see edge_ser.recognizer
     events = rec.feed(samples, sample_rate=48000)  # Event objects; rec.listen() also yields StatusEvent
     result = rec.classify("clip.wav")              # a Result
-    model = edge_ser.load_model("fine15-cnn")      # a verified model, for lower-level use
+    model = edge_ser.load_model("fine16-cnn")      # a verified model, for lower-level use
 
 See docs/python.md.
 """

@@ -60,7 +60,7 @@ def known_names() -> list[str]:
 
 
 def resolve_model(spec: str | os.PathLike) -> Path:
-    """A default model's name (``fine15-cnn``) or a model directory -> the model directory."""
+    """A default model's name (``fine16-cnn``) or a model directory -> the model directory."""
     if spec is None or str(spec).strip() == "":
         raise ModelError("no model given")
     p = Path(spec).expanduser()

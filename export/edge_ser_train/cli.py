@@ -142,8 +142,10 @@ def train_cmd(
                                        "fine15, or the recipe's]."),
     model: Optional[str] = typer.Option(None, "--model", help="Model kind: rfc, cnn, timnet, fusion, aae or "
                                         "ensemble (docs/kinds.md) [default: rfc, or the recipe's]."),
-    recipe: Optional[str] = typer.Option(None, "--recipe", help="Train with a shipped model's recipe (fine15-rfc, "
-                                         "fine15-cnn, basic6-rfc, basic6-cnn; export/edge_ser_train/make_models.py): its task, "
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="Train with a shipped model's recipe (fine16-cnn, "
+                                         "fine16-rfc, fine16-timnet, fine16-fusion, fine16-aae, fine16-ensemble, "
+                                         "fine15-rfc, fine15-cnn, basic6-rfc, basic6-cnn; "
+                                         "export/edge_ser_train/make_models.py): its task, "
                                          "model kind, augmentation, model options and SSL switch; --window-seconds, "
                                          "--hop-seconds, --seed and --no-speaker-norm still apply."),
     out: Path = typer.Option(..., "--out", help="Model directory to write (refused if it exists, unless --force)."),
