@@ -2,7 +2,7 @@
 ValueErrors for what is not audio, wall-clock ``ts``, classify with the silence rule, subscribers, a light import.
 
 Audio: the package's own sample (edge_ser/assets/sample.wav, a real speech clip), with the shipped default model
-(fine15-cnn), so these run on any checkout without the corpora.
+(fine16-cnn), so these run on any checkout without the corpora.
 """
 from __future__ import annotations
 
