@@ -252,6 +252,7 @@ def main(argv=None) -> int:
     if missing:
         print(f"error: {missing[0]}: no such corpus folder (make models needs ../shared/data)", file=sys.stderr)
         return 2
+    started = time.time()
     if any(RECIPES[n].get("encoder") for n in names):
         ensure_encoder(data, args.window_seconds)
     for name in names:
@@ -291,6 +292,7 @@ def main(argv=None) -> int:
         if "cv" in result:
             cv_report(result, name, Path(args.reports) / name)
         _log(f"== {name}: {where} ({time.time() - t:.0f} s)")
+    _log(f"== make models: {len(names)} model(s) in {(time.time() - started) / 60:.0f} min")
     return 0
 
 
