@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from sinks_support import REPO, Listen, free_port, long_input
+from edge_ser.settings import DEFAULT_MODEL  # noqa: E402  (what listen runs without --model)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -127,7 +128,7 @@ def test_dashboard_in_headless_chromium_shows_the_stream(tmp_path):
     streamed = {e["emotion"] for e in run.events if e["emotion"]}
     seen_before = {e["emotion"] for e in before if e["emotion"]}
     assert page.by_id["conn"]["attrs"].get("data-state") == "live"
-    assert "fine15-cnn" in page.by_id["model"]["text"]
+    assert DEFAULT_MODEL in page.by_id["model"]["text"]
     assert page.by_id["input"]["text"] == audio.name and page.by_id["input"]["attrs"]["title"] == str(audio)
     shown = {s["attrs"]["data-emotion"] for s in page.segments} - {"silence", "speech"}
     assert seen_before <= shown <= streamed, (seen_before, shown, streamed)  # the history, then the live events

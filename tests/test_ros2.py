@@ -15,6 +15,7 @@ import textwrap
 import pytest
 
 from sinks_support import REPO, SAMPLE, Listen, long_input
+from edge_ser.settings import DEFAULT_MODEL  # noqa: E402  (what listen runs without --model)
 
 try:
     import rclpy  # noqa: F401
@@ -75,7 +76,7 @@ def _namespace_prefix() -> list[str]:
 
 @pytest.mark.skipif(RCLPY_MISSING is not None, reason=str(RCLPY_MISSING))
 @pytest.mark.parametrize("command, model, hop", [
-    (["listen", "--json", "--ros2", "--hop", "0.5"], "fine15-cnn", 0.5),
+    (["listen", "--json", "--ros2", "--hop", "0.5"], DEFAULT_MODEL, 0.5),
     (["ros2", "--json", "--ros-args", "-p", "model:=fine15-rfc", "-p", "hop:=1.0"], "fine15-rfc", 1.0),
 ])
 def test_ros2_round_trip(tmp_path, command, model, hop):

@@ -18,6 +18,7 @@ except ImportError as exc:
     pytest.skip(f"paho-mqtt is not installed (pip install 'edge-ser[mqtt]'): {exc}", allow_module_level=True)
 
 from edge_ser.sinks.mqtt import MqttSettings, MqttSink, discovery_configs, parse_mqtt_url, state_of  # noqa: E402
+from edge_ser.settings import DEFAULT_MODEL  # noqa: E402  (what listen runs without --model)
 
 needs_broker = pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed (apt-get install mosquitto; "
                                                             "scripts/sysdeps.sh does it)")
@@ -118,7 +119,7 @@ def test_events_state_status_and_discovery_reach_a_real_subscriber(broker):
         configs = {t: json.loads(p) for t, p, r in late.messages if t.startswith("homeassistant/") and r}
         assert set(configs) == set(discovery_configs(parse_mqtt_url("mqtt://h/robot1"), {}))
         emotion = configs["homeassistant/sensor/edge_ser_robot1/emotion/config"]
-        assert emotion["state_topic"] == "robot1/state" and emotion["device"]["model"] == "fine15-cnn"
+        assert emotion["state_topic"] == "robot1/state" and emotion["device"]["model"] == DEFAULT_MODEL
     finally:
         late.close()
 

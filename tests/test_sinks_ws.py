@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
 from edge_ser.sinks.websocket import ServeOptions, WebSocketSink, is_loopback, parse_serve  # noqa: E402
+from edge_ser.settings import DEFAULT_MODEL  # noqa: E402  (what listen runs without --model)
 
 
 def test_serve_addresses():
@@ -60,7 +61,7 @@ def test_a_client_receives_the_events_of_listen_serve(tmp_path):
         got = _messages_until_closed(url.replace("http://", "ws://") + "events", 30)
         assert run.wait(30) == 0, run.stderr
     hello, streamed = got[0], got[1:]
-    assert hello["type"] == "hello" and hello["model"] == "fine15-cnn" and hello["hop"] == 0.5
+    assert hello["type"] == "hello" and hello["model"] == DEFAULT_MODEL and hello["hop"] == 0.5
     assert hello["window"] > 0 and "angry_high" in hello["labels"] and hello["input"] == str(audio)
     # everything the JSON stream printed, in order (the first ones replayed from the history)
     assert [(e["t"], e["label"]) for e in streamed] == [(e["t"], e["label"]) for e in run.events]
