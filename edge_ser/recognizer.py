@@ -381,11 +381,13 @@ class Recognizer:
         y = resample(y, rate, self.sample_rate)
         m = self.model
         loudest = self._loudest()
-        stats = None
-        if m.speaker_norm is not None and adapt == "file":  # the clip's own statistics, then score with them
-            stats = m.speaker_stats()
-            m.classify_blocks([y], stats=stats, predict=False)
-        probs, _ = m.classify_blocks([y], stats=stats, update=False, listener=loudest)
+        loudest.push(y)
+        # the array is in memory: one pass (its windows, then its own statistics from them, then the scores);
+        # a file goes block by block in two passes (`Model.classify_file`), with the same windows
+        if adapt == "file":
+            probs = m.classify_audio(y)
+        else:  # the training population's statistics
+            probs = m.predict(m.normalize(m.clip_inputs(y))).mean(axis=0)
         return self._result(None, probs, loudest, len(y) / self.sample_rate, adapt)
 
     def classify_files(self, paths: Iterable[str | os.PathLike], adapt: str = "file"
