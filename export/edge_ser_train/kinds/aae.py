@@ -325,27 +325,18 @@ class AAE(KerasKind):
         out = self.head(enc(pad_layer(input_shape)(inp), training=False))
         return keras.Model(inp, out, name="edge_ser_aae")
 
-    def fit(self, X, y, sample_weight=None, validation=None, seed: int = 0, progress: bool = False):
+    def _fit_built(self, X, y, w, validation) -> dict:
         """The encoder is frozen and deterministic, so its codes are computed once and only the classifier trains
         on them (the same result as training the whole model with the encoder frozen, without running the encoder
         every epoch); the saved and exported model is encoder + classifier."""
         if self.o.baseline:
-            return super().fit(X, y, sample_weight, validation, seed, progress)
-        from .cnn import _tf
-        _tf()
-        import keras
-        X = np.asarray(X, np.float32)
-        w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, np.float64)
-        yt, wt = self.targets(y, w)
-        keras.utils.set_random_seed(seed)
-        self.model = self.build(X.shape[1:], X)
+            return super()._fit_built(X, y, w, validation)
         codes = self.encoder.predict(pad_images(X), batch_size=256, verbose=0)
         val = None
         if validation is not None and len(validation[0]):
             val = (self.encoder.predict(pad_images(np.asarray(validation[0], np.float32)), batch_size=256,
                                         verbose=0), validation[1])
-        self.history = self._train(self.head, codes, yt, wt, val)
-        return self
+        return self._train(self.head, codes, y, w, val)
 
     def describe(self) -> dict:
         d = super().describe()

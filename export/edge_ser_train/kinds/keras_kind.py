@@ -133,8 +133,13 @@ class KerasKind:
         yt, wt = self.targets(y, w)
         keras.utils.set_random_seed(seed)
         self.model = self.build(X.shape[1:], X)
-        self.history = self._train(self.model, X, yt, wt, validation)
+        self.history = self._fit_built(X, yt, wt, validation)
         return self
+
+    def _fit_built(self, X, y, w, validation) -> dict:
+        """Train the network `build` made (``self.model``) on the targets of `targets`; a kind with a frozen part
+        overrides this to train only the rest."""
+        return self._train(self.model, X, y, w, validation)
 
     def _train(self, net, X, y, w, validation, epochs: int | None = None) -> dict:
         """Fit ``net`` on targets from `targets` (``validation``: inputs and label indices, converted here)."""
