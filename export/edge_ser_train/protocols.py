@@ -134,13 +134,12 @@ def nested_cv(data, cfg, recipes: dict, log=print, score_task: str | None = None
     trained on the fold's training part minus validation speakers and scored on those validation speakers
     (``score_task``'s balanced accuracy, default the model's task); the best is retrained on the whole training part
     (the same validation speakers for early stopping) and scored on the fold's test speakers."""
-    from .train import _fit, predict_clips, score_fold, warm_variants
+    from .train import _fit, fold_parts, predict_clips, score_fold, warm_variants
     folds = splits.actor_folds(data.y, data.speakers, cfg.folds, cfg.seed)
     score_task = score_task or cfg.task
     results, chosen = [], []
     for k, (tr, te) in enumerate(folds):
-        rest, va = splits.holdout(data.y[tr], data.speakers[tr], cfg.val_fraction, cfg.seed + 100 + k)
-        tr_idx, va_idx = tr[rest], tr[va]
+        tr_idx, va_idx = fold_parts(data, cfg, tr, te, k)
         # the inner split: recipes compete on validation speakers the inner training part has not seen
         inner, sel = splits.holdout(data.y[tr_idx], data.speakers[tr_idx], cfg.val_fraction, cfg.seed + 200 + k)
         in_tr, in_va = tr_idx[inner], tr_idx[sel]

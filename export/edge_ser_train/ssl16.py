@@ -108,15 +108,13 @@ def grown_labels(data, model, tr_idx, va_idx, log=print) -> tuple[np.ndarray, di
 def experiment(data, cfg, seeds: int = 2, log=print, folds=None) -> dict:
     """Paired before/after on cfg's actor folds: per fold and training seed, set 1 and set 2 (`grown_labels`)
     trained with the same seed and scored on the fold's test speakers."""
-    from .train import _fit, score_fold, warm_variants
+    from .train import _fit, fold_parts, score_fold, warm_variants
     plans = list(enumerate(splits.actor_folds(data.y, data.speakers, cfg.folds, cfg.seed)))
     rows = []
     for k, (tr, te) in plans:
         if folds is not None and k not in folds:
             continue
-        rest, va = splits.holdout(data.y[tr], data.speakers[tr], cfg.val_fraction, cfg.seed + 100 + k)
-        tr_idx, va_idx = tr[rest], tr[va]
-        splits.check_disjoint(data.speakers, tr_idx, va_idx, te)
+        tr_idx, va_idx = fold_parts(data, cfg, tr, te, k)
         data.warm(tr, warm_variants(cfg), f"fold {k + 1}/{cfg.folds} augmented features")
         data.set_population(tr_idx)
         for s in range(seeds):
@@ -161,17 +159,18 @@ def main(argv=None) -> int:
     from .train import load_data
     from . import kinds
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--recipe", default="fine16-rfc")
+    ap.add_argument("--recipe", default="fine16-rfc", choices=sorted(RECIPE_CORPORA), help="a fine16 recipe")
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--folds", type=int, nargs="*", help="only these folds (0-based)")
     ap.add_argument("--out", type=Path, default=REPO / "reports" / "ssl")
     a = ap.parse_args(argv)
     cfg, _ = recipe_config(a.recipe, folds=5)
-    if cfg.task != "fine16":
-        print(f"error: {a.recipe} is not a fine16 recipe", file=sys.stderr)
-        return 2
     roots = [a.data / c for c in RECIPE_CORPORA[a.recipe]]
+    missing = [r for r in roots if not r.is_dir()]
+    if missing:
+        print(f"error: {missing[0]}: no such corpus folder (the experiment needs ../shared/data)", file=sys.stderr)
+        return 2
     t = time.time()
     data = load_data(roots, cfg, kinds.make(cfg.kind, 16, factorised=True))
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731

@@ -400,10 +400,18 @@ def _predict_external(data: Data, model, clips) -> np.ndarray:
     return out
 
 
-def _fold(data: Data, cfg: TrainConfig, tr, te, fold: int, ssl: SslHook | None):
+def fold_parts(data: Data, cfg: TrainConfig, tr, te, fold: int) -> tuple[np.ndarray, np.ndarray]:
+    """A CV fold's training and validation clips: the speaker-disjoint validation part of its training clips ``tr``
+    (seed ``cfg.seed + 100 + fold``), checked disjoint from the test clips ``te``.  Every protocol on the CV's folds
+    (nested, SSL) takes its validation part from here, so they compare like with like."""
     rest, va = splits.holdout(data.y[tr], data.speakers[tr], cfg.val_fraction, cfg.seed + 100 + fold)
     tr_idx, va_idx = tr[rest], tr[va]
     splits.check_disjoint(data.speakers, tr_idx, va_idx, te)
+    return tr_idx, va_idx
+
+
+def _fold(data: Data, cfg: TrainConfig, tr, te, fold: int, ssl: SslHook | None):
+    tr_idx, va_idx = fold_parts(data, cfg, tr, te, fold)
     data.set_population(tr_idx)
     extra = None
     if ssl is not None:
