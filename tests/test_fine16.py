@@ -367,3 +367,13 @@ def test_leave_one_corpus_out_and_nested_cv(mixed):
     assert len(ne["chosen"]) == 2 and set(ne["chosen"]) <= set(recipes)
     assert all(set(f["inner_scores"]) == set(recipes) for f in ne["per_fold"])
     assert "nested" in ne["protocol"] and "per_corpus" in ne
+
+
+def test_ssl16_refuses_a_missing_corpus_folder_with_one_line(tmp_path, capsys):
+    from edge_ser_train import ssl16
+    assert ssl16.main(["--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "no such corpus folder" in err[0]
+    with pytest.raises(SystemExit) as exit_:
+        ssl16.main(["--recipe", "fine15-cnn"])  # not a fine16 recipe: argparse's one line, exit 2
+    assert exit_.value.code == 2
