@@ -20,9 +20,13 @@ fixed at the population's mean level does not, so a short clip was pulled toward
 quiet one read as low-arousal (``sad``).  When the norm knows which statistics are such levels (``level_mask``,
 found by `gain_mask` for a model's features), the prior is moved by the speaker's mean level offset from the
 population before it is mixed in: the prior then supplies the population's spectral *shape* and spread, never its
-loudness, and a gain on the input leaves the standardised input unchanged.  The offset is the mean over the level
-statistics of (speaker mean - population mean), from the speaker's windows (or, with none heard yet, from the
-inputs being standardised).
+loudness, and a gain on the input leaves the standardised input unchanged.  The offset is the speaker's mean window level minus the
+population's (``level_ref``), from the speaker's windows (or, with none heard yet, from the inputs being
+standardised).  A window's level is the power mean of its level elements (`window_levels`:
+``10 log10 mean 10^(x/10)``), which the loud, speech-dominated elements set: pink noise at 10 dB SNR moves it by
++0.5 dB, where it moves the mean of the dB values by +11 dB (60 held-out clips, docs/room.md), so a noisy clip is
+no longer read as a quiet one.  Models whose manifest has no ``level_ref`` (trained before it) keep the earlier
+offset, the mean over the level statistics of (speaker mean - population mean).
 """
 from __future__ import annotations
 
@@ -43,6 +47,7 @@ class SpeakerStats:
         self.elements = 0.0  # inputs counted per statistic (windows x pooled elements per window)
         self.sum = np.zeros(norm.mean.shape, dtype=np.float64)
         self.sumsq = np.zeros(norm.mean.shape, dtype=np.float64)
+        self.level_sum = 0.0  # sum of `SpeakerNorm.window_levels` (dB), with a level_ref only
 
     def update(self, x: np.ndarray) -> "SpeakerStats":
         """Add a batch of model inputs ``(batch, *input_shape)``."""
@@ -52,6 +57,8 @@ class SpeakerStats:
         axes = (0,) + tuple(a + 1 for a in self.norm.axes)
         self.sum += x.sum(axis=axes, keepdims=True)[0]
         self.sumsq += np.square(x).sum(axis=axes, keepdims=True)[0]
+        if self.norm.level_ref is not None:
+            self.level_sum += float(self.norm.window_levels(x).sum())
         self.windows += x.shape[0]
         self.elements += x.shape[0] * self.norm.pooled
         return self
@@ -62,6 +69,7 @@ class SpeakerStats:
             raise ValueError("statistics of a different norm")
         self.sum += other.sum
         self.sumsq += other.sumsq
+        self.level_sum += other.level_sum
         self.windows += other.windows
         self.elements += other.elements
         return self
@@ -71,6 +79,8 @@ class SpeakerStats:
         mask = self.norm.level_mask
         if mask is None or not mask.any() or self.elements == 0:
             return 0.0
+        if self.norm.level_ref is not None:
+            return self.level_sum / self.windows - self.norm.level_ref
         return float(np.mean((self.sum / self.elements - self.norm.mean)[mask]))
 
     def mean_var(self, offset: float | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -95,6 +105,7 @@ class SpeakerNorm:
     var: np.ndarray
     prior_windows: float = PRIOR_WINDOWS
     level_mask: np.ndarray | None = None  # statistics that are dB levels (shape of ``mean``); None: a fixed prior
+    level_ref: float | None = None  # the population's mean `window_levels` (dB); None: the earlier offset
 
     def prior_mean(self, offset: float = 0.0) -> np.ndarray:
         """The population's mean with its level statistics moved by ``offset`` dB."""
@@ -106,9 +117,29 @@ class SpeakerNorm:
         """The level offset of a batch of inputs from the population (as `SpeakerStats.level_offset`)."""
         if self.level_mask is None or not self.level_mask.any():
             return 0.0
+        if self.level_ref is not None:
+            return float(np.mean(self.window_levels(x))) - self.level_ref
         axes = (0,) + tuple(a + 1 for a in self.axes)
         return float(np.mean((np.asarray(x, np.float64).mean(axis=axes, keepdims=True)[0] - self.mean)
                              [self.level_mask]))
+
+    def window_levels(self, x: np.ndarray) -> np.ndarray:
+        """Each input's level (dB): the power mean ``10 log10 mean 10^(v/10)`` of its level elements (the
+        statistics of ``level_mask``, every element they pool).  A gain moves it by the gain; additive noise far less
+        than the mean of the dB values, since the loud elements set it."""
+        x = np.asarray(x, np.float64)
+        mask = np.broadcast_to(self.level_mask, self.shape)
+        v = x[:, mask]
+        top = v.max(axis=1, keepdims=True)
+        return (top + 10.0 * np.log10(np.mean(10.0 ** ((v - top) / 10.0), axis=1, keepdims=True)))[:, 0]
+
+    def set_level_ref(self, x: np.ndarray) -> "SpeakerNorm":
+        """Take the population's level reference from a batch of its (raw) inputs (needs ``level_mask``)."""
+        if self.level_mask is None or not self.level_mask.any():
+            self.level_ref = None
+        else:
+            self.level_ref = float(np.mean(self.window_levels(x)))
+        return self
 
     @property
     def pooled(self) -> int:
@@ -137,8 +168,11 @@ class SpeakerNorm:
         return cls(shape, tuple(axes), mean, var, float(prior_windows))
 
     def to_manifest(self) -> dict:
-        return {"axes": list(self.axes), "prior_windows": self.prior_windows,
+        spec = {"axes": list(self.axes), "prior_windows": self.prior_windows,
                 "mean": np.round(self.mean, 6).tolist(), "var": np.round(self.var, 6).tolist()}
+        if self.level_ref is not None:
+            spec["level_ref"] = round(self.level_ref, 6)
+        return spec
 
     @classmethod
     def from_manifest(cls, spec: dict, input_shape) -> "SpeakerNorm":
@@ -158,7 +192,12 @@ class SpeakerNorm:
         prior = float(spec.get("prior_windows", PRIOR_WINDOWS))
         if not (np.isfinite(prior) and prior > 0):
             raise ValueError("speaker_norm prior_windows must be a positive number")
-        return cls(shape, axes, mean, var, prior)
+        level_ref = spec.get("level_ref")
+        if level_ref is not None:
+            if isinstance(level_ref, bool) or not isinstance(level_ref, (int, float)) or not np.isfinite(level_ref):
+                raise ValueError("speaker_norm level_ref must be a finite number (dB)")
+            level_ref = float(level_ref)
+        return cls(shape, axes, mean, var, prior, level_ref=level_ref)
 
 
 def gain_mask(input_fn, n_mels: int, n_frames: int, axes: tuple, step_db: float = 10.0) -> np.ndarray:

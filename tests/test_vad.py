@@ -173,6 +173,53 @@ def test_level_invariant_prior(rng):
     assert fixed.apply(x - 20, fixed.stats().update(x - 20)).mean() < fixed.apply(x, fixed.stats().update(x)).mean() - 1
 
 
+def _speech_image(rng, n=4, mels=16, frames=40):
+    """Log-mel-like windows (dB): syllables 45 dB above silence, a spectral tilt."""
+    on = (np.arange(frames) // 5) % 2 == 0
+    tilt = -np.linspace(0.0, 30.0, mels)[:, None]
+    x = np.where(on[None, :], -20.0, -75.0) + tilt + 2.0 * rng.standard_normal((n, mels, frames))
+    return x[..., None]
+
+
+def test_window_level_offset_is_a_gain_and_hardly_moves_in_noise(rng):
+    """With a level_ref the offset comes from window power levels: a gain moves it by the gain (the standardised
+    input is unchanged), additive noise 10 dB under the speech by < 1 dB where the mean of the dB values moves by
+    several dB (the earlier offset, which read a noisy clip as a quiet one)."""
+    pop = _speech_image(rng, 200)
+    norm = SpeakerNorm.fit_population(pop, (1, 2), 10.0)
+    norm.level_mask = np.ones(norm.mean.shape, bool)
+    old = SpeakerNorm.fit_population(pop, (1, 2), 10.0)
+    old.level_mask = norm.level_mask
+    norm.set_level_ref(pop)
+    assert norm.level_ref is not None and old.level_ref is None
+    x = _speech_image(rng, 3)
+    for stats_of in (lambda v: None, lambda v: norm.stats().update(v)):
+        np.testing.assert_allclose(norm.apply(x, stats_of(x)), norm.apply(x - 20, stats_of(x - 20)), atol=1e-4)
+    np.testing.assert_allclose(norm.window_levels(x - 20), norm.window_levels(x) - 20, atol=1e-9)
+    speech_power = np.mean(10 ** (x / 10))
+    noisy = 10 * np.log10(10 ** (x / 10) + 0.1 * speech_power)  # white noise at 10 dB SNR, power domain
+    moved_new = norm.stats().update(noisy).level_offset() - norm.stats().update(x).level_offset()
+    moved_old = old.stats().update(noisy).level_offset() - old.stats().update(x).level_offset()
+    assert 0 < moved_new < 1.0 and moved_old > 5.0
+    assert abs(norm.input_offset(noisy) - norm.stats().update(noisy).level_offset()) < 1e-9
+    # merged statistics carry the levels too
+    both = norm.stats().update(x).merge(norm.stats().update(noisy))
+    assert both.level_offset() == pytest.approx(norm.stats().update(np.concatenate([x, noisy])).level_offset())
+
+
+def test_level_ref_in_the_manifest(rng):
+    pop = _speech_image(rng, 20)
+    norm = SpeakerNorm.fit_population(pop, (1, 2), 10.0)
+    assert "level_ref" not in norm.to_manifest()  # models trained before it keep the earlier offset
+    norm.level_mask = np.ones(norm.mean.shape, bool)
+    spec = norm.set_level_ref(pop).to_manifest()
+    back = SpeakerNorm.from_manifest(json.loads(json.dumps(spec)), pop.shape[1:])
+    assert back.level_ref == pytest.approx(norm.level_ref, abs=1e-6)
+    for bad in ("loud", float("nan"), True):
+        with pytest.raises(ValueError, match="level_ref"):
+            SpeakerNorm.from_manifest(dict(spec, level_ref=bad), pop.shape[1:])
+
+
 def test_gain_mask_of_the_shipped_models():
     cnn, rfc = load_model("fine15-cnn"), load_model("fine15-rfc")
     assert cnn.speaker_norm.level_mask.all()  # the CNN's log-mel image is all levels

@@ -133,6 +133,7 @@ class Data:
         from edge_ser.adapt import gain_mask
         self.norm.level_mask = gain_mask(self.spec.compute, self.spec.frontend.n_mels, self.spec.n_frames,
                                          self.norm.axes)
+        self.norm.set_level_ref(np.concatenate(xs))  # the offset from window levels noise hardly moves
 
     def speaker_stats(self, speaker, variant: str = ""):
         """The statistics of ``speaker``'s clips of the task in ``variant`` (None: no such clips)."""
