@@ -358,11 +358,15 @@ def models_cmd(as_json: bool = typer.Option(False, "--json", help="Print a JSON 
               (f" or ${MODELS_ENV}={os.environ[MODELS_ENV]}" if os.environ.get(MODELS_ENV) else "") +
               " (run `make models`)")
     else:
-        print(f"{'name':14} {'task':8} {'kind':5} {'formats':12} {'window':>6}  trained on / score")
-        for m in found:  # named as --model takes them (the directory); a different manifest name is shown too
-            name = Path(m.extra["path"]).name
-            print(f"{name:14} {m.task:8} {m.kind:5} {','.join(m.formats):12} {m.window_seconds:5g}s  "
-                  f"{_summary(m)}" + (f" [manifest name {m.name}]" if m.name != name else ""))
+        # named as --model takes them (the directory); a different manifest name is shown too
+        rows = [(Path(m.extra["path"]).name, m.task, m.kind, ",".join(m.formats), m) for m in found]
+        width = [max(len(head), *(len(r[i]) for r in rows)) for i, head in enumerate(("name", "task", "kind",
+                                                                                      "formats"))]
+        print(" ".join(h.ljust(w) for h, w in zip(("name", "task", "kind", "formats"), width))
+              + f" {'window':>6}  trained on / score")
+        for *cells, m in rows:
+            print(" ".join(c.ljust(w) for c, w in zip(cells, width)) + f" {m.window_seconds:5g}s  "
+                  f"{_summary(m)}" + (f" [manifest name {m.name}]" if m.name != cells[0] else ""))
     if broken:
         raise typer.Exit(2)
 

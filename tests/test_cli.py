@@ -181,6 +181,10 @@ def test_models_and_devices_json(tiny_models, tmp_path):
     assert shipped and all(isinstance(r["extra"]["model"], dict) for r in shipped)  # its description is kept
     text = run_cli("models", env={"EDGE_SER_MODELS": str(tmp_path)}).stdout
     assert any(line.startswith("a-copy ") and "[manifest name tiny-rfc]" in line for line in text.splitlines())
+    lines = text.splitlines()  # columns wide enough for every value: "kind" starts at the same place on every row
+    at = lines[0].index(" kind ") + 1
+    assert all(line[at - 1] == " " and line[at] != " " for line in lines[1:]), text
+    assert any(" timnet " in line for line in lines) or "fine16-timnet" not in text
     proc = run_cli("classify", "--help")
     assert proc.returncode == 0 and "--model" in proc.stdout
     proc = run_cli("devices", "--json")
