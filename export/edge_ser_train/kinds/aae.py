@@ -186,6 +186,15 @@ class BEGAN:
         return directory
 
 
+def describe_encoder(description: dict, encoder_meta: dict | None) -> dict:
+    """A kind's description (`describe`, the manifest's ``extra.model``) with what identifies the frozen encoder it
+    holds (what it was trained on, BEGAN options, final k, checksum), when it holds one."""
+    if encoder_meta:
+        description["encoder"] = {k: encoder_meta[k] for k in ("trained_on", "began", "final_k", "encoder_sha256")
+                                  if k in encoder_meta}
+    return description
+
+
 def load_encoder(directory: Path):
     """(encoder keras model, its metadata) from a directory written by `train_encoder` / `BEGAN.save`."""
     _tf()
@@ -339,11 +348,7 @@ class AAE(KerasKind):
         return self._train(self.head, codes, y, w, val)
 
     def describe(self) -> dict:
-        d = super().describe()
-        if self.encoder_meta:
-            d["encoder"] = {k: self.encoder_meta[k] for k in ("trained_on", "began", "final_k", "encoder_sha256")
-                            if k in self.encoder_meta}
-        return d
+        return describe_encoder(super().describe(), self.encoder_meta)
 
     def network_text(self) -> str:
         if self.o.baseline:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .aae import AAE, PARAMS as IMAGE_PARAMS, pad_layer
+from .aae import AAE, PARAMS as IMAGE_PARAMS, describe_encoder, pad_layer
 from .keras_kind import KerasKind, normalization, split_flat
 from .timnet import TimNetOptions, temporal_branch
 
@@ -139,11 +139,7 @@ class Ensemble(KerasKind):
         raise ValueError(f"cannot split an ensemble input of {total} values")
 
     def describe(self) -> dict:
-        d = super().describe()
-        if self._aae is not None and self._aae.encoder_meta:
-            d["encoder"] = {k: self._aae.encoder_meta[k] for k in ("trained_on", "began", "final_k",
-                                                                    "encoder_sha256") if k in self._aae.encoder_meta}
-        return d
+        return describe_encoder(super().describe(), self._aae.encoder_meta if self._aae is not None else None)
 
     def network_text(self) -> str:
         emb = ("frozen BEGAN encoder (seed 003) on the log-mel image, mean over time" if self.o.embedding == "aae"
