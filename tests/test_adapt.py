@@ -111,6 +111,7 @@ def test_training_writes_the_population_statistics_and_both_cv_regimes(adapted):
     assert m.manifest_version == 2
     sn = m.input["speaker_norm"]
     assert sn["axes"] == [] and sn["prior_windows"] == 10.0 and len(sn["mean"]) == m.input["shape"][0]
+    assert np.isfinite(sn["level_ref"])  # the window-level offset (edge_ser.adapt), as the runtime applies it
     assert m.input["params"]["absolute"] is True
     cv = result["cv"]
     assert set(cv["clip_adapt"]) == {"accuracy", "balanced_accuracy", "macro_f1"}
