@@ -17,9 +17,9 @@ unchanged.
 Level-invariant prior.  Some input elements are levels in dB (the CNN's log-mel image, the forest's absolute band
 levels): playing the same voice 20 dB quieter moves them by -20.  The speaker's own statistics follow, but a prior
 fixed at the population's mean level does not, so a short clip was pulled toward "as loud as the population" and a
-quiet one read as low-arousal (``sad``).  When the norm knows which statistics are such levels (``level_mask``,
-found by `gain_mask` for a model's features), the prior is moved by the speaker's mean level offset from the
-population before it is mixed in: the prior then supplies the population's spectral *shape* and spread, never its
+quiet one read as low-arousal (``sad``).  When the norm knows which statistics are such levels and how far a gain
+moves them (``level_slope``, found by `gain_slopes` for a model's features: 1 for a log-mel level, sqrt(n_mels) for
+the first MFCC), the prior is moved by the speaker's mean level offset from the population before it is mixed in: the prior then supplies the population's spectral *shape* and spread, never its
 loudness, and a gain on the input leaves the standardised input unchanged.  The offset is the speaker's mean window level minus the
 population's (``level_ref``), from the speaker's windows (or, with none heard yet, from the inputs being
 standardised).  A window's level is the power mean of its level elements (`window_levels`:
@@ -76,12 +76,13 @@ class SpeakerStats:
 
     def level_offset(self) -> float:
         """The speaker's mean level minus the population's over the norm's level statistics (dB; 0 without any)."""
-        mask = self.norm.level_mask
-        if mask is None or not mask.any() or self.elements == 0:
+        slope = self.norm.level_slope
+        if slope is None or not slope.any() or self.elements == 0:
             return 0.0
         if self.norm.level_ref is not None:
             return self.level_sum / self.windows - self.norm.level_ref
-        return float(np.mean((self.sum / self.elements - self.norm.mean)[mask]))
+        mask = slope != 0
+        return float(np.mean(((self.sum / self.elements - self.norm.mean))[mask] / slope[mask]))
 
     def mean_var(self, offset: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The speaker's mean and variance shrunk toward the population's by ``prior_windows`` windows (the
@@ -104,38 +105,47 @@ class SpeakerNorm:
     mean: np.ndarray        # population statistics, ``shape`` with the pooled axes of length 1
     var: np.ndarray
     prior_windows: float = PRIOR_WINDOWS
-    level_mask: np.ndarray | None = None  # statistics that are dB levels (shape of ``mean``); None: a fixed prior
+    # per statistic (shape of ``mean``), how far it moves per dB of gain on the input (`gain_slopes`): 1 for a dB
+    # level, 0 for a statistic a gain leaves alone; None: a fixed prior
+    level_slope: np.ndarray | None = None
     level_ref: float | None = None  # the population's mean `window_levels` (dB); None: the earlier offset
+
+    @property
+    def level_mask(self) -> np.ndarray | None:
+        """The statistics that are levels (``level_slope != 0``)."""
+        return None if self.level_slope is None else self.level_slope != 0
 
     def prior_mean(self, offset: float = 0.0) -> np.ndarray:
         """The population's mean with its level statistics moved by ``offset`` dB."""
-        if self.level_mask is None or offset == 0.0:
+        if self.level_slope is None or offset == 0.0:
             return self.mean
-        return self.mean + offset * self.level_mask
+        return self.mean + offset * self.level_slope
 
     def input_offset(self, x: np.ndarray) -> float:
         """The level offset of a batch of inputs from the population (as `SpeakerStats.level_offset`)."""
-        if self.level_mask is None or not self.level_mask.any():
+        if self.level_slope is None or not self.level_slope.any():
             return 0.0
         if self.level_ref is not None:
             return float(np.mean(self.window_levels(x))) - self.level_ref
         axes = (0,) + tuple(a + 1 for a in self.axes)
-        return float(np.mean((np.asarray(x, np.float64).mean(axis=axes, keepdims=True)[0] - self.mean)
-                             [self.level_mask]))
+        mask = self.level_mask
+        return float(np.mean((np.asarray(x, np.float64).mean(axis=axes, keepdims=True)[0] - self.mean)[mask]
+                             / self.level_slope[mask]))
 
     def window_levels(self, x: np.ndarray) -> np.ndarray:
-        """Each input's level (dB): the power mean ``10 log10 mean 10^(v/10)`` of its level elements (the
-        statistics of ``level_mask``, every element they pool).  A gain moves it by the gain; additive noise far less
-        than the mean of the dB values, since the loud elements set it."""
+        """Each input's level (dB): the power mean ``10 log10 mean 10^(v/10)`` of its level elements (every element
+        of the statistics with a ``level_slope``, each divided by its slope: dB).  A gain moves it by the gain;
+        additive noise far less than the mean of the dB values, since the loud elements set it."""
         x = np.asarray(x, np.float64)
-        mask = np.broadcast_to(self.level_mask, self.shape)
-        v = x[:, mask]
+        slope = np.broadcast_to(self.level_slope, self.shape)
+        mask = slope != 0
+        v = x[:, mask] / slope[mask]
         top = v.max(axis=1, keepdims=True)
         return (top + 10.0 * np.log10(np.mean(10.0 ** ((v - top) / 10.0), axis=1, keepdims=True)))[:, 0]
 
     def set_level_ref(self, x: np.ndarray) -> "SpeakerNorm":
-        """Take the population's level reference from a batch of its (raw) inputs (needs ``level_mask``)."""
-        if self.level_mask is None or not self.level_mask.any():
+        """Take the population's level reference from a batch of its (raw) inputs (needs ``level_slope``)."""
+        if self.level_slope is None or not self.level_slope.any():
             self.level_ref = None
         else:
             self.level_ref = float(np.mean(self.window_levels(x)))
@@ -200,18 +210,33 @@ class SpeakerNorm:
         return cls(shape, axes, mean, var, prior, level_ref=level_ref)
 
 
-def gain_mask(input_fn, n_mels: int, n_frames: int, axes: tuple, step_db: float = 10.0) -> np.ndarray:
-    """Which statistics of a speaker norm are dB levels: the pooled groups of ``input_fn(window)`` (a model's
-    features of a ``(n_mels, n_frames)`` log-mel window) that move by exactly ``step_db`` when the window does.
-    Probed on a fixed speech-like window (no silence padding, nothing near the dB floor)."""
+def gain_slopes(input_fn, n_mels: int, n_frames: int, axes: tuple, unit_only: bool = False,
+                step_db: float = 10.0) -> np.ndarray:
+    """How far each statistic of a speaker norm moves per dB of gain (`SpeakerNorm.level_slope`): the pooled groups
+    of ``input_fn(window)`` (a model's features of a ``(n_mels, n_frames)`` log-mel window) whose every element
+    moves in proportion to a gain on the window, by the same factor (1 for a log-mel level, sqrt(n_mels) for the
+    first MFCC, 0 for what a gain leaves alone).  ``unit_only``: only the groups that move by exactly the gain (the
+    earlier rule, for models trained without a ``level_ref``).  Probed on a fixed speech-like window (no silence
+    padding, nothing near the dB floor) moved by ``step_db`` and twice that."""
     rng = np.random.default_rng(0)
     t = np.arange(n_frames)
     envelope = -30.0 + 12.0 * np.sin(2 * np.pi * t / 9.0)[None, :]  # syllable-rate level changes
     tilt = -np.linspace(0.0, 30.0, n_mels)[:, None]
     window = (envelope + tilt + 3.0 * rng.standard_normal((n_mels, n_frames))).astype(np.float32)
-    a = np.asarray(input_fn(window), np.float64)
-    b = np.asarray(input_fn(window + np.float32(step_db)), np.float64)
-    moved = np.abs(b - a - step_db) < 1e-3 * step_db
-    if axes:
-        moved = moved.all(axis=tuple(axes), keepdims=True)
-    return moved
+    a, b, c = (np.asarray(input_fn(window + np.float32(g)), np.float64) for g in (0.0, step_db, 2 * step_db))
+    slope = (b - a) / step_db
+    tol = 1e-4 * max(1.0, float(np.abs(slope).max()))
+    linear = (np.abs((c - b) / step_db - slope) < tol) & (np.abs(slope) > tol)
+    if unit_only:
+        linear &= np.abs(slope - 1.0) < 1e-3
+    if axes:  # a statistic pools its elements: all of them must move alike
+        ax = tuple(axes)
+        uniform = linear.all(axis=ax, keepdims=True) & (np.ptp(slope, axis=ax, keepdims=True) < tol)
+        return np.where(uniform, slope.mean(axis=ax, keepdims=True), 0.0)
+    return np.where(linear, slope, 0.0)
+
+
+def gain_mask(input_fn, n_mels: int, n_frames: int, axes: tuple, step_db: float = 10.0) -> np.ndarray:
+    """Which statistics of a speaker norm are dB levels: those that move by exactly the gain (`gain_slopes` with
+    ``unit_only``)."""
+    return gain_slopes(input_fn, n_mels, n_frames, axes, unit_only=True, step_db=step_db) != 0

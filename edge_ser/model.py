@@ -26,9 +26,10 @@ class Model:
         self.speaker_norm = manifest.speaker_norm()  # edge_ser.adapt.SpeakerNorm, or None
         self._runner = runner
         if self.speaker_norm is not None:  # a level-invariant adaptation prior (edge_ser.adapt, "Level-invariant")
-            from .adapt import gain_mask
-            self.speaker_norm.level_mask = gain_mask(self.input_for, self.frontend.n_mels, self.n_frames,
-                                                     self.speaker_norm.axes)
+            from .adapt import gain_slopes
+            norm = self.speaker_norm  # models trained before level_ref: the unit levels only, as they were trained
+            norm.level_slope = gain_slopes(self.input_for, self.frontend.n_mels, self.n_frames, norm.axes,
+                                           unit_only=norm.level_ref is None)
 
     @property
     def name(self) -> str:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import SR, harmonic_tone
-from edge_ser.adapt import SpeakerNorm, gain_mask
+from edge_ser.adapt import SpeakerNorm, gain_mask, gain_slopes
 from edge_ser.cli import main as cli_main
 from edge_ser.errors import UserError
 from edge_ser.registry import load_model
@@ -163,7 +163,7 @@ def test_level_invariant_prior(rng):
     pop = rng.normal(size=(300, 8, 5)) * 3 - 40
     norm = SpeakerNorm.fit_population(pop, (1,), 10.0)
     fixed = SpeakerNorm.fit_population(pop, (1,), 10.0)
-    norm.level_mask = np.ones(norm.mean.shape, bool)
+    norm.level_slope = np.ones(norm.mean.shape)
     x = rng.normal(size=(2, 8, 5)) * 3 - 40
     for stats_of in (lambda v: None, lambda v: norm.stats().update(v)):
         a = norm.apply(x, stats_of(x))
@@ -187,9 +187,9 @@ def test_window_level_offset_is_a_gain_and_hardly_moves_in_noise(rng):
     several dB (the earlier offset, which read a noisy clip as a quiet one)."""
     pop = _speech_image(rng, 200)
     norm = SpeakerNorm.fit_population(pop, (1, 2), 10.0)
-    norm.level_mask = np.ones(norm.mean.shape, bool)
+    norm.level_slope = np.ones(norm.mean.shape)
     old = SpeakerNorm.fit_population(pop, (1, 2), 10.0)
-    old.level_mask = norm.level_mask
+    old.level_slope = norm.level_slope
     norm.set_level_ref(pop)
     assert norm.level_ref is not None and old.level_ref is None
     x = _speech_image(rng, 3)
@@ -207,11 +207,33 @@ def test_window_level_offset_is_a_gain_and_hardly_moves_in_noise(rng):
     assert both.level_offset() == pytest.approx(norm.stats().update(np.concatenate([x, noisy])).level_offset())
 
 
+def test_scaled_levels_first_mfcc(rng):
+    """A statistic that moves by a multiple of the gain (the first MFCC: sqrt(n_mels) x the mean band level) is a
+    level too once the model has a level_ref: its slope is found, the prior moves by offset x slope, and a gain
+    leaves the standardised input unchanged (TIM-Net's MFCC input)."""
+    from edge_ser import features
+    fn = lambda w: features.compute(w, "mfcc_deltas", {"n_frames": w.shape[1]})  # noqa: E731
+    db = rng.normal(size=(128, 30)).astype(np.float32) * 6 - 40
+    slopes = gain_slopes(fn, 128, 30, (0,))
+    assert slopes.shape == (1, 39) and slopes[0, 0] == pytest.approx(np.sqrt(128), rel=1e-4)
+    assert not slopes[0, 1:].any()  # the other coefficients and the deltas do not move
+    assert not gain_mask(fn, 128, 30, (0,)).any()  # the earlier rule: exactly the gain only
+    pop = np.stack([fn(db + g) for g in rng.normal(size=50) * 5])
+    norm = SpeakerNorm.fit_population(pop, (0,), 10.0)
+    norm.level_slope = slopes
+    norm.set_level_ref(pop)
+    x = fn(db)[None]
+    quiet = fn(db - 20)[None]
+    np.testing.assert_allclose(norm.window_levels(quiet), norm.window_levels(x) - 20, atol=1e-3)
+    for stats_of in (lambda v: None, lambda v: norm.stats().update(v)):
+        np.testing.assert_allclose(norm.apply(x, stats_of(x)), norm.apply(quiet, stats_of(quiet)), atol=1e-3)
+
+
 def test_level_ref_in_the_manifest(rng):
     pop = _speech_image(rng, 20)
     norm = SpeakerNorm.fit_population(pop, (1, 2), 10.0)
     assert "level_ref" not in norm.to_manifest()  # models trained before it keep the earlier offset
-    norm.level_mask = np.ones(norm.mean.shape, bool)
+    norm.level_slope = np.ones(norm.mean.shape)
     spec = norm.set_level_ref(pop).to_manifest()
     back = SpeakerNorm.from_manifest(json.loads(json.dumps(spec)), pop.shape[1:])
     assert back.level_ref == pytest.approx(norm.level_ref, abs=1e-6)
@@ -227,6 +249,9 @@ def test_gain_mask_of_the_shipped_models():
     assert mask.sum() == 3 + 32 and mask[-35:].all()  # band_stats(absolute=True): 3 levels + 32 band means
     probe = gain_mask(rfc.input_for, 128, rfc.n_frames, ())
     np.testing.assert_array_equal(probe, mask)
+    # a model trained before level_ref keeps the unit levels only (TIM-Net's scaled first MFCC is not one)
+    timnet = load_model("fine16-timnet")
+    assert timnet.speaker_norm.level_ref is None and not timnet.speaker_norm.level_slope.any()
 
 
 def test_classify_and_listen_do_not_depend_on_the_level(cremad_clips):

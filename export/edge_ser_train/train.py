@@ -130,9 +130,9 @@ class Data:
                                                cfg.get("prior_windows", PRIOR_WINDOWS))
         # the level-invariant prior, exactly as the runtime applies it (edge_ser.model.Model): a clip or speaker
         # heard at another level is standardised against a prior moved by its level offset
-        from edge_ser.adapt import gain_mask
-        self.norm.level_mask = gain_mask(self.spec.compute, self.spec.frontend.n_mels, self.spec.n_frames,
-                                         self.norm.axes)
+        from edge_ser.adapt import gain_slopes
+        self.norm.level_slope = gain_slopes(self.spec.compute, self.spec.frontend.n_mels, self.spec.n_frames,
+                                            self.norm.axes)
         self.norm.set_level_ref(np.concatenate(xs))  # the offset from window levels noise hardly moves
 
     def speaker_stats(self, speaker, variant: str = ""):
