@@ -19,14 +19,17 @@ levels): playing the same voice 20 dB quieter moves them by -20.  The speaker's 
 fixed at the population's mean level does not, so a short clip was pulled toward "as loud as the population" and a
 quiet one read as low-arousal (``sad``).  When the norm knows which statistics are such levels and how far a gain
 moves them (``level_slope``, found by `gain_slopes` for a model's features: 1 for a log-mel level, sqrt(n_mels) for
-the first MFCC), the prior is moved by the speaker's mean level offset from the population before it is mixed in: the prior then supplies the population's spectral *shape* and spread, never its
-loudness, and a gain on the input leaves the standardised input unchanged.  The offset is the speaker's mean window level minus the
-population's (``level_ref``), from the speaker's windows (or, with none heard yet, from the inputs being
-standardised).  A window's level is the power mean of its level elements (`window_levels`:
-``10 log10 mean 10^(x/10)``), which the loud, speech-dominated elements set: pink noise at 10 dB SNR moves it by
-+0.5 dB, where it moves the mean of the dB values by +11 dB (60 held-out clips, docs/room.md), so a noisy clip is
-no longer read as a quiet one.  Models whose manifest has no ``level_ref`` (trained before it) keep the earlier
-offset, the mean over the level statistics of (speaker mean - population mean).
+the first MFCC), the prior is moved by the speaker's mean level offset from the population before it is mixed in:
+the prior then supplies the population's spectral *shape* and spread, never its loudness, and a gain on the input
+leaves the standardised input unchanged.
+
+The offset is the speaker's mean window level minus the population's (``level_ref``), from the speaker's windows
+(or, with none heard yet, from the inputs being standardised).  A window's level is the power mean of its level
+elements (`SpeakerNorm.window_levels`: ``10 log10 mean 10^(x/10)``), which the loud, speech-dominated elements set:
+pink noise at 10 dB SNR moves it by +0.5 dB, where it moves the mean of the dB values by +11 dB (40 held-out clips,
+docs/room.md), so a noisy clip is no longer read as a quiet one.  Models whose manifest has no ``level_ref``
+(trained before it) keep the offset they were trained with: the mean over their unit level statistics of (speaker
+mean - population mean).
 """
 from __future__ import annotations
 
@@ -225,7 +228,7 @@ def gain_slopes(input_fn, n_mels: int, n_frames: int, axes: tuple, unit_only: bo
     window = (envelope + tilt + 3.0 * rng.standard_normal((n_mels, n_frames))).astype(np.float32)
     a, b, c = (np.asarray(input_fn(window + np.float32(g)), np.float64) for g in (0.0, step_db, 2 * step_db))
     slope = (b - a) / step_db
-    tol = 1e-4 * max(1.0, float(np.abs(slope).max()))
+    tol = 1e-3 * max(1.0, float(np.abs(slope).max()))  # float32 features: 0.01 dB per 10 dB for a level
     linear = (np.abs((c - b) / step_db - slope) < tol) & (np.abs(slope) > tol)
     if unit_only:
         linear &= np.abs(slope - 1.0) < 1e-3
