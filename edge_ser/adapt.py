@@ -60,7 +60,7 @@ class SpeakerStats:
         axes = (0,) + tuple(a + 1 for a in self.norm.axes)
         self.sum += x.sum(axis=axes, keepdims=True)[0]
         self.sumsq += np.square(x).sum(axis=axes, keepdims=True)[0]
-        if self.norm.level_ref is not None:
+        if self.norm.uses_window_levels:
             self.level_sum += float(self.norm.window_levels(x).sum())
         self.windows += x.shape[0]
         self.elements += x.shape[0] * self.norm.pooled
@@ -68,7 +68,8 @@ class SpeakerStats:
 
     def merge(self, other: "SpeakerStats") -> "SpeakerStats":
         """Add another set of sums (the same norm) to these, as if its inputs had been added here."""
-        if other.norm.shape != self.norm.shape or tuple(other.norm.axes) != tuple(self.norm.axes):
+        if (other.norm.shape != self.norm.shape or tuple(other.norm.axes) != tuple(self.norm.axes)
+                or other.norm.level_ref != self.norm.level_ref):
             raise ValueError("statistics of a different norm")
         self.sum += other.sum
         self.sumsq += other.sumsq
@@ -82,7 +83,7 @@ class SpeakerStats:
         slope = self.norm.level_slope
         if slope is None or not slope.any() or self.elements == 0:
             return 0.0
-        if self.norm.level_ref is not None:
+        if self.norm.uses_window_levels:
             return self.level_sum / self.windows - self.norm.level_ref
         mask = slope != 0
         return float(np.mean(((self.sum / self.elements - self.norm.mean))[mask] / slope[mask]))
@@ -100,6 +101,10 @@ class SpeakerStats:
     def to_dict(self) -> dict:
         return {"windows": self.windows}
 
+    def state(self) -> tuple:
+        """The sums as plain values (to send to another process); `SpeakerNorm.stats_from` rebuilds them."""
+        return self.sum, self.sumsq, self.windows, self.elements, self.level_sum
+
 
 @dataclass
 class SpeakerNorm:
@@ -112,6 +117,11 @@ class SpeakerNorm:
     # level, 0 for a statistic a gain leaves alone; None: a fixed prior
     level_slope: np.ndarray | None = None
     level_ref: float | None = None  # the population's mean `window_levels` (dB); None: the earlier offset
+
+    @property
+    def uses_window_levels(self) -> bool:
+        """The offset comes from window levels: a ``level_ref`` and at least one level statistic."""
+        return self.level_ref is not None and self.level_slope is not None and bool(self.level_slope.any())
 
     @property
     def level_mask(self) -> np.ndarray | None:
@@ -128,7 +138,7 @@ class SpeakerNorm:
         """The level offset of a batch of inputs from the population (as `SpeakerStats.level_offset`)."""
         if self.level_slope is None or not self.level_slope.any():
             return 0.0
-        if self.level_ref is not None:
+        if self.uses_window_levels:
             return float(np.mean(self.window_levels(x))) - self.level_ref
         axes = (0,) + tuple(a + 1 for a in self.axes)
         mask = self.level_mask
@@ -161,6 +171,13 @@ class SpeakerNorm:
 
     def stats(self) -> SpeakerStats:
         return SpeakerStats(self)
+
+    def stats_from(self, state: tuple) -> SpeakerStats:
+        """Statistics holding ``state`` (`SpeakerStats.state`)."""
+        st = SpeakerStats(self)
+        st.sum, st.sumsq = np.array(state[0], np.float64), np.array(state[1], np.float64)
+        st.windows, st.elements, st.level_sum = state[2], state[3], float(state[4])
+        return st
 
     def apply(self, x: np.ndarray, stats: SpeakerStats | None) -> np.ndarray:
         """Standardise inputs ``(batch, *shape)`` by ``stats`` (the population's alone when None)."""
@@ -230,8 +247,9 @@ def gain_slopes(input_fn, n_mels: int, n_frames: int, axes: tuple, unit_only: bo
     slope = (b - a) / step_db
     tol = 1e-3 * max(1.0, float(np.abs(slope).max()))  # float32 features: 0.01 dB per 10 dB for a level
     linear = (np.abs((c - b) / step_db - slope) < tol) & (np.abs(slope) > tol)
-    if unit_only:
+    if unit_only:  # exactly the gain, as the earlier mask: slope 1.0
         linear &= np.abs(slope - 1.0) < 1e-3
+        slope = np.ones_like(slope)
     if axes:  # a statistic pools its elements: all of them must move alike
         ax = tuple(axes)
         uniform = linear.all(axis=ax, keepdims=True) & (np.ptp(slope, axis=ax, keepdims=True) < tol)

@@ -121,6 +121,32 @@ def test_training_writes_the_population_statistics_and_both_cv_regimes(adapted):
     assert model.speaker_norm is not None and model.speaker_norm.shape == tuple(m.input["shape"])
 
 
+def test_a_model_with_a_level_ref_is_level_invariant(adapted):
+    """The runtime takes every level statistic of a model trained with a level_ref (gain_slopes, not only the unit
+    ones) and gives a clip the same scores at its level and 20 dB quieter, alone or adapted to its speaker."""
+    from edge_ser.adapt import gain_slopes
+    from edge_ser.audio import load_audio
+    from edge_ser.registry import load_model
+
+    corpus, out, _ = adapted
+    m = load_model(out)
+    norm = m.speaker_norm
+    assert norm.uses_window_levels
+    np.testing.assert_array_equal(norm.level_slope, gain_slopes(m.input_for, m.frontend.n_mels, m.n_frames,
+                                                                norm.axes))
+    clips = sorted(corpus.rglob("*.wav"))[:4]
+    assert len(clips) == 4
+    for clip in clips:
+        y = load_audio(clip)
+        np.testing.assert_allclose(m.classify_audio(y), m.classify_audio(0.1 * y), atol=1e-4)
+        speaker, quiet = m.speaker_stats(), m.speaker_stats()
+        for other in clips:
+            speaker.update(m.clip_inputs(load_audio(other)))
+            quiet.update(m.clip_inputs(0.1 * load_audio(other)))
+        np.testing.assert_allclose(m.classify_audio(y, stats=speaker, update=False),
+                                   m.classify_audio(0.1 * y, stats=quiet, update=False), atol=1e-4)
+
+
 def test_runtime_normalises_a_speaker_exactly_as_training_did(adapted):
     """Training's speaker-normalised inputs of a clip == the runtime's: the clip's raw inputs standardised by the
     statistics of every clip of its speaker (Model.adapt_file), with the manifest's population prior."""

@@ -229,6 +229,25 @@ def test_scaled_levels_first_mfcc(rng):
         np.testing.assert_allclose(norm.apply(x, stats_of(x)), norm.apply(quiet, stats_of(quiet)), atol=1e-3)
 
 
+def test_window_level_statistics_travel_and_refuse_to_mix(rng):
+    pop = _speech_image(rng, 20)
+    norm = SpeakerNorm.fit_population(pop, (1, 2), 10.0)
+    norm.level_slope = np.ones(norm.mean.shape)
+    norm.set_level_ref(pop)
+    st = norm.stats().update(_speech_image(rng, 3) - 7)
+    back = norm.stats_from(st.state())  # what a cluster worker sends back
+    assert back.level_offset() == st.level_offset() and back.windows == 3
+    np.testing.assert_array_equal(back.mean_var()[0], st.mean_var()[0])
+    earlier = SpeakerNorm.fit_population(pop, (1, 2), 10.0)  # no level_ref: its sums hold no window levels
+    earlier.level_slope = norm.level_slope
+    with pytest.raises(ValueError, match="different norm"):
+        st.merge(earlier.stats().update(pop[:2]))
+    # a level_ref without level statistics: a fixed prior, no error
+    bare = SpeakerNorm.fit_population(pop, (1, 2), 10.0)
+    bare.level_ref = -20.0
+    assert bare.stats().update(pop[:2]).level_offset() == 0.0 and bare.input_offset(pop[:2]) == 0.0
+
+
 def test_level_ref_in_the_manifest(rng):
     pop = _speech_image(rng, 20)
     norm = SpeakerNorm.fit_population(pop, (1, 2), 10.0)
@@ -237,7 +256,8 @@ def test_level_ref_in_the_manifest(rng):
     spec = norm.set_level_ref(pop).to_manifest()
     back = SpeakerNorm.from_manifest(json.loads(json.dumps(spec)), pop.shape[1:])
     assert back.level_ref == pytest.approx(norm.level_ref, abs=1e-6)
-    for bad in ("loud", float("nan"), True):
+    assert SpeakerNorm.from_manifest(norm.to_manifest() | {"level_ref": None}, pop.shape[1:]).level_ref is None
+    for bad in ("loud", float("nan"), float("inf"), True):
         with pytest.raises(ValueError, match="level_ref"):
             SpeakerNorm.from_manifest(dict(spec, level_ref=bad), pop.shape[1:])
 

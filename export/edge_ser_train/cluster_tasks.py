@@ -272,16 +272,12 @@ def _load(ref: ModelRef):
 
 
 def stats_fields(st) -> tuple | None:
-    return None if st is None else (st.sum, st.sumsq, st.windows, st.elements)
+    return None if st is None else st.state()
 
 
 def stats_from(model, fields):
     """A `edge_ser.adapt.SpeakerStats` of ``model`` holding ``fields`` (see `stats_fields`)."""
-    if fields is None:
-        return None
-    st = model.speaker_stats()
-    st.sum, st.sumsq, st.windows, st.elements = np.array(fields[0]), np.array(fields[1]), fields[2], fields[3]
-    return st
+    return None if fields is None else model.speaker_norm.stats_from(fields)
 
 
 def adapt_task(path: str, model: ModelRef):
