@@ -13,6 +13,7 @@ import numpy as np
 from .frontend import AMIN, apply_top_db
 
 SILENCE_DB = float(10.0 * np.log10(AMIN))  # what zero samples give: -100 dB
+LN10 = float(np.log(10.0))
 
 
 def fit_frames(db: np.ndarray, n_frames: int) -> np.ndarray:
@@ -151,7 +152,8 @@ def _dct_matrix(n: int, n_out: int) -> np.ndarray:
 
 def _skew(v: np.ndarray) -> float:
     sd = v.std()
-    return float(((v - v.mean()) ** 3).mean() / (sd ** 3 + 1e-6))
+    d = v - v.mean()
+    return float((d * d * d).mean() / (sd ** 3 + 1e-6))
 
 
 def _pitch_proxy(x: np.ndarray, active: np.ndarray, low_bands: int = 48, lags=(3, 17)) -> np.ndarray:
@@ -159,7 +161,7 @@ def _pitch_proxy(x: np.ndarray, active: np.ndarray, low_bands: int = 48, lags=(3
     128 mels), so a voiced frame's harmonics repeat every F0/spacing bands.  Per active frame, the lag of the
     strongest autocorrelation across the low bands (parabolically refined) and its strength; returns mean, std,
     10th/90th percentile of the lag over voiced frames, mean strength and the voiced share."""
-    low = 10.0 ** (x[:low_bands, active] / 20.0)
+    low = np.exp(x[:low_bands, active] * (LN10 / 20.0))  # 10^(x/20); exp is ~10x cheaper than a power
     low = low - low.mean(axis=0, keepdims=True)
     energy = (low ** 2).sum(axis=0) + 1e-12
     lo, hi = lags
@@ -174,8 +176,8 @@ def _pitch_proxy(x: np.ndarray, active: np.ndarray, low_bands: int = 48, lags=(3
     lag = best + lo + np.clip(shift, -0.5, 0.5)
     voiced = strength > 0.2
     lv = lag[voiced] if voiced.any() else lag
-    return np.array([lv.mean(), lv.std(), np.percentile(lv, 10), np.percentile(lv, 90), strength.mean(),
-                     voiced.mean()])
+    p10, p90 = np.percentile(lv, [10, 90])
+    return np.array([lv.mean(), lv.std(), p10, p90, strength.mean(), voiced.mean()])
 
 
 def band_stats(db: np.ndarray, n_frames: int, top_db: float | None = 80.0, bands: int = 32, active_db: float = 35.0,
@@ -211,10 +213,11 @@ def band_stats(db: np.ndarray, n_frames: int, top_db: float | None = 80.0, bands
     lv = level[active] - ref
     dlv = np.abs(np.diff(lv)).mean() if lv.size > 1 else 0.0
     idx = np.arange(bands, dtype=np.float64)
-    w = 10.0 ** ((xa - xa.max(axis=0, keepdims=True)) / 10.0)
+    w = np.exp((xa - xa.max(axis=0, keepdims=True)) * (LN10 / 10.0))
     centroid = (w * idx[:, None]).sum(axis=0) / w.sum(axis=0)
     slope = np.polyfit(idx, rel, 1)[0] if rel.shape[1] else np.zeros(1)
-    glob = np.array([lv.std(), np.percentile(lv, 90) - np.percentile(lv, 10), _skew(lv), dlv, active.mean(),
+    p10, p90 = np.percentile(lv, [10, 90])
+    glob = np.array([lv.std(), p90 - p10, _skew(lv), dlv, active.mean(),
                      centroid.mean(), centroid.std(), np.mean(slope), np.std(slope)])
     parts = [rel.mean(axis=1), xa.std(axis=1), pct.ravel(), delta, ceps.mean(axis=1)[1:], ceps.std(axis=1), glob]
     if pitch:
@@ -316,7 +319,7 @@ def _mel_geometry(n_mels: int, sample_rate: int, n_fft: int, fmin: float, fmax: 
 def _band_power(db: np.ndarray, geometry) -> np.ndarray:
     """``(n_mels, frames)``: the STFT power each mel band's (unnormalised) triangle collects."""
     norm = geometry[0]
-    return 10.0 ** (np.asarray(db, dtype=np.float64) / 10.0) / norm[:, None]
+    return np.exp(np.asarray(db, dtype=np.float64) * (LN10 / 10.0)) / norm[:, None]  # 10^(db/10)
 
 
 def spectral_descriptors(db: np.ndarray, sample_rate: int = 16000, n_fft: int = 2048, fmin: float = 0.0,
@@ -372,7 +375,8 @@ def _moments(v: np.ndarray) -> np.ndarray:
     if sd < 1e-9:
         return np.array([mu, var, 0.0, 0.0])
     z = (v - mu) / sd
-    return np.array([mu, var, (z ** 3).mean(), (z ** 4).mean() - 3.0])
+    z2 = z * z  # products, not powers: np.power with 3 or 4 costs ~1 ms on a window
+    return np.array([mu, var, (z2 * z).mean(), (z2 * z2).mean() - 3.0])
 
 
 WINDOW_STATS = ("logmel_mean", "logmel_var", "logmel_skew", "logmel_kurtosis", "signal_var_db", "signal_kurtosis",
