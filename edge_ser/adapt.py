@@ -152,9 +152,8 @@ class SpeakerNorm:
         x = np.asarray(x, np.float64)
         slope = np.broadcast_to(self.level_slope, self.shape)
         mask = slope != 0
-        v = x[:, mask] / slope[mask]
-        top = v.max(axis=1, keepdims=True)
-        return (top + 10.0 * np.log10(np.mean(10.0 ** ((v - top) / 10.0), axis=1, keepdims=True)))[:, 0]
+        from .features import power_level_db
+        return np.atleast_1d(power_level_db(x[:, mask] / slope[mask], axis=1))
 
     def set_level_ref(self, x: np.ndarray) -> "SpeakerNorm":
         """Take the population's level reference from a batch of its (raw) inputs (needs ``level_slope``)."""

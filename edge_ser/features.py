@@ -405,11 +405,25 @@ def window_stats(db: np.ndarray, n_frames: int, top_db: float | None = 80.0, sam
     return out.astype(np.float32)
 
 
-def concat(db: np.ndarray, n_frames: int, parts: list) -> np.ndarray:
+def power_level_db(db: np.ndarray, axis=None) -> np.ndarray:
+    """The power mean of dB values, ``10 log10 mean 10^(db/10)`` (over ``axis``; all by default): a window's level,
+    which its loud (speech) frames set, so additive noise under the speech hardly moves it (docs/room.md)."""
+    db = np.asarray(db, dtype=np.float64)
+    top = db.max(axis=axis, keepdims=True)
+    level = top + 10.0 * np.log10(np.mean(np.exp((db - top) * (LN10 / 10.0)), axis=axis, keepdims=True))
+    return level.squeeze() if axis is None else np.squeeze(level, axis=axis)
+
+
+def concat(db: np.ndarray, n_frames: int, parts: list, level_free: bool = False) -> np.ndarray:
     """Several inputs in one flat vector, for a network with one input tensor that splits it again (fusion,
     ensemble): ``parts`` is a list of ``{"features": name, "params": {...}}``, each computed on the window (with the
     window's ``n_frames``) and flattened, in order.  The part ``gender`` is `edge_ser.gender.estimate` (from the
-    audio's log-mel, never from a name or a label)."""
+    audio's log-mel, never from a name or a label).  ``level_free``: the window's level (`power_level_db`) is
+    taken off its log-mel first, so a gain on the input changes no part (silence padding then sits at a fixed
+    level under the speech)."""
+    db = np.asarray(db, dtype=np.float32)
+    if level_free and db.size:
+        db = (db - np.float32(power_level_db(db))).astype(np.float32)
     out = []
     for part in parts:
         name, params = part["features"], dict(part.get("params", {}))

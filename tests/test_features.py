@@ -255,3 +255,22 @@ def test_new_features_shapes_and_concat():
     np.testing.assert_array_equal(flat[:n * 43], features.frame_descriptors(db, n).ravel())
     silent = np.full((128, n), features.SILENCE_DB, np.float32)  # the engine's warm-up window
     assert np.all(np.isfinite(features.compute(silent, "concat", {"n_frames": n, "parts": parts})))
+
+
+def test_level_free_concat_does_not_depend_on_the_gain():
+    """Fusion's input with ``level_free``: the window's power level comes off first, so the same window 20 dB
+    quieter gives the same vector (also when it is shorter than the window and padded); without it the level
+    statistics move."""
+    from edge_ser.frontend import log_mel
+    db = log_mel(_speechlike(), top_db=None)
+    parts = [{"features": "frame_descriptors", "params": {}}, {"features": "window_stats", "params": {}},
+             {"features": "gender", "params": {}}]
+    for n in (db.shape[1], db.shape[1] + 20):
+        free = {"n_frames": n, "parts": parts, "level_free": True}
+        a, b = features.compute(db, "concat", free), features.compute(db - 20, "concat", free)
+        np.testing.assert_allclose(a, b, atol=2e-3)
+        fixed = {"n_frames": n, "parts": parts}
+        assert np.abs(features.compute(db, "concat", fixed) - features.compute(db - 20, "concat", fixed)).max() > 5
+    level = features.power_level_db(db)
+    assert abs(features.power_level_db(db - 20) - (level - 20)) < 1e-5
+    assert level == pytest.approx(10 * np.log10(np.mean(10 ** (db.astype(np.float64) / 10))), abs=1e-9)
