@@ -222,6 +222,35 @@ def test_runtime_classify_imports_no_training_stack(tiny_models, clips):
     assert _loaded(setup) == baseline
 
 
+SHIPPED_KINDS = sorted(p.name for p in (REPO / "edge_ser" / "assets" / "models").glob("fine16-*")
+                       if (p / "manifest.json").exists())
+
+
+@pytest.mark.parametrize("name", SHIPPED_KINDS)
+def test_every_shipped_kind_listens_and_benches_on_the_runtime_alone(name, tmp_path):
+    """Each shipped fine16 model (every kind) runs `listen` and `bench` in every format it ships with none of the
+    training stack loaded, as on a robot's runtime-only install."""
+    baseline = _loaded("import numpy")
+    from edge_ser.manifest import read_manifest
+    formats = read_manifest(REPO / "edge_ser" / "assets" / "models" / name, verify=False).formats
+    sample = str(REPO / "edge_ser" / "assets" / "sample.wav")
+    out = tmp_path / "events.jsonl"
+    for fmt in formats:
+        setup = ("import contextlib, io; from edge_ser.cli import main; buf = io.StringIO(); "
+                 f"ctx = contextlib.redirect_stdout(buf); ctx.__enter__(); "
+                 f"rc = main(['listen', '--input', {sample!r}, '--fast', '--json', '--model', {name!r}, "
+                 f"'--format', {fmt!r}]); "
+                 f"rc2 = main(['bench', '--model', {name!r}, '--format', {fmt!r}, '--seconds', '4', '--json']); "
+                 f"ctx.__exit__(None, None, None); assert rc == 0 and rc2 == 0, (rc, rc2); "
+                 f"open({str(out)!r}, 'w').write(buf.getvalue())")
+        assert _loaded(setup) == baseline, (name, fmt)
+        lines = [json.loads(line) for line in out.read_text().splitlines() if line.startswith("{")]
+        events = [e for e in lines if "speech" in e]
+        assert events and any(e["label"] for e in events), (name, fmt)
+        bench = [e for e in lines if "hop_ms" in e]
+        assert bench and bench[-1]["hop_ms"] > 0, (name, fmt)
+
+
 def test_runtime_sources_never_import_forbidden_modules():
     """Static check of every runtime module: no import of the training stack, pickle or joblib, except inside the
     training command modules' bodies (cli_train/cli_ssl import export.* lazily)."""
