@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -362,7 +363,8 @@ def run(data: Path, corpus: str, n_utt: int, model_name: str | None, seed: int, 
                         emo = emotion_scores(events, spans, SR // 2 if zeros else 0, model_emotions)
                     else:
                         dec, emo = gate_hops(cfg, y), {}
-                    acc.setdefault(key, {}).setdefault(det, []).append({**gate_scores(dec, truth), **emo})
+                    acc.setdefault(key, {}).setdefault(det, []).append({**gate_scores(dec, truth), **emo,
+                                                                        "session": name})
                 if sil is not None:
                     dec, ms = sil.hops(y)
                     acc[key].setdefault("silero", []).append({**gate_scores(dec, truth), "ms_per_hop": ms})
@@ -391,6 +393,14 @@ def summarise(acc: dict) -> dict:
                     vals = [(r[k], r["utterances"]) for r in u if r[k] is not None]
                     res[k] = round(sum(v * w for v, w in vals) / max(1, sum(w for _, w in vals)), 4)
                 res["no_label_at_end"] = sum(r["no_label_at_end"] for r in u)
+                by_corpus: dict = {}  # emotion right at the end per corpus of the sessions (cremad, ravdess, esd)
+                for r in u:
+                    if r["emotion_right_at_end"] is not None:
+                        corpus = re.match(r"[a-z]+", r["session"]).group(0)  # esd0020a -> esd
+                        by_corpus.setdefault(corpus, []).append((r["emotion_right_at_end"], r["utterances"]))
+                res["emotion_right_at_end_per_corpus"] = {
+                    c: round(sum(v * w for v, w in vals) / sum(w for _, w in vals), 4)
+                    for c, vals in sorted(by_corpus.items())}
             if "ms_per_hop" in rows[0]:
                 res["ms_per_hop"] = round(float(np.median([r["ms_per_hop"] for r in rows])), 3)
             out[key][det] = res

@@ -124,3 +124,15 @@ def test_listen_memory_reports_a_failing_listen(tmp_path):
     from benchmarks import listen_memory
     r = listen_memory.stages("no-such-model", "onnx", tmp_path / "missing.wav")
     assert r["error"].startswith("error:") and "no-such-model" in r["error"]
+
+
+def test_noisy_sessions_summary_pools_by_hops_and_utterances_and_per_corpus():
+    from benchmarks.noisy_sessions import summarise
+    row = dict(recall=1.0, false_alarms=0.0, speech_hops=10, gap_hops=10, utterances=10, emotion_right_at_end=0.5,
+               hops_to_settle=1.0, flips_per_utterance=0.0, no_label_at_end=0)
+    rows = [dict(row, session="cremad-1015"), dict(row, session="esd0020a", recall=0.5, speech_hops=30,
+                                                     emotion_right_at_end=0.1, utterances=30)]
+    s = summarise({"clean": {"spectral": rows}})["clean"]["spectral"]
+    assert s["recall"] == 0.625 and s["utterances"] == 40  # (10 x 1.0 + 30 x 0.5) / 40 hops
+    assert s["emotion_right_at_end"] == 0.2  # (10 x 0.5 + 30 x 0.1) / 40 utterances
+    assert s["emotion_right_at_end_per_corpus"] == {"cremad": 0.5, "esd": 0.1}
