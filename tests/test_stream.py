@@ -56,7 +56,8 @@ def test_other_hop_and_one_sample_chunks(cnn, rng):
 
 
 def test_window_equals_offline_frames(cnn, rng):
-    """The model sees exactly the offline log-mel frames of the audio heard so far (the last n_frames)."""
+    """The model sees exactly the offline log-mel frames of the audio heard so far (the last n_frames; fewer are
+    repeated from the first to fill the window)."""
     engine = Engine(cnn, hop_seconds=0.5, smoothing=SmoothingConfig(alpha=1.0),
                     gate=GateConfig(enabled=False, min_speech_seconds=0))
     y = speechy(3.0, rng, f0=tone_f0(4))
@@ -68,10 +69,23 @@ def test_window_equals_offline_frames(cnn, rng):
         last = int(round(e.window[1] * SR / cfg.hop_length))
         assert last - first + 1 == min(cnn.n_frames, last + 1)
         assert (last * cfg.hop_length + cfg.n_fft // 2) <= e.t * SR  # only frames fully heard
-        expected = cnn.predict(cnn.input_for(offline[:, first:last + 1])[None])[0]
+        frames = offline[:, first:last + 1]
+        frames = np.concatenate([frames] * (cnn.n_frames // frames.shape[1] + 1), axis=1)[:, :cnn.n_frames]
+        expected = cnn.predict(cnn.input_for(frames)[None])[0]
         got = np.array([e.scores[lab] for lab in cnn.labels])
         np.testing.assert_allclose(got, expected, atol=2e-4)
     assert events[0].window[0] == 0.0 and events[-1].window[0] > 0  # early windows: frames so far
+
+
+def test_frame_ring_fills_a_window_by_repeating_what_it_holds():
+    from edge_ser.stream import FrameRing
+    ring = FrameRing(2, 5)
+    assert ring.filled().shape == (2, 0)
+    ring.extend(np.array([[1.0, 2.0], [3.0, 4.0]], np.float32))
+    np.testing.assert_array_equal(ring.filled(), [[1, 2, 1, 2, 1], [3, 4, 3, 4, 3]])
+    ring.extend(np.arange(14, dtype=np.float32).reshape(2, 7))
+    np.testing.assert_array_equal(ring.filled(), ring.window())  # full: the last 5 frames, unchanged
+    np.testing.assert_array_equal(ring.window()[0], [2, 3, 4, 5, 6])
 
 
 def test_silence_is_not_speech(cnn):
