@@ -116,8 +116,8 @@ def render(model_dir: Path) -> str:
     tasks = {t: v for t, v in (met.get("tasks") or {}).items() if t != m.task}
     if tasks:
         out += ["", "The output collapsed to coarser tasks (basic6: summed over intensities; fine15: the fine15 clips, "
-                "renormalised; intensity: summed over emotions), same folds" + (", speaker-adapted:" if adapted else ":"),
-                "",
+                "renormalised; intensity: summed over emotions), same folds"
+                + (", speaker-adapted:" if adapted else ":"), "",
                 "| task | accuracy | balanced accuracy |", "|---|---|---|"]
         out += [f"| {t} | {_mean_std(v, 'accuracy')} | {_mean_std(v, 'balanced_accuracy')} |"
                 for t, v in tasks.items()]
