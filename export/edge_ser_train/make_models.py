@@ -53,13 +53,15 @@ RECIPES = {
     "basic6-cnn": dict(task="basic6", kind="cnn", augment=("noise", "pitch"), train_hop_seconds=1.0,
                        adapt_sample=True, kind_options={"epochs": 30, "patience": 6, "members": 3}),
     # fine16 (neutral + fine15) on every training corpus, each clip with the labels it carries: two forests
-    # (emotion 100 trees, intensity 60, 400 leaves each) composed in one ONNX file; two-head CNN (masked losses)
+    # (emotion and intensity, 400 leaves each) composed in one ONNX file; two-head CNN (masked losses)
     # both with room augmentation (reverberation, coloured noise, babble, microphone, Opus; augment.py): paired on
     # the same folds before the level-invariant prior, the forest lost 2.0 points clean in CV and gained 16 at pink
-    # 10 dB, 4 at RT60 0.6 s and 17 with both (reports/fine16-rfc/robustness/, 150 held-out clips); a room is what
-    # a robot hears, and a recipe chosen on clean validation speakers (nested) could not see that
+    # 10 dB, 4 at RT60 0.6 s and 17 with both (reports/fine16-rfc/robustness-room/ against robustness/ as of commit
+    # 0ba19b0, 150 held-out clips); a room is what a robot hears, and a recipe chosen on clean validation speakers
+    # (nested) could not see that.
     # 60 + 30 trees (was 100 + 60): onnxruntime holds ~0.5 MB per 400-leaf tree, so 160 trees put `listen`'s peak at
-    # 146 MB, over the Pi Zero 2W's 120 MB; 90 trees ~118 MB (benchmarks/listen_memory.py)
+    # 146 MB, over the Pi Zero 2W's 120 MB; 90 trees: 117 MB (benchmarks/listen_memory.py), CV six emotions 48.1 %
+    # against 48.5 % (with the window-level offset as well)
     "fine16-rfc": dict(task="fine16", kind="rfc", augment=("room",), kind_options={"n_estimators": 60,
                                                                             "intensity_estimators": 30,
                                                                             "max_leaf_nodes": 400}),
