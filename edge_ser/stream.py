@@ -6,7 +6,7 @@ speech frames (and ``context_frames`` around them) enter a fixed ring of the las
 that ring (the model's ``window_seconds`` of speech; before it is full, the speech so far repeated to fill the
 window, `FrameRing.filled`), so a window is scored from its speech, not from the silence around it.  (Centre-padding
 the speech so far with silence, as `features.fit_frames` pads a short clip, read nearly every utterance of the
-held-out sessions as ``neutral``: 314 of 326 labelled hops; docs/room.md.)  Until ``min_speech_seconds`` of speech
+held-out sessions as ``neutral``: 314 of 326 clean hops; docs/room.md.)  Until ``min_speech_seconds`` of speech
 have been heard in the current utterance an event says ``speech: true`` with ``label: null``; a silent hop has
 ``speech=False``, no emotion and no model call, and ends the utterance: the smoothing and the speech ring restart,
 so no emotion is carried across a silence.
