@@ -37,6 +37,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .features import power_level_db
+
 EPS = 1e-3  # added to the standard deviation (inputs are dB-scale or unit-free statistics)
 PRIOR_WINDOWS = 10.0  # default weight of the population's statistics, in windows (the default models use it)
 
@@ -80,17 +82,16 @@ class SpeakerStats:
 
     def level_offset(self) -> float:
         """The speaker's mean level minus the population's over the norm's level statistics (dB; 0 without any)."""
-        slope = self.norm.level_slope
-        if slope is None or not slope.any() or self.elements == 0:
+        if not self.norm.has_levels or self.elements == 0:
             return 0.0
         if self.norm.uses_window_levels:
             return self.level_sum / self.windows - self.norm.level_ref
-        mask = slope != 0
-        return float(np.mean(((self.sum / self.elements - self.norm.mean))[mask] / slope[mask]))
+        mask = self.norm.level_mask
+        return float(np.mean((self.sum / self.elements - self.norm.mean)[mask] / self.norm.level_slope[mask]))
 
     def mean_var(self, offset: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The speaker's mean and variance shrunk toward the population's by ``prior_windows`` windows (the
-        population's levels moved by ``offset``, by default `level_offset`, when the norm has a level mask)."""
+        population's levels moved by ``offset``, by default `level_offset`, when the norm has level statistics)."""
         k = self.norm.prior_windows * self.norm.pooled
         n = self.elements + k
         prior = self.norm.prior_mean(self.level_offset() if offset is None else offset)
@@ -119,9 +120,14 @@ class SpeakerNorm:
     level_ref: float | None = None  # the population's mean `window_levels` (dB); None: the earlier offset
 
     @property
+    def has_levels(self) -> bool:
+        """At least one statistic moves with a gain (the prior then follows the speaker's level)."""
+        return self.level_slope is not None and bool(self.level_slope.any())
+
+    @property
     def uses_window_levels(self) -> bool:
         """The offset comes from window levels: a ``level_ref`` and at least one level statistic."""
-        return self.level_ref is not None and self.level_slope is not None and bool(self.level_slope.any())
+        return self.level_ref is not None and self.has_levels
 
     @property
     def level_mask(self) -> np.ndarray | None:
@@ -135,15 +141,8 @@ class SpeakerNorm:
         return self.mean + offset * self.level_slope
 
     def input_offset(self, x: np.ndarray) -> float:
-        """The level offset of a batch of inputs from the population (as `SpeakerStats.level_offset`)."""
-        if self.level_slope is None or not self.level_slope.any():
-            return 0.0
-        if self.uses_window_levels:
-            return float(np.mean(self.window_levels(x))) - self.level_ref
-        axes = (0,) + tuple(a + 1 for a in self.axes)
-        mask = self.level_mask
-        return float(np.mean((np.asarray(x, np.float64).mean(axis=axes, keepdims=True)[0] - self.mean)[mask]
-                             / self.level_slope[mask]))
+        """The level offset of a batch of inputs from the population: `SpeakerStats.level_offset` of these inputs."""
+        return self.stats().update(x).level_offset() if self.has_levels else 0.0
 
     def window_levels(self, x: np.ndarray) -> np.ndarray:
         """Each input's level (dB): the power mean ``10 log10 mean 10^(v/10)`` of its level elements (every element
@@ -152,15 +151,11 @@ class SpeakerNorm:
         x = np.asarray(x, np.float64)
         slope = np.broadcast_to(self.level_slope, self.shape)
         mask = slope != 0
-        from .features import power_level_db
         return np.atleast_1d(power_level_db(x[:, mask] / slope[mask], axis=1))
 
     def set_level_ref(self, x: np.ndarray) -> "SpeakerNorm":
         """Take the population's level reference from a batch of its (raw) inputs (needs ``level_slope``)."""
-        if self.level_slope is None or not self.level_slope.any():
-            self.level_ref = None
-        else:
-            self.level_ref = float(np.mean(self.window_levels(x)))
+        self.level_ref = float(np.mean(self.window_levels(x))) if self.has_levels else None
         return self
 
     @property

@@ -384,10 +384,8 @@ class Recognizer:
         loudest.push(y)
         # the array is in memory: one pass (its windows, then its own statistics from them, then the scores);
         # a file goes block by block in two passes (`Model.classify_file`), with the same windows
-        if adapt == "file":
-            probs = m.classify_audio(y)
-        else:  # the training population's statistics
-            probs = m.predict(m.normalize(m.clip_inputs(y))).mean(axis=0)
+        # "none": fresh statistics left empty, i.e. the training population's
+        probs = m.classify_audio(y) if adapt == "file" else m.classify_audio(y, stats=m.speaker_stats(), update=False)
         return self._result(None, probs, loudest, len(y) / self.sample_rate, adapt)
 
     def classify_files(self, paths: Iterable[str | os.PathLike], adapt: str = "file"
