@@ -372,6 +372,12 @@ def run(data: Path, corpus: str, n_utt: int, model_name: str | None, seed: int, 
     return summarise(acc), sessions
 
 
+def _per_utterance(rows: list, key: str) -> float:
+    """``key`` over sessions, each weighted by its utterances (sessions without a value left out)."""
+    vals = [(r[key], r["utterances"]) for r in rows if r[key] is not None]
+    return round(sum(v * w for v, w in vals) / max(1, sum(w for _, w in vals)), 4)
+
+
 def summarise(acc: dict) -> dict:
     """Pooled over sessions: hop-weighted recall/false alarms, utterance-weighted emotion numbers."""
     out = {}
@@ -390,17 +396,12 @@ def summarise(acc: dict) -> dict:
                 n = sum(r["utterances"] for r in u)
                 res["utterances"] = n
                 for k in ("emotion_right_at_end", "hops_to_settle", "flips_per_utterance"):
-                    vals = [(r[k], r["utterances"]) for r in u if r[k] is not None]
-                    res[k] = round(sum(v * w for v, w in vals) / max(1, sum(w for _, w in vals)), 4)
+                    res[k] = _per_utterance(u, k)
                 res["no_label_at_end"] = sum(r["no_label_at_end"] for r in u)
-                by_corpus: dict = {}  # emotion right at the end per corpus of the sessions (cremad, ravdess, esd)
-                for r in u:
-                    if r["emotion_right_at_end"] is not None:
-                        corpus = re.match(r"[a-z]+", r["session"]).group(0)  # esd0020a -> esd
-                        by_corpus.setdefault(corpus, []).append((r["emotion_right_at_end"], r["utterances"]))
+                corpora = sorted({re.match(r"[a-z]+", r["session"]).group(0) for r in u})  # esd0020a -> esd
                 res["emotion_right_at_end_per_corpus"] = {
-                    c: round(sum(v * w for v, w in vals) / sum(w for _, w in vals), 4)
-                    for c, vals in sorted(by_corpus.items())}
+                    c: _per_utterance([r for r in u if r["session"].startswith(c)], "emotion_right_at_end")
+                    for c in corpora}
             if "ms_per_hop" in rows[0]:
                 res["ms_per_hop"] = round(float(np.median([r["ms_per_hop"] for r in rows])), 3)
             out[key][det] = res

@@ -104,8 +104,7 @@ def render(model_dir: Path) -> str:
             f"{', '.join(trained.get('augment', [])) or 'none'}; seed {trained.get('seed', '?')}; pseudo-labelled "
             f"clips: {trained.get('pseudo_labelled_clips', 0)}.",
             "", "## Evaluation", "",
-            f"Protocol: {met.get('protocol_details') or met.get('protocol') or 'not recorded'}.", "",
-            ]
+            f"Protocol: {met.get('protocol_details') or met.get('protocol') or 'not recorded'}.", ""]
     clip = met.get("clip_adapt", {})
     adapted = bool(m.input.get("speaker_norm"))  # without adaptation every clip is scored alone anyway
     out += (["| measure | speaker-adapted | each clip alone |", "|---|---|---|"] if adapted else
