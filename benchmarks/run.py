@@ -73,7 +73,7 @@ def model_windows(model_dir: Path, clips: list[np.ndarray], limit: int = 600) ->
     m = load_model(model_dir)
     xs = []
     for y in clips:
-        x = np.stack([m.input_for(w) for w in clip_windows(m.frames(y), m.n_frames, m.hop_frames())])
+        x = np.stack([m.input_for(w) for w in clip_windows(m.frames(y), m.n_frames, m.hop_frames(), m.pad)])
         # as the model sees them: a speaker-normalised model adapts to the clip, as `classify FILE` does
         xs.extend(m.normalize(x, m.speaker_stats().update(x)) if m.speaker_norm is not None else x)
         if len(xs) >= limit:

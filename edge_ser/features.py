@@ -16,33 +16,44 @@ SILENCE_DB = float(10.0 * np.log10(AMIN))  # what zero samples give: -100 dB
 LN10 = float(np.log(10.0))
 
 
-def fit_frames(db: np.ndarray, n_frames: int) -> np.ndarray:
-    """Centre-crop or centre-pad (with silence) ``(n_mels, T)`` to exactly ``n_frames`` frames."""
+# How a clip shorter than the model's window fills it (the manifest's ``input.pad``): ``repeat`` its frames from the
+# first (models trained with manifest version 3 on: a short utterance fills the window with speech, as `listen`'s ring
+# does), or ``silence`` centred around them (older models; a manifest without ``input.pad``).
+PADS = ("repeat", "silence")
+
+
+def fit_frames(db: np.ndarray, n_frames: int, pad: str = "silence") -> np.ndarray:
+    """Centre-crop ``(n_mels, T)`` to exactly ``n_frames`` frames, or fill a shorter one by ``pad`` (`PADS`):
+    its frames repeated from the first, or centred in silence.  No frames at all give silence either way."""
+    if pad not in PADS:
+        raise ValueError(f"pad must be one of {PADS}, got {pad!r}")
     t = db.shape[1]
     if t == n_frames:
         return db
     if t > n_frames:
         start = (t - n_frames) // 2
         return db[:, start:start + n_frames]
+    if pad == "repeat" and t > 0:
+        return np.tile(db, (1, -(-n_frames // t)))[:, :n_frames]
     out = np.full((db.shape[0], n_frames), SILENCE_DB, dtype=np.float32)
     start = (n_frames - t) // 2
     out[:, start:start + t] = db
     return out
 
 
-def clip_windows(db: np.ndarray, n_frames: int, hop_frames: int) -> np.ndarray:
+def clip_windows(db: np.ndarray, n_frames: int, hop_frames: int, pad: str = "silence") -> np.ndarray:
     """Cut a clip's log-mel frames ``(n_mels, T)`` into model windows ``(n_windows, n_mels, n_frames)``.
 
     The one windowing rule shared by classify, evaluation and training: windows start every ``hop_frames``
     frames from the first frame; if the last regular window stops short of the clip's end, one more window
     ending exactly on the last frame is added, so every frame is seen.  A clip of at most ``n_frames`` frames
-    gives one window, centre-padded with silence by `fit_frames`.  `WindowCutter` is the same rule for frames
+    gives one window, filled by `fit_frames` with the model's ``pad``.  `WindowCutter` is the same rule for frames
     that arrive in pieces (a file read block by block); this function is that cutter fed the whole clip.
     """
     db = np.asarray(db, dtype=np.float32)
     if db.ndim != 2:
         raise ValueError(f"db must be (n_mels, frames), got shape {db.shape}")
-    cutter = WindowCutter(n_frames, hop_frames)
+    cutter = WindowCutter(n_frames, hop_frames, pad)
     return np.stack(cutter.push(db) + cutter.finish())
 
 
@@ -51,10 +62,12 @@ class WindowCutter:
     windows the new frames complete, `finish` the last one (end-aligned, or the one padded window of a short clip).
     Holds at most one window plus the frames of one push."""
 
-    def __init__(self, n_frames: int, hop_frames: int):
+    def __init__(self, n_frames: int, hop_frames: int, pad: str = "silence"):
         if n_frames <= 0 or hop_frames <= 0:
             raise ValueError("n_frames and hop_frames must be positive")
-        self.n, self.hop = int(n_frames), int(hop_frames)
+        if pad not in PADS:
+            raise ValueError(f"pad must be one of {PADS}, got {pad!r}")
+        self.n, self.hop, self.pad = int(n_frames), int(hop_frames), pad
         self.held: np.ndarray | None = None
         self.base = 0    # absolute index of held[:, 0]
         self.total = 0   # frames pushed so far
@@ -81,7 +94,7 @@ class WindowCutter:
     def finish(self) -> list[np.ndarray]:
         held = self.held if self.held is not None else np.zeros((0, 0), dtype=np.float32)
         if self.total < self.n:  # a short clip: one window, padded (all its frames are still held)
-            return [fit_frames(held, self.n)]
+            return [fit_frames(held, self.n, self.pad)]
         if self.start - self.hop + self.n < self.total:  # the last regular window stops short of the end
             return [held[:, self.total - self.n - self.base:self.total - self.base]]
         return []

@@ -13,9 +13,11 @@ from .frontend import FrontendConfig
 from .labels import TASKS
 
 # 2 added the optional input.speaker_norm (edge_ser.adapt); a runtime that ignored it would feed such a model
-# unnormalised inputs, so version-1 runtimes must refuse version 2.  Version 1 manifests are still read.
-MANIFEST_VERSION = 2
-SUPPORTED_VERSIONS = (1, 2)
+# unnormalised inputs, so version-1 runtimes must refuse version 2.  3 added input.pad = "repeat" (a clip shorter
+# than the window fills it with its own frames repeated, `features.PADS`); a runtime that ignored it would pad such a
+# model's short clips with silence.  Older manifests are still read (no input.pad: "silence").
+MANIFEST_VERSION = 3
+SUPPORTED_VERSIONS = (1, 2, 3)
 MODEL_FILES = {"onnx": "model.onnx", "tflite": "model.tflite"}
 
 
@@ -47,6 +49,11 @@ class Manifest:
         """Frames in one model window."""
         return self.frontend_config.frames_for(int(round(self.window_seconds * self.frontend_config.sample_rate)))
 
+    @property
+    def pad(self) -> str:
+        """How a clip shorter than the window fills it (`features.PADS`): ``silence`` for manifests without it."""
+        return self.input.get("pad", "silence")
+
     def speaker_norm(self):
         """The input's `edge_ser.adapt.SpeakerNorm`, or None for a model trained without speaker normalisation."""
         spec = self.input.get("speaker_norm")
@@ -76,7 +83,8 @@ def write_manifest(model_dir: Path, manifest: Manifest) -> Path:
     """Fill in ``formats`` and ``sha256`` from the model files present and write ``manifest.json``."""
     model_dir = Path(model_dir)
     # the oldest version that describes the model, so older runtimes still run models they can run
-    manifest.manifest_version = MANIFEST_VERSION if manifest.input.get("speaker_norm") is not None else 1
+    manifest.manifest_version = (3 if manifest.pad != "silence" else
+                                 2 if manifest.input.get("speaker_norm") is not None else 1)
     manifest.formats = [fmt for fmt, fname in MODEL_FILES.items() if (model_dir / fname).exists()]
     manifest.sha256 = {MODEL_FILES[f]: sha256_of(model_dir / MODEL_FILES[f]) for f in manifest.formats}
     path = model_dir / "manifest.json"
@@ -158,6 +166,8 @@ def verify_manifest(model_dir: Path, m: Manifest) -> None:
         raise ModelError(f"{where}: manifest lists no labels")
     if m.input.get("features") not in features.FEATURES:
         raise ModelError(f"{where}: unknown input features {m.input.get('features')!r}")
+    if m.pad not in features.PADS:
+        raise ModelError(f"{where}: input.pad must be one of {', '.join(features.PADS)}, got {m.pad!r}")
     if m.input.get("speaker_norm") is not None:
         m.speaker_norm()  # shapes and values
     if not (isinstance(m.window_seconds, (int, float)) and 0 < m.window_seconds <= 30):

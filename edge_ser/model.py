@@ -22,6 +22,7 @@ class Model:
         self.labels = list(manifest.labels)
         self.frontend = manifest.frontend_config
         self.n_frames = manifest.n_frames
+        self.pad = manifest.pad  # how a clip shorter than the window fills it (features.PADS)
         self.input_shape = tuple(int(s) for s in manifest.input.get("shape", ()))
         self.speaker_norm = manifest.speaker_norm()  # edge_ser.adapt.SpeakerNorm, or None
         self._runner = runner
@@ -98,7 +99,7 @@ class Model:
     def clip_inputs(self, audio16k: np.ndarray, hop_seconds: float | None = None) -> np.ndarray:
         """A clip's model inputs before speaker normalisation, one per window cut by ``features.clip_windows``."""
         db = self.frames(audio16k)
-        windows = features.clip_windows(db, self.n_frames, self.hop_frames(hop_seconds))
+        windows = features.clip_windows(db, self.n_frames, self.hop_frames(hop_seconds), self.pad)
         return np.stack([self.input_for(w) for w in windows])
 
     def classify_audio(self, audio16k: np.ndarray, hop_seconds: float | None = None, stats=None,
@@ -131,7 +132,7 @@ class Model:
         from .frontend import StreamingLogMel
 
         frontend = StreamingLogMel(self.frontend)
-        cutter = features.WindowCutter(self.n_frames, self.hop_frames(hop_seconds))  # clip_windows' rule
+        cutter = features.WindowCutter(self.n_frames, self.hop_frames(hop_seconds), self.pad)  # clip_windows' rule
         pending: list[np.ndarray] = []
         acc = np.zeros(len(self.labels), dtype=np.float64)
         count = 0

@@ -4,9 +4,10 @@ Audio is gathered into hops (default 0.5 s); once per hop it goes through `Strea
 once) and the speech detector (`edge_ser.vad`, on those frames), which marks the frames that hold speech.  Only
 speech frames (and ``context_frames`` around them) enter a fixed ring of the last ``n_frames``; the model scores
 that ring (the model's ``window_seconds`` of speech; before it is full, the speech so far repeated to fill the
-window, `FrameRing.filled`), so a window is scored from its speech, not from the silence around it.  (Centre-padding
-the speech so far with silence, as `features.fit_frames` pads a short clip, read nearly every utterance of the
-held-out sessions as ``neutral``: 314 of 326 clean hops; docs/room.md.)  Until ``min_speech_seconds`` of speech
+window, `features.fit_frames` with ``pad="repeat"``, whatever the model's own ``input.pad``), so a window is scored
+from its speech, not from the silence around it.  (Centre-padding the speech so far with silence, as models trained
+before ``input.pad`` pad a short clip, read nearly every utterance of the held-out sessions as ``neutral``: 314 of
+326 clean hops; docs/room.md.)  Until ``min_speech_seconds`` of speech
 have been heard in the current utterance an event says ``speech: true`` with ``label: null``; a silent hop has
 ``speech=False``, no emotion and no model call, and ends the utterance: the smoothing and the speech ring restart,
 so no emotion is carried across a silence.
@@ -26,6 +27,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from . import features
 from .errors import UserError
 from .frontend import FrontendConfig, StreamingLogMel
 from .labels import intensity_score, split_label
@@ -352,9 +354,7 @@ class FrameRing:
         """A whole window ``(n_mels, capacity)``: the frames held, repeated from the oldest when fewer than
         ``capacity`` (an utterance's first seconds of speech fill the model's window with speech, not silence)."""
         w = self.window()
-        if 0 < w.shape[1] < self.capacity:
-            w = np.tile(w, (1, -(-self.capacity // w.shape[1])))[:, :self.capacity]
-        return w
+        return features.fit_frames(w, self.capacity, "repeat") if w.shape[1] else w
 
 
 class Engine:

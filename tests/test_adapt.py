@@ -108,7 +108,7 @@ def test_training_writes_the_population_statistics_and_both_cv_regimes(adapted):
 
     _, out, result = adapted
     m = read_manifest(out)
-    assert m.manifest_version == 2
+    assert m.manifest_version == 3 and m.pad == "repeat"  # a short clip fills the window with its own frames
     sn = m.input["speaker_norm"]
     assert sn["axes"] == [] and sn["prior_windows"] == 10.0 and len(sn["mean"]) == m.input["shape"][0]
     assert np.isfinite(sn["level_ref"])  # the window-level offset (edge_ser.adapt), as the runtime applies it
@@ -305,7 +305,13 @@ def test_manifest_version_is_the_oldest_that_describes_the_model(committed, tmp_
     plain = tmp_path / "plain"
     shutil.copytree(out, plain)
     m = read_manifest(plain)
-    assert m.manifest_version == 2
+    assert m.manifest_version == 2 and m.pad == "silence"  # trained before input.pad
+    m.input["pad"] = "repeat"
+    write_manifest(plain, m)
+    assert json.loads((plain / "manifest.json").read_text())["manifest_version"] == 3
+    del m.input["pad"]
+    write_manifest(plain, m)
+    assert json.loads((plain / "manifest.json").read_text())["manifest_version"] == 2
     del m.input["speaker_norm"]
     write_manifest(plain, m)
     assert json.loads((plain / "manifest.json").read_text())["manifest_version"] == 1

@@ -52,6 +52,20 @@ def test_fit_frames_centre_crop():
     np.testing.assert_array_equal(fit_frames(db, 5), db[:, 3:8])
 
 
+def test_fit_frames_fills_a_short_clip_by_its_pad():
+    db = _db(3)
+    np.testing.assert_array_equal(fit_frames(db, 8, "repeat"), db[:, [0, 1, 2, 0, 1, 2, 0, 1]])
+    silent = fit_frames(db, 8)  # the default: centred in silence (models trained before input.pad)
+    np.testing.assert_array_equal(silent[:, 2:5], db)
+    assert (silent[:, :2] == SILENCE_DB).all() and (silent[:, 5:] == SILENCE_DB).all()
+    assert (fit_frames(db[:, :0], 4, "repeat") == SILENCE_DB).all()  # no frames: silence either way
+    np.testing.assert_array_equal(fit_frames(_db(11), 5, "repeat"), _db(11)[:, 3:8])  # a long clip: the same crop
+    with pytest.raises(ValueError, match="pad"):
+        fit_frames(db, 8, "zeros")
+    with pytest.raises(ValueError, match="pad"):
+        clip_windows(db, 8, 2, "zeros")
+
+
 def test_compute_every_feature_is_finite_and_shaped():
     rng = np.random.default_rng(0)
     db = rng.normal(-40, 10, (128, 80)).astype(np.float32)
@@ -120,10 +134,11 @@ def test_window_cutter_fed_in_pieces_cuts_the_clip_windows(t):
     starts = list(range(0, t - n + 1, hop)) if t > n else []
     if t > n and starts[-1] + n < t:
         starts.append(t - n)
-    expected = np.stack([features.fit_frames(db, n)] if t <= n else [db[:, s:s + n] for s in starts])
-    assert np.array_equal(features.clip_windows(db, n, hop), expected)
+    pad = ("silence", "repeat")[t % 2]
+    expected = np.stack([features.fit_frames(db, n, pad)] if t <= n else [db[:, s:s + n] for s in starts])
+    assert np.array_equal(features.clip_windows(db, n, hop, pad), expected)
     for piece in (1, 7, 16, 300):
-        cutter, out = features.WindowCutter(n, hop), []
+        cutter, out = features.WindowCutter(n, hop, pad), []
         for s in range(0, max(t, 1), piece):
             out += cutter.push(db[:, s:s + piece])
         out += cutter.finish()

@@ -169,3 +169,28 @@ def test_classify_file_real_speech(tiny_models, cremad_clips):
     model = load_model(tiny_models["cnn"])
     for clip in cremad_clips[:3]:
         np.testing.assert_allclose(model.classify_file(clip)[0], model.classify_audio(load_audio(clip)), atol=1e-4)
+
+
+def test_a_repeat_padded_model_fills_a_short_clip_with_its_frames(tiny_models, tmp_path):
+    """A manifest with ``input.pad: repeat`` (training writes it from manifest version 3) fills a clip shorter than
+    the window with its own frames, in classify_audio and the block-by-block classify_file alike."""
+    import json
+    import shutil
+
+    import soundfile as sf
+    from edge_ser import features
+    d = tmp_path / "tiny-repeat"
+    shutil.copytree(tiny_models["rfc"], d)
+    m = json.loads((d / "manifest.json").read_text())
+    m["input"]["pad"] = "repeat"
+    (d / "manifest.json").write_text(json.dumps(m))
+    model, old = load_model(d), load_model(tiny_models["rfc"])
+    assert (model.pad, old.pad) == ("repeat", "silence")
+    y = harmonic_tone(tone_f0(4), 0.6, np.random.default_rng(3), amp=0.3)
+    db = model.frames(y)
+    assert db.shape[1] < model.n_frames
+    np.testing.assert_array_equal(model.clip_inputs(y)[0], model.input_for(features.fit_frames(db, model.n_frames,
+                                                                                               "repeat")))
+    assert not np.allclose(model.clip_inputs(y), old.clip_inputs(y))
+    sf.write(tmp_path / "x.wav", y, 16000, subtype="FLOAT")
+    np.testing.assert_allclose(model.classify_file(tmp_path / "x.wav")[0], model.classify_audio(y), atol=1e-4)

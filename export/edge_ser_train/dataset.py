@@ -45,6 +45,9 @@ class InputSpec:
     frontend: FrontendConfig = field(default_factory=lambda: FrontendConfig(top_db=None))
     # speaker normalisation (edge_ser.adapt): {"axes": [...], "prior_windows": k}, or None for none
     speaker_norm: dict | None = None
+    # how a clip shorter than the window fills it (edge_ser.features.PADS): its frames repeated, as listen's ring
+    # fills a window from an utterance's first seconds of speech (manifest input.pad; "silence" before version 3)
+    pad: str = "repeat"
 
     @property
     def n_frames(self) -> int:
@@ -61,7 +64,8 @@ class InputSpec:
         return features.compute(window_db, self.features, self.full_params())
 
     def manifest_input(self, shape, norm=None) -> dict:
-        out = {"features": self.features, "params": self.full_params(), "shape": list(shape), "dtype": "float32"}
+        out = {"features": self.features, "params": self.full_params(), "shape": list(shape), "dtype": "float32",
+               "pad": self.pad}
         if norm is not None:  # edge_ser.adapt.SpeakerNorm (population statistics of the training part)
             out["speaker_norm"] = norm.to_manifest()
         return out
@@ -172,7 +176,7 @@ class LogMelCache:
 
 
 def windows_of(db: np.ndarray, spec: InputSpec) -> np.ndarray:
-    return features.clip_windows(db, spec.n_frames, spec.hop_frames)
+    return features.clip_windows(db, spec.n_frames, spec.hop_frames, spec.pad)
 
 
 def window_inputs(dbs: list[np.ndarray], spec: InputSpec, desc: str | None = None):

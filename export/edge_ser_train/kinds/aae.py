@@ -230,7 +230,7 @@ def unlabelled_windows(roots, n_frames: int = 79, hop_frames: int = 31, max_wind
         used += 1
         root = next(str(r) for r in roots if str(p).startswith(str(Path(r))))
         per_root[Path(root).name] = per_root.get(Path(root).name, 0) + 1
-        for w in features.clip_windows(db, n_frames, hop_frames):
+        for w in features.clip_windows(db, n_frames, hop_frames, "repeat"):  # as the kind's InputSpec pads
             xs.append(features.compute(w, FEATURES, {**PARAMS, "n_frames": n_frames}))
     if not xs:
         raise ValueError(f"no readable audio under {', '.join(map(str, roots))}")
