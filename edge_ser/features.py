@@ -22,11 +22,16 @@ LN10 = float(np.log(10.0))
 PADS = ("repeat", "silence")
 
 
+def check_pad(pad: str) -> str:
+    if pad not in PADS:
+        raise ValueError(f"pad must be one of {PADS}, got {pad!r}")
+    return pad
+
+
 def fit_frames(db: np.ndarray, n_frames: int, pad: str = "silence") -> np.ndarray:
     """Centre-crop ``(n_mels, T)`` to exactly ``n_frames`` frames, or fill a shorter one by ``pad`` (`PADS`):
     its frames repeated from the first, or centred in silence.  No frames at all give silence either way."""
-    if pad not in PADS:
-        raise ValueError(f"pad must be one of {PADS}, got {pad!r}")
+    check_pad(pad)
     t = db.shape[1]
     if t == n_frames:
         return db
@@ -65,9 +70,7 @@ class WindowCutter:
     def __init__(self, n_frames: int, hop_frames: int, pad: str = "silence"):
         if n_frames <= 0 or hop_frames <= 0:
             raise ValueError("n_frames and hop_frames must be positive")
-        if pad not in PADS:
-            raise ValueError(f"pad must be one of {PADS}, got {pad!r}")
-        self.n, self.hop, self.pad = int(n_frames), int(hop_frames), pad
+        self.n, self.hop, self.pad = int(n_frames), int(hop_frames), check_pad(pad)
         self.held: np.ndarray | None = None
         self.base = 0    # absolute index of held[:, 0]
         self.total = 0   # frames pushed so far

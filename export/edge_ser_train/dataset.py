@@ -31,6 +31,11 @@ MAX_CLIP_SECONDS = 120.0
 DEFAULT_HOP_SECONDS = 0.5
 
 
+# how training fills a clip shorter than the window (edge_ser.features.PADS): its frames repeated, as listen's ring
+# fills a window from an utterance's first seconds of speech (manifest input.pad; "silence" before version 3)
+TRAIN_PAD = "repeat"
+
+
 def default_cache_dir() -> Path:
     return Path(os.environ.get("EDGE_SER_CACHE", "cache"))
 
@@ -45,9 +50,7 @@ class InputSpec:
     frontend: FrontendConfig = field(default_factory=lambda: FrontendConfig(top_db=None))
     # speaker normalisation (edge_ser.adapt): {"axes": [...], "prior_windows": k}, or None for none
     speaker_norm: dict | None = None
-    # how a clip shorter than the window fills it (edge_ser.features.PADS): its frames repeated, as listen's ring
-    # fills a window from an utterance's first seconds of speech (manifest input.pad; "silence" before version 3)
-    pad: str = "repeat"
+    pad: str = TRAIN_PAD  # how a clip shorter than the window fills it (manifest input.pad)
 
     @property
     def n_frames(self) -> int:

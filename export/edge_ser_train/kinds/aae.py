@@ -219,7 +219,7 @@ def unlabelled_windows(roots, n_frames: int = 79, hop_frames: int = 31, max_wind
     layout; labels unused), at most ``max_windows`` (a random subset), as the kind computes its inputs."""
     from edge_ser import features
     from ..corpora import Clip
-    from ..dataset import LogMelCache
+    from ..dataset import TRAIN_PAD, LogMelCache
     cache = LogMelCache(cache_dir)
     files = sorted(p for r in roots for p in Path(r).rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
     xs, used, per_root = [], 0, {}
@@ -230,7 +230,7 @@ def unlabelled_windows(roots, n_frames: int = 79, hop_frames: int = 31, max_wind
         used += 1
         root = next(str(r) for r in roots if str(p).startswith(str(Path(r))))
         per_root[Path(root).name] = per_root.get(Path(root).name, 0) + 1
-        for w in features.clip_windows(db, n_frames, hop_frames, "repeat"):  # as the kind's InputSpec pads
+        for w in features.clip_windows(db, n_frames, hop_frames, TRAIN_PAD):  # as the kind's InputSpec pads
             xs.append(features.compute(w, FEATURES, {**PARAMS, "n_frames": n_frames}))
     if not xs:
         raise ValueError(f"no readable audio under {', '.join(map(str, roots))}")
