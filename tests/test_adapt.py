@@ -108,7 +108,7 @@ def test_training_writes_the_population_statistics_and_both_cv_regimes(adapted):
 
     _, out, result = adapted
     m = read_manifest(out)
-    assert m.manifest_version == 3 and m.pad == "repeat"  # a short clip fills the window with its own frames
+    assert m.manifest_version == 2 and m.pad == "silence"  # speaker statistics; short clips centred in silence
     sn = m.input["speaker_norm"]
     assert sn["axes"] == [] and sn["prior_windows"] == 10.0 and len(sn["mean"]) == m.input["shape"][0]
     assert np.isfinite(sn["level_ref"])  # the window-level offset (edge_ser.adapt), as the runtime applies it
@@ -305,8 +305,12 @@ def test_manifest_version_is_the_oldest_that_describes_the_model(committed, tmp_
     plain = tmp_path / "plain"
     shutil.copytree(out, plain)
     m = read_manifest(plain)
-    assert m.manifest_version == 3 and m.pad == "repeat"  # trained as `adapted`: short clips repeated
-    del m.input["pad"]
+    assert m.manifest_version == 2 and m.pad == "silence"  # trained as `adapted`
+    m.input["pad"] = "repeat"  # short clips repeated: only version 3 says so
+    write_manifest(plain, m)
+    assert json.loads((plain / "manifest.json").read_text())["manifest_version"] == 3
+    assert read_manifest(plain, verify=False).pad == "repeat"
+    del m.input["pad"]  # the default (silence), as older manifests have it
     write_manifest(plain, m)
     assert json.loads((plain / "manifest.json").read_text())["manifest_version"] == 2
     del m.input["speaker_norm"]
