@@ -17,6 +17,14 @@ the bar by as much as it fluctuates; a frame is active when its score exceeds th
 (default 2) and its level is at least ``min_level_db`` dBFS.  Babble (other voices) is only partly told apart:
 see docs/room.md for the measured false alarms.
 
+A step up in the noise (a fan switched on, the next recording's louder room) would be speech until the floors'
+memory forgets the quieter room.  A run of ``STEADY_FRAMES`` (0.38 s) frames above the bar is a step instead, and
+the floors restart from it, when the run is steady (its unclipped scores within ``STEADY_DB``; speech moves 10-30 dB
+between syllables), smooth across bands (the mean spectrum's deviation from its 5-band running median under
+``SMOOTH_DB``; a held vowel's harmonics are peaks and valleys) and at least ``STEP_BELOW_DB`` under the loudest
+speech heard (a peak decaying ``PEAK_DECAY_DB`` per second; a steady stretch of speech in loud noise is not under
+it).  Before any speech, a new noise is left to the floors' memory as before.
+
 ``energy`` is the earlier gate: a frame's level against the ``floor_percentile``-th percentile of recent frame
 levels plus ``margin_db``.
 
@@ -39,6 +47,11 @@ MAX_RISE_DB = 30.0
 TOP_SHARE = 0.25        # a frame's score: mean rise of its top quarter of bands (speech energy is concentrated)
 SMOOTH_FRAMES = 3       # scores averaged over this many frames (the current and the previous ones)
 NOISE_QUANTILE = 80.0   # the noise's score: this percentile of a chunk's scores, minimum over floor_seconds
+STEADY_FRAMES = 12      # a step in the noise: this many frames (0.38 s) in a row above the bar ...
+STEADY_DB = 3.0         # ... whose unclipped scores stay within this range (speech moves 10-30 dB within syllables)
+SMOOTH_DB = 1.5         # ... and whose mean spectrum is smooth across bands (a voice's harmonics are not)
+STEP_BELOW_DB = 10.0    # ... and whose level is this far under the loudest speech heard (its peak decays
+PEAK_DECAY_DB = 1.0     # this many dB per second): a steady stretch of speech in loud noise is not a step
 
 
 def mel_centres(sample_rate: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
@@ -103,6 +116,7 @@ class SpectralDetector:
         if self.bands.size == 0:
             self.bands = np.arange(n_mels)
         self.n_ring = max(2, int(round(config.floor_seconds / (CHUNK_FRAMES * frame_seconds))))
+        self._decay = PEAK_DECAY_DB * frame_seconds
         self.reset()
 
     def reset(self) -> None:
@@ -118,6 +132,11 @@ class SpectralDetector:
         self._chunk_n = 0
         self._floor = None  # per band, None until a chunk was learnt
         self._noise_score = 0.0
+        self._steady_x = np.zeros((STEADY_FRAMES, nb))  # the last frames of the current run above the bar
+        self._steady_s = np.zeros(STEADY_FRAMES)
+        self._steady_l = np.zeros(STEADY_FRAMES)
+        self._steady_n = 0
+        self._peak = -np.inf  # the loudest active frame's level, decaying (STEP_BELOW_DB)
         self.last_scores = np.zeros(0)
 
     @property
@@ -142,11 +161,35 @@ class SpectralDetector:
         hi = min(lo + 1, raw.shape[1] - 1)
         self._noise_score = float((raw[:, lo] + (q - lo) * (raw[:, hi] - raw[:, lo])).min())
 
-    def _raw(self, x: np.ndarray) -> np.ndarray:
-        """Unsmoothed scores of frames ``(k, bands)``: mean rise above the floor of each frame's top bands."""
-        rise = np.clip(x - self._floor, 0.0, MAX_RISE_DB)
+    def _raw(self, x: np.ndarray, unclipped: bool = False):
+        """Unsmoothed scores of frames ``(k, bands)``: mean rise above the floor of each frame's top bands (each
+        rise clipped to 0..MAX_RISE_DB); with ``unclipped``, also the same mean without the upper clip."""
+        rise = x - self._floor
         top = max(1, int(round(TOP_SHARE * rise.shape[1])))
-        return np.partition(rise, rise.shape[1] - top, axis=1)[:, -top:].mean(axis=1)
+        tops = np.maximum(np.partition(rise, rise.shape[1] - top, axis=1)[:, -top:], 0.0)
+        raw = np.minimum(tops, MAX_RISE_DB).mean(axis=1)
+        return (raw, tops.mean(axis=1)) if unclipped else raw
+
+    def _steady_step(self, x: np.ndarray, levels: np.ndarray, run: np.ndarray, unclipped: np.ndarray) -> bool:
+        """Follow the run of frames above the bar; True when its last STEADY_FRAMES are a step in the noise (a fan
+        switched on, a louder room): steady in score and smooth across bands.  The floors then restart from it."""
+        for i in range(len(run)):
+            if not run[i]:
+                self._steady_n = 0
+                continue
+            self._steady_x[self._steady_n % STEADY_FRAMES] = x[i]
+            self._steady_l[self._steady_n % STEADY_FRAMES] = levels[i]
+            self._steady_s[self._steady_n % STEADY_FRAMES] = unclipped[i]
+            self._steady_n += 1
+        if self._steady_n < STEADY_FRAMES or np.ptp(self._steady_s) >= STEADY_DB:
+            return False
+        level = 10 * np.log10(np.mean(10 ** (self._steady_l / 10)))
+        if level > self._peak - STEP_BELOW_DB:
+            return False
+        spectrum = self._steady_x.mean(axis=0)
+        pad = np.pad(spectrum, 2, mode="edge")
+        local = np.median(np.lib.stride_tricks.sliding_window_view(pad, 5), axis=1)
+        return float(np.mean(np.abs(spectrum - local))) < SMOOTH_DB
 
     def push(self, frames: np.ndarray, levels: np.ndarray, clipped: np.ndarray) -> np.ndarray:
         """Judge a hop's frames against the floors as they stand (they move once per chunk: at most a hop late)."""
@@ -157,8 +200,9 @@ class SpectralDetector:
         usable = (levels > SILENT_DBFS) & ~clipped if cfg.floor_guard else np.ones(k, bool)
         active = np.zeros(k, dtype=bool)
         scores = np.zeros(k)
+        unclipped = None
         if self._floor is not None and k:
-            raw = self._raw(x)
+            raw, unclipped = self._raw(x, unclipped=True)
             both = np.concatenate([self._recent, raw])
             c = np.cumsum(np.concatenate([[0.0], both]))
             n = SMOOTH_FRAMES
@@ -174,6 +218,19 @@ class SpectralDetector:
             if self._chunk_n == CHUNK_FRAMES:
                 self._learn(self._chunk)
                 self._chunk_n = 0
+        if unclipped is not None and self._steady_step(x, levels, active & usable, unclipped):
+            steady, steady_levels = self._steady_x[-CHUNK_FRAMES:].copy(), self._steady_l[-CHUNK_FRAMES:].copy()
+            peak = self._peak
+            self.reset()  # the old floors describe a quieter room: restart them from (8 frames of) the step
+            self._peak = peak
+            self._chunk_level[:] = steady_levels
+            self._learn(steady)
+            active[:] = False
+            scores = np.zeros(k)
+        self._peak -= self._decay * k  # then the loudest speech of this hop (after the check: not the step's own)
+        if active.any():
+            ages = (k - 1 - np.flatnonzero(active)) * self._decay
+            self._peak = max(self._peak, float((levels[active] - ages).max()))
         self.last_scores = scores
         return active
 

@@ -134,6 +134,25 @@ def test_noise_switched_on_stops_being_speech(rng):
     assert d[8:].sum() <= 7 and not d[-6:].any()
 
 
+def test_a_step_in_the_noise_after_speech_is_noise_at_once(rng, monkeypatch):
+    """Speech, then a fan 15 dB under it (a louder room: the next recording, a fan switched on): a steady stretch
+    smooth across bands restarts the floors, so the fan is not speech from its first hop (it was for 2 s, until the
+    3 s floor memory caught up).  A steady voice-like tone at the same level is not such a step: its harmonics are
+    not smooth across bands, so it stays speech."""
+    room = 0.001 * pink(3 * SR, rng)
+    s, t = syllables(1.5, rng)
+    s = s + 0.001 * pink(len(s), rng)
+    under = np.sqrt(np.mean(s[t] ** 2)) * 10 ** (-15 / 20)
+    fan = np.concatenate([room, s, under * pink(6 * SR, rng)]).astype(np.float32)
+    tone = np.concatenate([room, s, harmonic_tone(220.0, 6.0, rng, amp=0.3 * 10 ** (-15 / 20))])
+    start = (len(room) + len(s)) // HOP  # the first hop of the fan / tone
+    assert gate_hops(fan)[6:start].all()  # the speech
+    assert not gate_hops(fan)[start:].any()
+    assert gate_hops(tone)[start:start + 3].all()
+    monkeypatch.setattr("edge_ser.vad.SMOOTH_DB", -1.0)  # no stretch is smooth enough: the rule is off
+    assert gate_hops(fan)[start:start + 3].all()
+
+
 def test_real_clips_in_pink_noise(cremad_clips):
     from edge_ser.audio import load_audio
     rng = np.random.default_rng(3)
