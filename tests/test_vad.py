@@ -416,3 +416,18 @@ def test_listen_text_lines_for_speech_without_a_label(capsys):
     lines = out.splitlines()
     assert any(" speech 0." in line for line in lines)  # the onset: speech_seconds, no emotion yet
     assert "None" not in out and "None" not in err.splitlines()[-1]
+
+
+def test_gate_dev_scores_a_gate_and_refuses_bad_options(rng, capsys):
+    """benchmarks.gate_dev (detector development on cached sessions) scores recall and false alarms per condition
+    as the benchmark does; a bad --gate or --set is one error line and exit 2."""
+    from benchmarks import gate_dev
+    y, hops = session(rng, 10)
+    out = gate_dev.evaluate(GateConfig(), [("synthetic", "pink10", y, hops)])
+    assert out["pink10"]["recall"] >= 0.9 and out["pink10"]["false_alarms"] <= 0.05
+    assert gate_dev.main(["--gate", "margin_db=-1"]) == 2
+    assert gate_dev.main(["--gate", "margin_db=three"]) == 2
+    assert gate_dev.main(["--set", "NO_SUCH_CONSTANT=1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and err[0].startswith("error: --gate") and err[1].startswith("error: --gate")
+    assert err[2].startswith("error: edge_ser.vad has no")

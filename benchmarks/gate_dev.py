@@ -1,0 +1,109 @@
+"""Speech-gate development on cached sessions: recall and false alarms of the gate alone, per condition.
+
+The noisy-session benchmark (`benchmarks.noisy_sessions`) builds its sessions anew and runs a model, Silero and
+both detectors: minutes per run.  Tuning the detector needs many runs on *development* speakers (never the
+held-out ones the benchmark reports), so this builds the sessions once with the benchmark's own builders, keeps
+them in ``--cache`` (``.npz``, ~100 MB per corpus) and scores a `GateConfig` in ~10-20 s::
+
+    python -m benchmarks.gate_dev --corpus cremad                      # the default gate
+    python -m benchmarks.gate_dev --corpus cremad --gate margin_db=3   # a GateConfig field
+    python -m benchmarks.gate_dev --corpus ravdess --set STEADY_DB=2   # an edge_ser.vad constant
+
+``cremad``: every fifth CREMA-D actor, ``ravdess``: every third RAVDESS actor (the benchmark's development
+speakers); ``heldout`` is there to confirm a choice made on those, not to make it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edge_ser import vad
+from edge_ser.errors import UserError
+from edge_ser.stream import GateConfig
+
+from . import noisy_sessions as ns
+
+CONDITIONS = ("clean", "pink20", "pink10", "far", "babble")
+
+
+def sessions(corpus: str, cache: Path, n_utt: int = 20, seed: int = 0, max_sessions: int = 6) -> list:
+    """[(speaker, condition, audio, hop truth)] built as the benchmark builds them, cached."""
+    path = cache / f"{corpus}-{n_utt}-{seed}-{max_sessions}.npz"
+    if path.exists():
+        return list(np.load(path, allow_pickle=True)["items"])
+    rng = np.random.default_rng(seed)
+    spk = ns.speakers(ns.DATA, corpus, "fine16-cnn")
+    by_actor: dict[str, list] = {}
+    for f in sorted((ns.DATA / "cremad" / "AudioWAV").glob("*.flac")):
+        by_actor.setdefault(f.name[:4], []).append(f)
+    actors = sorted(by_actor)
+    items = []
+    for name in ns.interleave(sorted(spk))[:max_sessions]:
+        clips = list(spk[name])
+        chosen = [clips[i] for i in rng.permutation(len(clips))[:n_utt]]
+        talkers = [by_actor[a][:12] for a in rng.choice(actors, 4, replace=False)]
+        speech, mask, _, babble = ns.build_session(chosen, rng, talkers)
+        for cond in CONDITIONS:
+            y, m = ns.condition(cond, speech, mask, babble, np.random.default_rng(seed + 1), False)
+            items.append((name, cond, y, ns.hop_truth(m, len(y) // int(ns.HOP * ns.SR))))
+        print(f"built {name}", file=sys.stderr, flush=True)
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(path, items=np.array(items, dtype=object))
+    return items
+
+
+def evaluate(cfg: GateConfig, items: list) -> dict:
+    """Per condition: mean over sessions of speech-hop recall and gap false alarms."""
+    acc: dict = {}
+    for _, cond, y, truth in items:
+        s = ns.gate_scores(ns.gate_hops(cfg, y), truth)
+        acc.setdefault(cond, []).append((s["recall"], s["false_alarms"]))
+    return {c: {"recall": round(float(np.mean([r for r, _ in v])), 3),
+                "false_alarms": round(float(np.mean([f for _, f in v])), 3)} for c, v in acc.items()}
+
+
+def _pairs(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        out[key] = json.loads(value)
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--corpus", default="cremad", choices=("cremad", "ravdess", "heldout"))
+    ap.add_argument("--cache", type=Path, default=Path("runs") / "gate_dev")
+    ap.add_argument("--gate", nargs="*", default=[], metavar="FIELD=VALUE", help="GateConfig fields (JSON values)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="edge_ser.vad constants")
+    a = ap.parse_args(argv)
+    try:
+        constants, fields = _pairs(a.set), _pairs(a.gate)
+        cfg = GateConfig(**fields).validate()
+    except (TypeError, ValueError, UserError) as exc:  # not JSON, an unknown field, a bad value
+        print(f"error: --gate/--set: {exc}", file=sys.stderr)
+        return 2
+    for name, value in constants.items():
+        if not hasattr(vad, name):
+            print(f"error: edge_ser.vad has no {name}", file=sys.stderr)
+            return 2
+        setattr(vad, name, value)
+    if not (ns.DATA / "cremad").is_dir():
+        print(f"skipped: the corpora are not at {ns.DATA}", file=sys.stderr)
+        return 0
+    items = sessions(a.corpus, a.cache)
+    t = time.time()
+    out = evaluate(cfg, items)
+    print(f"{a.corpus} {' '.join(a.gate + a.set) or 'default'} ({time.time() - t:.0f} s)")
+    for cond, s in out.items():
+        print(f"  {cond:8s} recall {s['recall']:.3f}  false alarms {s['false_alarms']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
