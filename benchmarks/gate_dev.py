@@ -33,7 +33,7 @@ CONDITIONS = ("clean", "pink20", "pink10", "far", "babble")
 
 def sessions(corpus: str, cache: Path, n_utt: int = 20, seed: int = 0, max_sessions: int = 6) -> list:
     """[(speaker, condition, audio, hop truth)] built as the benchmark builds them, cached."""
-    path = cache / f"{corpus}-{n_utt}-{seed}-{max_sessions}.npz"
+    path = cache / f"{corpus}-{n_utt}-{seed}-{max_sessions}-v{BUILDER_VERSION}.npz"
     if path.exists():
         return list(np.load(path, allow_pickle=True)["items"])
     rng = np.random.default_rng(seed)
@@ -52,8 +52,11 @@ def sessions(corpus: str, cache: Path, n_utt: int = 20, seed: int = 0, max_sessi
             y, m = ns.condition(cond, speech, mask, babble, np.random.default_rng(seed + 1), False)
             items.append((name, cond, y, ns.hop_truth(m, len(y) // int(ns.HOP * ns.SR))))
         print(f"built {name}", file=sys.stderr, flush=True)
-    cache.mkdir(parents=True, exist_ok=True)
-    np.savez(path, items=np.array(items, dtype=object))
+    if items:  # written whole, then renamed: an interrupted build leaves no half file behind
+        cache.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(path.stem + ".part.npz")
+        np.savez(part, items=np.array(items, dtype=object))
+        part.replace(path)
     return items
 
 
@@ -63,16 +66,40 @@ def evaluate(cfg: GateConfig, items: list) -> dict:
     for _, cond, y, truth in items:
         s = ns.gate_scores(ns.gate_hops(cfg, y), truth)
         acc.setdefault(cond, []).append((s["recall"], s["false_alarms"]))
-    return {c: {"recall": round(float(np.mean([r for r, _ in v])), 3),
-                "false_alarms": round(float(np.mean([f for _, f in v])), 3)} for c, v in acc.items()}
+
+    def mean(values):  # sessions without speech (or without gaps) have no recall (false alarms)
+        values = [v for v in values if v is not None]
+        return round(float(np.mean(values)), 3) if values else None
+    return {c: {"recall": mean([r for r, _ in v]), "false_alarms": mean([f for _, f in v])} for c, v in acc.items()}
+
+
+BUILDER_VERSION = 1  # in the cache's file name: bump it when the session builders change
+NOT_SETTABLE = {"CLIP_LEVEL", "CLIP_SHARE"}  # read by edge_ser.stream at import: setting them here changes nothing
 
 
 def _pairs(items: list[str]) -> dict:
     out = {}
     for item in items:
-        key, _, value = item.partition("=")
-        out[key] = json.loads(value)
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"{item!r} is not NAME=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError(f"{item!r}: the value is not JSON (a number, true/false, a quoted string)") from None
     return out
+
+
+def _check_constants(constants: dict) -> None:
+    """Every name an upper-case numeric constant of edge_ser.vad, every value a number of its kind (ValueError)."""
+    for name, value in constants.items():
+        current = getattr(vad, name, None)
+        if not name.isupper() or name in NOT_SETTABLE or not isinstance(current, (int, float)):
+            raise ValueError(f"edge_ser.vad has no settable constant {name}")
+        ok = isinstance(value, int) if isinstance(current, int) else isinstance(value, (int, float))
+        if not ok or isinstance(value, bool):
+            raise ValueError(f"{name} must be a {'whole number' if isinstance(current, int) else 'number'}, "
+                             f"got {value!r}")
 
 
 def main(argv=None) -> int:
@@ -84,24 +111,31 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     try:
         constants, fields = _pairs(a.set), _pairs(a.gate)
+        _check_constants(constants)
         cfg = GateConfig(**fields).validate()
-    except (TypeError, ValueError, UserError) as exc:  # not JSON, an unknown field, a bad value
+    except (TypeError, ValueError, UserError) as exc:  # not NAME=JSON, an unknown name or field, a bad value
         print(f"error: --gate/--set: {exc}", file=sys.stderr)
         return 2
-    for name, value in constants.items():
-        if not hasattr(vad, name):
-            print(f"error: edge_ser.vad has no {name}", file=sys.stderr)
-            return 2
-        setattr(vad, name, value)
-    if not (ns.DATA / "cremad").is_dir():
-        print(f"skipped: the corpora are not at {ns.DATA}", file=sys.stderr)
+    needed = {"cremad": ["cremad"], "ravdess": ["cremad", "ravdess"], "heldout": ["cremad", "ravdess", "esd"]}
+    missing = [c for c in needed[a.corpus] if not (ns.DATA / c).is_dir()]
+    if missing:
+        print(f"skipped: {', '.join(missing)} not at {ns.DATA}", file=sys.stderr)
         return 0
-    items = sessions(a.corpus, a.cache)
+    for name, value in constants.items():  # all checked first: none is set when one is bad
+        setattr(vad, name, value)
+    try:
+        items = sessions(a.corpus, a.cache)
+    except (SystemExit, UserError, OSError) as exc:  # a model without held-out speakers, unreadable audio
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not items:
+        print(f"error: no sessions of {a.corpus} speakers in {ns.DATA}", file=sys.stderr)
+        return 2
     t = time.time()
     out = evaluate(cfg, items)
     print(f"{a.corpus} {' '.join(a.gate + a.set) or 'default'} ({time.time() - t:.0f} s)")
     for cond, s in out.items():
-        print(f"  {cond:8s} recall {s['recall']:.3f}  false alarms {s['false_alarms']:.3f}")
+        print(f"  {cond:8s} recall {s['recall']}  false alarms {s['false_alarms']}")
     return 0
 
 

@@ -136,7 +136,7 @@ class SpectralDetector:
         self._steady_s = np.zeros(STEADY_FRAMES)
         self._steady_l = np.zeros(STEADY_FRAMES)
         self._steady_n = 0
-        self._peak = -np.inf  # the loudest active frame's level, decaying (STEP_BELOW_DB)
+        self._peak = -np.inf  # the loudest active frame's level (false alarms included), decaying (STEP_BELOW_DB)
         self.last_scores = np.zeros(0)
 
     @property
@@ -171,8 +171,9 @@ class SpectralDetector:
         return (raw, tops.mean(axis=1)) if unclipped else raw
 
     def _steady_step(self, x: np.ndarray, levels: np.ndarray, run: np.ndarray, unclipped: np.ndarray) -> bool:
-        """Follow the run of frames above the bar; True when its last STEADY_FRAMES are a step in the noise (a fan
-        switched on, a louder room): steady in score and smooth across bands.  The floors then restart from it."""
+        """Follow the run of frames above the bar (``run``: this hop's frames above it and usable); True when the
+        run reaches the hop's end and its last STEADY_FRAMES are a step in the noise (a fan switched on, a louder
+        room): steady in score, STEP_BELOW_DB under the speech peak, smooth across bands."""
         for i in range(len(run)):
             if not run[i]:
                 self._steady_n = 0
@@ -192,7 +193,9 @@ class SpectralDetector:
         return float(np.mean(np.abs(spectrum - local))) < SMOOTH_DB
 
     def push(self, frames: np.ndarray, levels: np.ndarray, clipped: np.ndarray) -> np.ndarray:
-        """Judge a hop's frames against the floors as they stand (they move once per chunk: at most a hop late)."""
+        """Judge a hop's frames against the floors as they stand (they move once per chunk: at most a hop late).
+        When the hop ends a step in the noise (`_steady_step`) the floors restart from it and its frames there are
+        not speech."""
         cfg = self.config
         x = np.asarray(frames, dtype=np.float64)[self.bands].T  # (k, bands)
         k = x.shape[0]
@@ -219,15 +222,19 @@ class SpectralDetector:
                 self._learn(self._chunk)
                 self._chunk_n = 0
         if unclipped is not None and self._steady_step(x, levels, active & usable, unclipped):
-            steady, steady_levels = self._steady_x[-CHUNK_FRAMES:].copy(), self._steady_l[-CHUNK_FRAMES:].copy()
+            in_hop = min(k, self._steady_n)  # the run ends the hop: its frames here are noise, not speech
+            newest = (self._steady_n - 1 - np.arange(CHUNK_FRAMES)) % STEADY_FRAMES
+            steady, steady_levels = self._steady_x[newest], self._steady_l[newest]
             peak = self._peak
-            self.reset()  # the old floors describe a quieter room: restart them from (8 frames of) the step
+            self.reset()  # the old floors describe a quieter room: restart them from the step's newest chunk
             self._peak = peak
             self._chunk_level[:] = steady_levels
             self._learn(steady)
-            active[:] = False
-            scores = np.zeros(k)
-        self._peak -= self._decay * k  # then the loudest speech of this hop (after the check: not the step's own)
+            active[k - in_hop:] = False
+            scores[k - in_hop:] = 0.0
+        # then the loudest active frame of this hop (a step's frames of this hop are no longer active; the peak is a
+        # maximum, so those of the hops before, already in it, change nothing unless they were the loudest)
+        self._peak -= self._decay * k
         if active.any():
             ages = (k - 1 - np.flatnonzero(active)) * self._decay
             self._peak = max(self._peak, float((levels[active] - ages).max()))

@@ -318,6 +318,14 @@ def test_manifest_version_is_the_oldest_that_describes_the_model(committed, tmp_
     assert json.loads((plain / "manifest.json").read_text())["manifest_version"] == 1
 
 
+def test_input_spec_writes_pad_only_when_not_silence():
+    from edge_ser_train.dataset import TRAIN_PAD, InputSpec
+    assert TRAIN_PAD == "silence"  # as every shipped model (docs/training.md: repeat measured, not adopted)
+    spec = dict(features="logmel", params={})
+    assert "pad" not in InputSpec(**spec).manifest_input([128, 79])
+    assert InputSpec(**spec, pad="repeat").manifest_input([128, 79])["pad"] == "repeat"
+
+
 def test_merged_statistics_equal_one_pass():
     rng = np.random.default_rng(0)
     norm = SpeakerNorm(shape=(4, 3), axes=(1,), mean=np.zeros((4, 1)), var=np.ones((4, 1)))
