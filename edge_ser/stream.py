@@ -81,7 +81,7 @@ class GateConfig:
             raise UserError(f"--min-speech must be between 0 and 30 seconds, got {self.min_speech_seconds:g}")
         if not 0 < self.min_active <= 1:
             raise UserError(f"min_active must be in (0, 1], got {self.min_active:g}")
-        if not isinstance(self.frame_samples, (int, np.integer)) or not isinstance(self.context_frames, (int, np.integer)):
+        if not all(isinstance(v, (int, np.integer)) for v in (self.frame_samples, self.context_frames)):
             raise UserError("frame_samples and context_frames must be whole numbers")
         if not self.floor_seconds > 0 or self.frame_samples <= 0 or self.context_frames < 0:
             raise UserError("floor_seconds and frame_samples must be positive, context_frames not negative")
