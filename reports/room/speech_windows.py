@@ -12,15 +12,27 @@ from benchmarks import noisy_sessions as ns
 from edge_ser.registry import load_model
 from edge_ser.audio import load_audio
 from edge_ser import features
+from edge_ser.labels import collapse_matrix, task_labels
 model = load_model(sys.argv[1] if len(sys.argv) > 1 else "fine16-cnn")
 spk = ns.speakers(ns.DATA, "heldout", "fine16-cnn")
-labels = model.labels
-emos = sorted({lab.split("_")[0] for lab in labels})
+SIX = task_labels("basic6")
+C = collapse_matrix(model.labels, "basic6")  # six emotions: the sum over intensities
+emos = set(SIX)
+
+
 def basic(p):
-    s = {}
-    for lab, v in zip(labels, p):  # six emotions: the sum over intensities
-        s[lab.split("_")[0]] = s.get(lab.split("_")[0], 0) + v
-    return max(s, key=s.get)
+    return SIX[int(np.argmax(p @ C))]
+
+
+def speech_only(db, pad):
+    """The model's six-emotion answer from windows of ``db``'s frames filled by ``pad``, adapted to the clip."""
+    x = np.stack([model.input_for(w) for w in features.clip_windows(db, model.n_frames, model.hop_frames(), pad)])
+    st = model.speaker_stats() if model.speaker_norm is not None else None
+    if st is not None:
+        st.update(x)
+    return basic(model.predict(model.normalize(x, st)).mean(axis=0))
+
+
 rng = np.random.default_rng(0)
 res = {}
 for name, clips in sorted(spk.items()):
@@ -37,16 +49,8 @@ for name, clips in sorted(spk.items()):
         sp = db[:, keep]
         out = {}
         out["whole"] = basic(model.classify_audio(y))
-        wins = features.clip_windows(sp, model.n_frames, model.hop_frames(), "repeat")
-        x = np.stack([model.input_for(w) for w in wins])
-        st = model.speaker_stats() if model.speaker_norm is not None else None
-        if st is not None: st.update(x)
-        out["speech_repeat"] = basic(model.predict(model.normalize(x, st)).mean(axis=0))
-        wins = features.clip_windows(sp, model.n_frames, model.hop_frames(), "silence")
-        x = np.stack([model.input_for(w) for w in wins])
-        st = model.speaker_stats() if model.speaker_norm is not None else None
-        if st is not None: st.update(x)
-        out["speech_silence"] = basic(model.predict(model.normalize(x, st)).mean(axis=0))
+        for pad in ("repeat", "silence"):
+            out[f"speech_{pad}"] = speech_only(sp, pad)
         corpus = name.split("-")[0][:3]
         for k, v in out.items():
             r = res.setdefault((corpus, k), [0, 0]); r[0] += v == emo; r[1] += 1
