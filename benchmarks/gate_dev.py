@@ -36,18 +36,9 @@ def sessions(corpus: str, cache: Path, n_utt: int = 20, seed: int = 0, max_sessi
     path = cache / f"{corpus}-{n_utt}-{seed}-{max_sessions}-v{BUILDER_VERSION}.npz"
     if path.exists():
         return list(np.load(path, allow_pickle=True)["items"])
-    rng = np.random.default_rng(seed)
-    spk = ns.speakers(ns.DATA, corpus, "fine16-cnn")
-    by_actor: dict[str, list] = {}
-    for f in sorted((ns.DATA / "cremad" / "AudioWAV").glob("*.flac")):
-        by_actor.setdefault(f.name[:4], []).append(f)
-    actors = sorted(by_actor)
     items = []
-    for name in ns.interleave(sorted(spk))[:max_sessions]:
-        clips = list(spk[name])
-        chosen = [clips[i] for i in rng.permutation(len(clips))[:n_utt]]
-        talkers = [by_actor[a][:12] for a in rng.choice(actors, 4, replace=False)]
-        speech, mask, _, babble = ns.build_session(chosen, rng, talkers)
+    for name, _, speech, mask, _, babble in ns.built_sessions(ns.DATA, corpus, n_utt, "fine16-cnn", seed,
+                                                               max_sessions):
         for cond in CONDITIONS:
             y, m = ns.condition(cond, speech, mask, babble, np.random.default_rng(seed + 1), False)
             items.append((name, cond, y, ns.hop_truth(m, len(y) // int(ns.HOP * ns.SR))))

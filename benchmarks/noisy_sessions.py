@@ -323,31 +323,37 @@ def emotion_scores(events, spans, offset: int, emotions: set) -> dict:
             "flips_per_utterance": float(np.mean(flips)) if flips else None, "no_label_at_end": null_end}
 
 
-def run(data: Path, corpus: str, n_utt: int, model_name: str | None, seed: int, max_sessions: int | None,
-        detectors=("spectral", "energy"), silero=True):
+def built_sessions(data: Path, corpus: str, n_utt: int, model_name: str | None, seed: int,
+                   max_sessions: int | None):
+    """Each session as built from ``seed``: ``(speaker, chosen clips, speech, speech mask, utterance spans,
+    babble)``; `run` and `benchmarks.gate_dev` both build from here, so their sessions are the same."""
     rng = np.random.default_rng(seed)
     spk = speakers(data, corpus, model_name)
-    babble_pool = sorted((data / "cremad" / "AudioWAV").glob("*.flac"))
     talkers_by_actor: dict[str, list] = {}
-    for f in babble_pool:
+    for f in sorted((data / "cremad" / "AudioWAV").glob("*.flac")):
         talkers_by_actor.setdefault(f.name[:4], []).append(f)
     actors = sorted(talkers_by_actor)
+    names = interleave(sorted(spk))
+    for name in names[:max_sessions] if max_sessions else names:
+        clips = list(spk[name])
+        chosen = [clips[i] for i in rng.permutation(len(clips))[:n_utt]]
+        talkers = [talkers_by_actor[a][:12] for a in rng.choice(actors, 4, replace=False)]
+        speech, mask, spans, babble = build_session(chosen, rng, talkers)
+        yield name, chosen, speech, mask, spans, babble
+
+
+def run(data: Path, corpus: str, n_utt: int, model_name: str | None, seed: int, max_sessions: int | None,
+        detectors=("spectral", "energy"), silero=True):
     model = None
     if model_name:
         from edge_ser.registry import load_model
         model = load_model(model_name)
         model_emotions = {lab.split("_")[0] for lab in model.labels}
     sil = load_silero() if silero else None
-    names = interleave(sorted(spk))
-    names = names[:max_sessions] if max_sessions else names
     acc: dict = {}
     sessions = []
-    for name in names:
-        clips = list(spk[name])
-        order = rng.permutation(len(clips))[:n_utt]
-        chosen = [clips[i] for i in order]
-        talkers = [talkers_by_actor[a][:12] for a in rng.choice(actors, 4, replace=False)]
-        speech, mask, spans, babble = build_session(chosen, rng, talkers)
+    for name, chosen, speech, mask, spans, babble in built_sessions(data, corpus, n_utt, model_name, seed,
+                                                                     max_sessions):
         sessions.append({"speaker": name, "utterances": len(chosen), "seconds": round(len(speech) / SR, 1)})
         for cond in CONDITIONS:
             for zeros in (False, True):
