@@ -57,3 +57,22 @@ def test_too_many_folds_is_an_error():
     y, spk = _data(n_spk=3)
     with pytest.raises(ValueError):
         actor_folds(y, spk, k=4)
+
+
+def test_holdout_by_corpus_draws_from_every_corpus_and_keeps_a_lone_speaker_in_training():
+    rng = np.random.default_rng(0)
+    # a big corpus of 20 speakers, a small one of 6, and one speaker with as many clips as the big corpus
+    spk = np.array([f"big:{i:02d}" for i in range(20) for _ in range(30)]
+                   + [f"small:{i}" for i in range(6) for _ in range(20)] + ["lone:0"] * 600)
+    y = rng.integers(0, 4, len(spk))
+    rest, held = holdout(y, spk, 0.15, seed=3, by="corpus")
+    check_disjoint(spk, rest, held)
+    assert len(rest) + len(held) == len(spk) and len(np.intersect1d(rest, held)) == 0
+    corpus = np.array([s.split(":")[0] for s in spk])
+    assert set(corpus[held]) == {"big", "small"}                 # every corpus of two or more speakers gives some
+    assert not np.any(corpus[held] == "lone")                    # the one-speaker corpus trains
+    share = {c: np.mean(corpus[held] == c) * len(held) / np.sum(corpus == c) for c in ("big", "small")}
+    assert 0.1 <= share["big"] <= 0.25 and 0.1 <= share["small"] <= 0.25
+    assert holdout(y, spk, 0.15, seed=3, by="corpus")[1].tolist() == held.tolist()  # seeded: the same split again
+    with pytest.raises(ValueError, match="holdout by"):
+        holdout(y, spk, 0.15, by="speaker")

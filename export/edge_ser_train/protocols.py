@@ -104,8 +104,9 @@ def leave_one_corpus_out(data, cfg, log=print, corpora=None) -> dict:
     part of them for early stopping; augmentation of that training part only) and score every clip of it."""
     from .train import _fit, predict_clips, warm_variants
     names = sorted({c.corpus for c in data.clips})
+    per = " (each corpus's, a one-speaker corpus trains)" if cfg.val_split == "corpus" else ""
     out = {"protocol": "leave-one-corpus-out: trained on every other training corpus (speaker-disjoint validation "
-                       f"part {cfg.val_fraction:.0%} of their speakers for early stopping, augmentation "
+                       f"part {cfg.val_fraction:.0%} of their speakers{per} for early stopping, augmentation "
                        f"({', '.join(cfg.augment) or 'none'}) of the training part only), scored on every clip of "
                        "the held-out corpus as the runtime does", "held_out": {}}
     corpus_of = np.array([c.corpus for c in data.clips])
@@ -114,7 +115,8 @@ def leave_one_corpus_out(data, cfg, log=print, corpora=None) -> dict:
         rest = np.flatnonzero(corpus_of != name)
         if not len(te) or not len(rest):
             continue
-        tr_part, va_part = splits.holdout(data.y[rest], data.speakers[rest], cfg.val_fraction, cfg.seed + 300 + k)
+        tr_part, va_part = splits.holdout(data.y[rest], data.speakers[rest], cfg.val_fraction, cfg.seed + 300 + k,
+                                           cfg.val_split)
         tr, va = rest[tr_part], rest[va_part]
         splits.check_disjoint(data.speakers, tr, va, te)
         data.warm(tr, warm_variants(cfg), f"LOCO {name}: augmented features")
@@ -141,7 +143,8 @@ def nested_cv(data, cfg, recipes: dict, log=print, score_task: str | None = None
     for k, (tr, te) in enumerate(folds):
         tr_idx, va_idx = fold_parts(data, cfg, tr, te, k)
         # the inner split: recipes compete on validation speakers the inner training part has not seen
-        inner, sel = splits.holdout(data.y[tr_idx], data.speakers[tr_idx], cfg.val_fraction, cfg.seed + 200 + k)
+        inner, sel = splits.holdout(data.y[tr_idx], data.speakers[tr_idx], cfg.val_fraction, cfg.seed + 200 + k,
+                                     cfg.val_split)
         in_tr, in_va = tr_idx[inner], tr_idx[sel]
         splits.check_disjoint(data.speakers, in_tr, in_va, va_idx, te)
         data.set_population(in_tr)

@@ -25,9 +25,29 @@ def actor_folds(labels, speakers, k: int = 5, seed: int = 0) -> list[tuple[np.nd
     return [(tr, te) for tr, te in cv.split(np.zeros(len(labels)), labels, speakers)]
 
 
-def holdout(labels, speakers, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(rest_idx, held_idx): about ``fraction`` of the speakers held out, stratified by label."""
+VAL_SPLITS = ("pooled", "corpus")
+
+
+def holdout(labels, speakers, fraction: float, seed: int = 0, by: str = "pooled") -> tuple[np.ndarray, np.ndarray]:
+    """(rest_idx, held_idx): about ``fraction`` of the clips held out, whole speakers, stratified by label.
+
+    ``by="pooled"``: one stratified group split over every speaker (a large single-speaker corpus such as ESD 0020,
+    ~1300 clips, can be the held-out part's majority, or all of it the rest never sees).  ``by="corpus"``: the
+    same split inside each corpus (the prefix of ``"corpus:speaker"``), so every corpus with two or more speakers
+    gives ~``fraction`` of its clips; a corpus of one speaker stays whole in the rest."""
     labels, speakers = np.asarray(labels), np.asarray(speakers)
+    if by not in VAL_SPLITS:
+        raise ValueError(f"holdout by {by!r}: expected one of {', '.join(VAL_SPLITS)}")
+    if by == "corpus":
+        corpus = np.array([s.split(":", 1)[0] if ":" in s else "" for s in speakers.tolist()])
+        held = []
+        for c in sorted(set(corpus.tolist())):
+            idx = np.flatnonzero(corpus == c)
+            if len(set(speakers[idx].tolist())) >= 2:
+                held.append(idx[holdout(labels[idx], speakers[idx], fraction, seed)[1]])
+        if held:
+            held_idx = np.sort(np.concatenate(held))
+            return np.setdiff1d(np.arange(len(labels)), held_idx), held_idx
     n_spk = len(set(speakers.tolist()))
     k = int(min(max(2, round(1.0 / fraction)), n_spk))
     return next(iter(actor_folds(labels, speakers, k, seed)))

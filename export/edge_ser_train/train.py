@@ -32,8 +32,7 @@ from .augment import AugmentConfig
 from .dataset import LogMelCache, clip_probs, windows_of
 
 PROTOCOL_CV = ("actor-fold CV: {k} folds disjoint by speaker (StratifiedGroupKFold by label, seed {seed}); "
-               "augmentation ({aug}) of the training part only, after the split; {val:.0%} of the training "
-               "speakers held out for validation; test clips scored as the runtime does (windows of {win} s every "
+               "augmentation ({aug}) of the training part only, after the split; {val}; test clips scored as the runtime does (windows of {win} s every "
                "{hop} s, mean of window probabilities)")
 
 
@@ -47,6 +46,10 @@ class TrainConfig:
     augment: tuple = ("noise", "pitch")
     folds: int = 0
     val_fraction: float = 0.15
+    # how the validation speakers (early stopping; the clips a final model leaves out) are drawn from a training
+    # part: "pooled" (one stratified split over all speakers) or "corpus" (~val_fraction of each corpus's clips,
+    # a one-speaker corpus kept in training); see `splits.holdout`
+    val_split: str = "pooled"
     seed: int = 0
     kind_options: dict = field(default_factory=dict)
     cache_dir: str | None = None
@@ -401,11 +404,20 @@ def _predict_external(data: Data, model, clips) -> np.ndarray:
     return out
 
 
+def validation_text(cfg: TrainConfig) -> str:
+    """How the validation part is drawn, for protocol texts."""
+    if cfg.val_split == "corpus":
+        return (f"{cfg.val_fraction:.0%} of each training corpus's speakers held out for validation (a corpus of one "
+                "speaker trains)")
+    return f"{cfg.val_fraction:.0%} of the training speakers held out for validation"
+
+
 def fold_parts(data: Data, cfg: TrainConfig, tr, te, fold: int) -> tuple[np.ndarray, np.ndarray]:
     """A CV fold's training and validation clips: the speaker-disjoint validation part of its training clips ``tr``
     (seed ``cfg.seed + 100 + fold``), checked disjoint from the test clips ``te``.  Every protocol on the CV's folds
     (nested, SSL) takes its validation part from here, so they compare like with like."""
-    rest, va = splits.holdout(data.y[tr], data.speakers[tr], cfg.val_fraction, cfg.seed + 100 + fold)
+    rest, va = splits.holdout(data.y[tr], data.speakers[tr], cfg.val_fraction, cfg.seed + 100 + fold,
+                              cfg.val_split)
     tr_idx, va_idx = tr[rest], tr[va]
     splits.check_disjoint(data.speakers, tr_idx, va_idx, te)
     return tr_idx, va_idx
@@ -477,7 +489,7 @@ def cross_validate(data: Data, cfg: TrainConfig, ssl: SslHook | None = None, log
     from . import protocols
     summary.update(protocols.pooled_breakdown(data, results))  # every collapsed task, and per corpus
     protocol = PROTOCOL_CV.format(k=cfg.folds, seed=cfg.seed, aug=", ".join(cfg.augment) or "none",
-                                  val=cfg.val_fraction, win=cfg.window_seconds, hop=cfg.hop_seconds)
+                                  val=validation_text(cfg), win=cfg.window_seconds, hop=cfg.hop_seconds)
     out = {"protocol": protocol, "folds": cfg.folds, **summary,
            "pooled_confusion": metrics.pooled(results).tolist(), "labels": list(data.labels),
            "per_fold": [{k: v for k, v in r.items() if k not in ("confusion", "per_class", "labels", "test_idx",
@@ -550,7 +562,7 @@ def seed_protocol(data: Data, cfg: TrainConfig, repeats: int = 1, log=print) -> 
 
 def train_final(data: Data, cfg: TrainConfig, ssl: SslHook | None = None, log=print, cluster=None):
     """The shipped model: all speakers except a speaker-disjoint validation part."""
-    tr, va = splits.holdout(data.y, data.speakers, cfg.val_fraction, cfg.seed + 7)
+    tr, va = splits.holdout(data.y, data.speakers, cfg.val_fraction, cfg.seed + 7, cfg.val_split)
     splits.check_disjoint(data.speakers, tr, va)
     data.warm(range(len(data.clips)), ("",), "features", cluster=cluster)
     data.warm(tr, warm_variants(cfg), "augmented features", cluster=cluster)
