@@ -29,7 +29,7 @@ def _cache(tmp_path_factory, monkeypatch):
 def test_cli_train_rfc_cv_export_parity(corpus, tmp_path, capsys):
     out = tmp_path / "basic6-rfc"
     code = main(["train", "--data", str(corpus), "--task", "basic6", "--model", "rfc", "--out", str(out),
-                 "--folds", "2", "--augment", "noise", "--window-seconds", "1.0", "--json"])
+                 "--folds", "2", "--augment", "noise", "--window-seconds", "1.0", "--val-split", "corpus", "--json"])
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     cv = result["cv"]
@@ -44,6 +44,7 @@ def test_cli_train_rfc_cv_export_parity(corpus, tmp_path, capsys):
     assert m.input["features"] == "band_stats" and m.input["params"]["n_frames"] == 32
     assert m.metrics["accuracy"] == cv["accuracy"]["mean"] and m.metrics["accuracy_std"] == cv["accuracy"]["std"]
     assert "actor CV" in m.metrics["protocol"] and "speaker" in m.metrics["protocol_details"]
+    assert "of each training corpus's speakers held out" in m.metrics["protocol_details"]  # --val-split corpus
     assert m.trained_on["corpora"] == ["ravdess"]
     assert m.parity["onnx"]["max_abs_diff"] < 1e-3 and m.parity["onnx"]["top1_agreement"] == 1.0
     assert m.trained_on["augment"] == ["noise"]
@@ -264,6 +265,7 @@ def test_cnn_partial_labels_use_only_training_speakers(tmp_path):
     (["--augment", "echo"], "unknown augmentation"),  # (reverb is one since the room augmentations)
     (["--window-seconds", "0.1"], "--window-seconds"),
     (["--corpus", "timit"], "unknown corpus"),
+    (["--val-split", "random"], "--val-split must be one of pooled, corpus"),
 ])
 def test_cli_train_errors_are_one_line(corpus, tmp_path, extra, message, capsys):
     argv = ["train", "--data", str(corpus), "--out", str(tmp_path / "m"), *extra]

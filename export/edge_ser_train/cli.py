@@ -169,6 +169,10 @@ def train_cmd(
                                 help="Augmentations of the training part: noise,pitch,stretch,lowpass, 'none', or "
                                      "'auto' (cnn: noise,pitch; rfc: none — measured best)."),
     corpus: Optional[str] = typer.Option(None, "--corpus", help="Force the corpus type of every --data folder."),
+    val_split: Optional[str] = typer.Option(None, "--val-split", help="How validation speakers (early stopping) "
+                                            "are drawn from a training part: 'pooled' (over all speakers) or "
+                                            "'corpus' (inside each corpus; a one-speaker corpus trains) [default: "
+                                            "the recipe's, else pooled]."),
     name: Optional[str] = typer.Option(None, "--name", help="Model name in the manifest (default: the folder's)."),
     seed_protocol: int = typer.Option(0, "--seed-protocol",
                                       help="Also run seed 000's leaky protocol (random 80/20 after augmentation) "
@@ -217,6 +221,11 @@ def train_cmd(
         raise UserError("--threshold, --rounds and --soft-labels go with --ssl")
     given = dict(window_seconds=window_seconds, hop_seconds=hop_seconds, augment=augs, folds=folds, seed=seed,
                  corpus=corpus)
+    if val_split is not None:
+        from edge_ser_train.splits import VAL_SPLITS
+        if val_split not in VAL_SPLITS:
+            raise UserError(f"--val-split must be one of {', '.join(VAL_SPLITS)}, got {val_split!r}")
+        given["val_split"] = val_split
     norm = {} if speaker_norm is None else {"speaker_norm": speaker_norm}  # else the kind's own default
     if recipe is not None:  # the recipe's config and SSL switch (True or make_ssl_hook's options)
         from edge_ser_train.make_models import recipe_config
