@@ -37,8 +37,15 @@ def load(reports: Path, names) -> dict:
 
 def tables(results: dict) -> str:
     names = list(results)
-    first = next(iter(results.values()))
-    lines = [f"Protocol (every column): {first['cv']['protocol']}.", "",
+    protocols: dict[str, list[str]] = {}
+    for n in names:
+        protocols.setdefault(results[n]["cv"]["protocol"], []).append(n)
+    if len(protocols) == 1:
+        lines = [f"Protocol (every column): {next(iter(protocols))}.", ""]
+    else:  # e.g. recipes that draw their validation speakers differently (TrainConfig.val_split)
+        lines = ["Protocols (same folds and seed; they differ as written):", ""]
+        lines += [f"- {', '.join(f'`{n}`' for n in ns)}: {p}." for p, ns in protocols.items()] + [""]
+    lines += [
              "**Actor-fold CV**, speaker-adapted, accuracy per task (the fine16 output collapsed; fine16: balanced "
              "accuracy, as neutral dominates its clips), mean ± std over the folds:", "",
              "| model | " + " | ".join(TASKS[:-1]) + " | fine16 balanced | made in |",
