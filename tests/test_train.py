@@ -95,6 +95,12 @@ def test_cli_train_recipe_passes_every_recipe_option(corpus, tmp_path, monkeypat
                                                                          ssl={"soft": True}))
     assert main(["train", "--data", str(corpus), "--recipe", "fine15-soft", "--out", str(tmp_path / "b")]) == 0
     assert seen["hook"]["soft"] is True and seen["cfg"].kind_options["mixup"] == 0.2
+    assert seen["cfg"].val_split == "pooled"  # TrainConfig's default
+    assert main(["train", "--data", str(corpus), "--recipe", "fine16-cnn", "--out", str(tmp_path / "c")]) == 0
+    assert seen["cfg"].val_split == "corpus"  # the recipe's own
+    assert main(["train", "--data", str(corpus), "--recipe", "fine16-cnn", "--val-split", "pooled",
+                 "--out", str(tmp_path / "d")]) == 0
+    assert seen["cfg"].val_split == "pooled"  # the option given wins
     capsys.readouterr()
 
 
