@@ -17,9 +17,11 @@ LN10 = float(np.log(10.0))
 
 
 # How a clip shorter than the model's window fills it (the manifest's ``input.pad``): ``repeat`` its frames from the
-# first (models trained with manifest version 3 on: a short utterance fills the window with speech, as `listen`'s ring
-# does), or ``silence`` centred around them (older models; a manifest without ``input.pad``).
-PADS = ("repeat", "silence")
+# first (a short utterance fills the window with speech), ``stretch`` each frame repeated evenly (the nearest frame of
+# the clip stretched in time to the window: every frame counts about equally, wherever the clip starts or ends;
+# `listen`'s ring, docs/room.md), or ``silence`` centred around them (every shipped model; a manifest without
+# ``input.pad``).
+PADS = ("repeat", "stretch", "silence")
 
 
 def check_pad(pad: str) -> str:
@@ -30,7 +32,8 @@ def check_pad(pad: str) -> str:
 
 def fit_frames(db: np.ndarray, n_frames: int, pad: str = "silence") -> np.ndarray:
     """Centre-crop ``(n_mels, T)`` to exactly ``n_frames`` frames, or fill a shorter one by ``pad`` (`PADS`):
-    its frames repeated from the first, or centred in silence.  No frames at all give silence either way."""
+    its frames repeated from the first, each stretched evenly (frame ``i * T // n_frames`` at position ``i``), or
+    centred in silence.  No frames at all give silence whatever the pad."""
     check_pad(pad)
     t = db.shape[1]
     if t == n_frames:
@@ -40,6 +43,8 @@ def fit_frames(db: np.ndarray, n_frames: int, pad: str = "silence") -> np.ndarra
         return db[:, start:start + n_frames]
     if pad == "repeat" and t > 0:
         return np.tile(db, (1, -(-n_frames // t)))[:, :n_frames]
+    if pad == "stretch" and t > 0:
+        return db[:, np.arange(n_frames) * t // n_frames]
     out = np.full((db.shape[0], n_frames), SILENCE_DB, dtype=np.float32)
     start = (n_frames - t) // 2
     out[:, start:start + t] = db

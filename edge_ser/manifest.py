@@ -14,8 +14,9 @@ from .labels import TASKS
 
 # 2 added the optional input.speaker_norm (edge_ser.adapt); a runtime that ignored it would feed such a model
 # unnormalised inputs, so version-1 runtimes must refuse version 2.  3 added input.pad = "repeat" (a clip shorter
-# than the window fills it with its own frames repeated, `features.PADS`); a runtime that ignored it would pad such a
-# model's short clips with silence.  Older manifests are still read (no input.pad: "silence").
+# than the window fills it with its own frames repeated, `features.PADS`; "stretch" is read too, a runtime that does
+# not know it refuses the model); a runtime that ignored it would pad such a model's short clips with silence.  Older
+# manifests are still read (no input.pad: "silence").
 MANIFEST_VERSION = 3
 SUPPORTED_VERSIONS = (1, 2, 3)
 MODEL_FILES = {"onnx": "model.onnx", "tflite": "model.tflite"}

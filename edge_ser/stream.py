@@ -3,11 +3,13 @@
 Audio is gathered into hops (default 0.5 s); once per hop it goes through `StreamingLogMel` (each STFT frame
 once) and the speech detector (`edge_ser.vad`, on those frames), which marks the frames that hold speech.  Only
 speech frames (and ``context_frames`` around them) enter a fixed ring of the last ``n_frames``; the model scores
-that ring (the model's ``window_seconds`` of speech; before it is full, the speech so far repeated to fill the
-window, `features.fit_frames` with ``pad="repeat"``, whatever the model's own ``input.pad``), so a window is scored
-from its speech, not from the silence around it.  (Centre-padding the speech so far with silence, as models trained
-before ``input.pad`` pad a short clip, read nearly every utterance of the held-out sessions as ``neutral``: 314 of
-326 clean hops; docs/room.md.)  Until ``min_speech_seconds`` of speech
+that ring (the model's ``window_seconds`` of speech; before it is full, the speech so far stretched evenly over the
+window, `features.fit_frames` with ``pad="stretch"`` (``GateConfig.fill``), whatever the model's own ``input.pad``), so
+a window is scored from its speech, not from the silence around it.  (Centre-padding the speech so far with silence,
+as the shipped models pad a short clip, read nearly every utterance of the held-out sessions as ``neutral``: 314 of
+326 clean hops; repeating it from its first frame, the rule before ``stretch``, let a few frames more or less at an
+utterance's edges move the label, so the same voice 20 dB quieter kept its emotion less often; docs/room.md.)
+Until ``min_speech_seconds`` of speech
 have been heard in the current utterance an event says ``speech: true`` with ``label: null``; a silent hop has
 ``speech=False``, no emotion and no model call, and ends the utterance: the smoothing and the speech ring restart,
 so no emotion is carried across a silence.
@@ -50,6 +52,9 @@ class GateConfig:
     min_speech_seconds: speech heard in the current utterance before an event carries an emotion (0.75 s; `classify`
         needs as much audio above ``min_level_db``).
     context_frames: frames either side of a speech frame also given to the model (2 = 64 ms: word edges).
+    fill: how the speech heard so far fills the model's window before there is a whole window of it
+        (`features.PADS`): ``stretch`` (default: each frame repeated evenly, so every frame weighs about the same
+        wherever the utterance starts or ends), ``repeat`` (from the first frame, the rule before) or ``silence``.
     floor_seconds: the noise floor's memory (3 s: a fan switched on stops being speech after it);
         floor_percentile: the energy detector's percentile.
     floor_guard: the floors never learn from digital silence (< -100 dBFS) or clipped frames (False: the original
@@ -68,6 +73,7 @@ class GateConfig:
     min_speech_seconds: float = 0.75
     context_frames: int = 2
     floor_guard: bool = True
+    fill: str = "stretch"
 
     def validate(self) -> "GateConfig":
         """UserError for a bad option (the CLI turns it into one ``error:`` line)."""
@@ -83,6 +89,8 @@ class GateConfig:
             raise UserError(f"min_active must be in (0, 1], got {self.min_active:g}")
         if not all(isinstance(v, (int, np.integer)) for v in (self.frame_samples, self.context_frames)):
             raise UserError("frame_samples and context_frames must be whole numbers")
+        if self.fill not in features.PADS:
+            raise UserError(f"fill must be one of {', '.join(features.PADS)}, got {self.fill!r}")
         if not self.floor_seconds > 0 or self.frame_samples <= 0 or self.context_frames < 0:
             raise UserError("floor_seconds and frame_samples must be positive, context_frames not negative")
         return self
@@ -307,9 +315,11 @@ def _level_db(mean_square):
 
 
 class FrameRing:
-    """The last ``capacity`` log-mel frames in a preallocated array."""
+    """The last ``capacity`` log-mel frames in a preallocated array; ``fill``: how `filled` makes a whole window of
+    fewer (`features.PADS`)."""
 
-    def __init__(self, n_mels: int, capacity: int):
+    def __init__(self, n_mels: int, capacity: int, fill: str = GateConfig.fill):
+        self.fill = features.check_pad(fill)
         self._buf = np.zeros((n_mels, capacity), dtype=np.float32)
         self._index = np.zeros(capacity, dtype=np.int64)  # each held frame's number in the stream
         self.capacity = capacity
@@ -353,10 +363,9 @@ class FrameRing:
         return np.concatenate([self._buf[:, self._pos:], self._buf[:, :self._pos]], axis=1)
 
     def filled(self) -> np.ndarray:
-        """A whole window ``(n_mels, capacity)``: the frames held, repeated from the oldest when fewer than
-        ``capacity`` (an utterance's first seconds of speech fill the model's window with speech, not silence)."""
+        """A whole window ``(n_mels, capacity)``: the frames held, filled by ``fill`` when fewer than ``capacity``."""
         w = self.window()
-        return features.fit_frames(w, self.capacity, "repeat") if w.shape[1] else w
+        return features.fit_frames(w, self.capacity, self.fill) if w.shape[1] else w
 
 
 class Engine:
@@ -379,7 +388,8 @@ class Engine:
         if not 0 < self.smoothing.alpha <= 1:
             raise ValueError("smoothing alpha must be in (0, 1]")
         self.frontend = StreamingLogMel(self.config)
-        self.ring = FrameRing(self.config.n_mels, model.n_frames)  # the current utterance's speech frames
+        # the current utterance's speech frames
+        self.ring = FrameRing(self.config.n_mels, model.n_frames, self.gate_config.fill)
         self._buf = np.zeros(self.hop_samples, dtype=np.float32)
         self.warmup_s = model.warmup() if warmup and hasattr(model, "warmup") else 0.0
         # speaker adaptation (models trained with speaker normalisation): statistics of the speech heard so far;

@@ -60,10 +60,24 @@ def test_fit_frames_fills_a_short_clip_by_its_pad():
     assert (silent[:, :2] == SILENCE_DB).all() and (silent[:, 5:] == SILENCE_DB).all()
     assert (fit_frames(db[:, :0], 4, "repeat") == SILENCE_DB).all()  # no frames: silence either way
     np.testing.assert_array_equal(fit_frames(_db(11), 5, "repeat"), _db(11)[:, 3:8])  # a long clip: the same crop
+    np.testing.assert_array_equal(fit_frames(db, 8, "stretch"), db[:, [0, 0, 0, 1, 1, 1, 2, 2]])
+    assert (fit_frames(db[:, :0], 4, "stretch") == SILENCE_DB).all()
     with pytest.raises(ValueError, match="pad"):
         fit_frames(db, 8, "zeros")
     with pytest.raises(ValueError, match="pad"):
         clip_windows(db, 8, 2, "zeros")
+
+
+def test_stretch_gives_every_frame_an_equal_share_in_order():
+    """Each frame fills n // t or n // t + 1 slots, in the clip's order (with repeat, the first frames fill the rest
+    of the window once more than the others)."""
+    for t in (1, 7, 31, 59, 77):
+        db = _db(t)
+        out = fit_frames(db, 78, "stretch")
+        idx = np.array([int(np.flatnonzero((db == out[:, [i]]).all(axis=0))[0]) for i in range(78)])
+        assert (np.diff(idx) >= 0).all() and idx[0] == 0 and idx[-1] == t - 1
+        counts = np.bincount(idx, minlength=t)
+        assert counts.min() >= 78 // t and counts.max() <= 78 // t + 1
 
 
 def test_compute_every_feature_is_finite_and_shaped():

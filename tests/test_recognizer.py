@@ -87,7 +87,7 @@ def test_int16_48k_stereo_gives_the_events_of_float_16k(rec_factory, speech):
     # what the engine gave int16 before the facade scaled it: the same top label at ~1.0 on every hop
     spoken = [e for e in mic if e.speech and e.label is not None]
     assert len(spoken) >= 10 and np.mean([e.confidence >= 0.99 for e in spoken]) < 0.5
-    assert len({e.label for e in spoken}) >= 2
+    assert np.ptp([e.confidence for e in spoken]) > 0.1  # the scores follow the audio, not pinned at one value
 
 
 def test_facade_at_16k_float_equals_the_engine(rec_factory, speech):

@@ -55,11 +55,12 @@ def test_other_hop_and_one_sample_chunks(cnn, rng):
     assert [e.t for e in events] == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.25])
 
 
-def test_window_equals_offline_frames(cnn, rng):
-    """The model sees exactly the offline log-mel frames of the audio heard so far (the last n_frames; fewer are
-    repeated from the first to fill the window)."""
+@pytest.mark.parametrize("fill", ["stretch", "repeat"])
+def test_window_equals_offline_frames(cnn, rng, fill):
+    """The model sees exactly the offline log-mel frames of the audio heard so far (the last n_frames; fewer fill
+    the window by ``GateConfig.fill``: stretched evenly, the default, or repeated from the first)."""
     engine = Engine(cnn, hop_seconds=0.5, smoothing=SmoothingConfig(alpha=1.0),
-                    gate=GateConfig(enabled=False, min_speech_seconds=0))
+                    gate=GateConfig(enabled=False, min_speech_seconds=0, fill=fill))
     y = speechy(3.0, rng, f0=tone_f0(4))
     events, _ = feed_in_chunks(engine, y, rng)
     cfg = cnn.frontend
@@ -70,22 +71,32 @@ def test_window_equals_offline_frames(cnn, rng):
         assert last - first + 1 == min(cnn.n_frames, last + 1)
         assert (last * cfg.hop_length + cfg.n_fft // 2) <= e.t * SR  # only frames fully heard
         frames = offline[:, first:last + 1]
-        frames = np.concatenate([frames] * (cnn.n_frames // frames.shape[1] + 1), axis=1)[:, :cnn.n_frames]
+        t = frames.shape[1]
+        if fill == "repeat":
+            frames = np.concatenate([frames] * (cnn.n_frames // t + 1), axis=1)[:, :cnn.n_frames]
+        else:
+            frames = frames[:, (np.arange(cnn.n_frames) * t) // cnn.n_frames]
         expected = cnn.predict(cnn.input_for(frames)[None])[0]
         got = np.array([e.scores[lab] for lab in cnn.labels])
         np.testing.assert_allclose(got, expected, atol=2e-4)
     assert events[0].window[0] == 0.0 and events[-1].window[0] > 0  # early windows: frames so far
 
 
-def test_frame_ring_fills_a_window_by_repeating_what_it_holds():
+def test_frame_ring_fills_a_window_with_what_it_holds():
     from edge_ser.stream import FrameRing
-    ring = FrameRing(2, 5)
+    ring = FrameRing(2, 5, fill="repeat")
     assert ring.filled().shape == (2, 0)
     ring.extend(np.array([[1.0, 2.0], [3.0, 4.0]], np.float32))
     np.testing.assert_array_equal(ring.filled(), [[1, 2, 1, 2, 1], [3, 4, 3, 4, 3]])
     ring.extend(np.arange(14, dtype=np.float32).reshape(2, 7))
     np.testing.assert_array_equal(ring.filled(), ring.window())  # full: the last 5 frames, unchanged
     np.testing.assert_array_equal(ring.window()[0], [2, 3, 4, 5, 6])
+    ring = FrameRing(2, 5)  # the default: stretched, as GateConfig's
+    assert ring.fill == GateConfig.fill == "stretch"
+    ring.extend(np.array([[1.0, 2.0], [3.0, 4.0]], np.float32))
+    np.testing.assert_array_equal(ring.filled(), [[1, 1, 1, 2, 2], [3, 3, 3, 4, 4]])
+    with pytest.raises(ValueError, match="pad"):
+        FrameRing(2, 5, fill="zeros")
 
 
 def test_silence_is_not_speech(cnn):

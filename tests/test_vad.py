@@ -386,7 +386,8 @@ def test_gate_config_validates():
     for bad, needle in ((dict(vad="webrtc"), "--vad"), (dict(margin_db=-1.0), "--gate-margin"),
                         (dict(margin_db=float("nan")), "--gate-margin"), (dict(min_level_db=3.0), "--min-level"),
                         (dict(min_level_db=float("inf")), "--min-level"), (dict(min_speech_seconds=-1.0),
-                                                                           "--min-speech")):
+                                                                           "--min-speech"),
+                        (dict(fill="zeros"), "fill")):
         with pytest.raises(UserError, match=needle):
             GateConfig(**bad).validate()
         with pytest.raises(UserError):
