@@ -1,7 +1,8 @@
 """python reports/room/speech_windows.py [MODEL]: six emotions of held-out clips scored whole (as `classify`) against
 windows of their speech frames only (as `listen`'s ring: loudest band within 30 dB of the clip's peak, 2 frames of
-context either side), those frames repeated or centred in silence.  30 clips per held-out speaker of the fine16
-models (their manifest's validation speakers), seed 0; each clip adapted to itself.  Results in docs/room.md."""
+context either side), those frames repeated, stretched (as `listen` fills its window) or centred in silence.  30
+clips per held-out speaker of the fine16 models (their manifest's validation speakers), seed 0; each clip adapted to
+itself.  Results in docs/room.md."""
 import sys
 from pathlib import Path
 
@@ -49,7 +50,7 @@ for name, clips in sorted(spk.items()):
         sp = db[:, keep]
         out = {}
         out["whole"] = basic(model.classify_audio(y))
-        for pad in ("repeat", "silence"):
+        for pad in ("repeat", "stretch", "silence"):
             out[f"speech_{pad}"] = speech_only(sp, pad)
         corpus = name.split("-")[0][:3]
         for k, v in out.items():
