@@ -52,5 +52,6 @@ for fill in ("repeat", "stretch"):
             kept[k].append(answer(window[:, a:window.shape[1] - b]) == base)
     result[fill] = {k: {"kept": round(float(np.mean(v)), 4), "clips": len(v)} for k, v in kept.items()}
 print(json.dumps(result, indent=1))
-Path(__file__).with_name("edge_cuts.json").write_text(json.dumps(
-    {"protocol": __doc__.split("\n\n")[1].replace("\n", " "), "model": "fine16-cnn", "results": result}, indent=1) + "\n")
+protocol = __doc__.split("\n\n")[1].replace("\n", " ")
+Path(__file__).with_name("edge_cuts.json").write_text(
+    json.dumps({"protocol": protocol, "model": "fine16-cnn", "results": result}, indent=1) + "\n")
