@@ -49,20 +49,26 @@ def pick_clips(data: Path, n: int) -> list[Path]:
     return crema + rav
 
 
-def listen_label(model, audio, rng, noise_dbfs=None):
-    """The label of the last labelled event of `listen` over the clip (``noise_dbfs``: with 0.5 s of white noise at
-    that level before and 1 s after, and under the clip)."""
+def last_event(model, audio, rng, noise_dbfs=None, **engine_options):
+    """The last labelled event of `listen` over the clip, or None (``noise_dbfs``: with 0.5 s of white noise at that
+    level before and 1 s after, and under the clip; ``engine_options``: `Engine`'s ``gate``, ``smoothing``)."""
     y = audio
     if noise_dbfs is not None:
         pad = np.zeros(int(0.5 * 16000), np.float32), np.zeros(16000, np.float32)
         y = np.concatenate([pad[0], audio, pad[1]])
         y = y + (10 ** (noise_dbfs / 20) * rng.standard_normal(len(y))).astype(np.float32)
-    engine = Engine(model, hop_seconds=0.5)
+    engine = Engine(model, hop_seconds=0.5, **engine_options)
     last = None
     for e in engine.feed(y) + engine.finish():
         if e.speech and e.label is not None:
-            last = e.label
+            last = e
     return last
+
+
+def listen_label(model, audio, rng, noise_dbfs=None):
+    """The label of `last_event`, or None."""
+    e = last_event(model, audio, rng, noise_dbfs)
+    return None if e is None else e.label
 
 
 def main(argv=None) -> int:

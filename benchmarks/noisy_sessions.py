@@ -297,26 +297,31 @@ def gate_scores(decisions: np.ndarray, truth: np.ndarray) -> dict:
             "speech_hops": int(np.sum(t == 1)), "gap_hops": int(np.sum(t == 0))}
 
 
-def emotion_scores(events, spans, offset: int, emotions: set) -> dict:
-    """Per utterance (of an emotion the model has): settle hops, flips, emotion right at the end."""
+def utterance_emotions(events, spans, offset: int, emotions: set):
+    """Per utterance of an emotion the model has: ``(truth, first hop, [(hop, emotion said)])``, the labelled speech
+    hops from its first speech hop through one hop after it."""
     h = int(HOP * SR)
-    settle, flips, right, null_end = [], [], [], 0
     for a, b, emo in spans:
         if emo not in emotions:
             continue
-        a, b = a + offset, b + offset
-        first = a // h  # hop index whose end is after the utterance's first active sample
-        last = min(len(events) - 1, b // h + 1)
-        labels = [events[k].emotion for k in range(first, last + 1) if events[k].speech and events[k].emotion]
-        if not labels:
+        first = (a + offset) // h  # hop index whose end is after the utterance's first active sample
+        last = min(len(events) - 1, (b + offset) // h + 1)
+        yield emo, first, [(k, events[k].emotion) for k in range(first, last + 1)
+                           if events[k].speech and events[k].emotion]
+
+
+def emotion_scores(events, spans, offset: int, emotions: set) -> dict:
+    """Per utterance (of an emotion the model has): settle hops, flips, emotion right at the end."""
+    settle, flips, right, null_end = [], [], [], 0
+    for emo, first, said in utterance_emotions(events, spans, offset, emotions):
+        if not said:
             right.append(False)
             null_end += 1
             continue
+        labels = [e for _, e in said]
         changes = [i for i in range(1, len(labels)) if labels[i] != labels[i - 1]]
         flips.append(len(changes))
-        lab_hops = [k for k in range(first, last + 1) if events[k].speech and events[k].emotion]
-        settle_hop = lab_hops[changes[-1]] if changes else lab_hops[0]
-        settle.append(settle_hop - first)
+        settle.append(said[changes[-1] if changes else 0][0] - first)
         right.append(labels[-1] == emo)
     return {"utterances": len(right), "emotion_right_at_end": float(np.mean(right)) if right else None,
             "hops_to_settle": float(np.mean(settle)) if settle else None,
@@ -343,7 +348,10 @@ def built_sessions(data: Path, corpus: str, n_utt: int, model_name: str | None, 
 
 
 def run(data: Path, corpus: str, n_utt: int, model_name: str | None, seed: int, max_sessions: int | None,
-        detectors=("spectral", "energy"), silero=True):
+        detectors=("spectral", "energy"), silero=True, gates: dict | None = None, smoothing=None):
+    """Score ``detectors`` (names of `DETECTORS`; ``gates`` maps a name to another `GateConfig`) with the engine's
+    ``smoothing`` (a `SmoothingConfig`, default the engine's) on the sessions of ``corpus``."""
+    gates = {**DETECTORS, **(gates or {})}
     model = None
     if model_name:
         from edge_ser.registry import load_model
@@ -361,9 +369,9 @@ def run(data: Path, corpus: str, n_utt: int, model_name: str | None, seed: int, 
                 truth = hop_truth(m, len(y) // int(HOP * SR))
                 key = cond + ("+zeros" if zeros else "")
                 for det in detectors:
-                    cfg = DETECTORS[det]
+                    cfg = gates[det]
                     if model is not None:
-                        engine = Engine(model, hop_seconds=HOP, gate=cfg)
+                        engine = Engine(model, hop_seconds=HOP, gate=cfg, smoothing=smoothing)
                         events = engine.feed(y)
                         dec = np.array([e.speech for e in events])
                         emo = emotion_scores(events, spans, SR // 2 if zeros else 0, model_emotions)

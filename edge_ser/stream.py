@@ -1,18 +1,17 @@
 """The streaming engine: 16 kHz audio in, one `Event` per hop out.
 
-Audio is gathered into hops (default 0.5 s); once per hop it goes through `StreamingLogMel` (each STFT frame
-once) and the speech detector (`edge_ser.vad`, on those frames), which marks the frames that hold speech.  Only
-speech frames (and ``context_frames`` around them) enter a fixed ring of the last ``n_frames``; the model scores
-that ring (the model's ``window_seconds`` of speech; before it is full, the speech so far stretched evenly over the
-window, `features.fit_frames` with ``pad="stretch"`` (``GateConfig.fill``), whatever the model's own ``input.pad``), so
-a window is scored from its speech, not from the silence around it.  (Centre-padding the speech so far with silence,
-as the shipped models pad a short clip, read nearly every utterance of the held-out sessions as ``neutral``: 314 of
-326 clean hops; repeating it from its first frame, the rule before ``stretch``, let a few frames more or less at an
-utterance's edges move the label, so the same voice 20 dB quieter kept its emotion less often; docs/room.md.)
-Until ``min_speech_seconds`` of speech
-have been heard in the current utterance an event says ``speech: true`` with ``label: null``; a silent hop has
-``speech=False``, no emotion and no model call, and ends the utterance: the smoothing and the speech ring restart,
-so no emotion is carried across a silence.
+Audio is gathered into hops (default 0.5 s); once per hop it goes through `StreamingLogMel` (each STFT frame once)
+and the speech detector (`edge_ser.vad`, on those frames), which marks the frames that hold speech. Only speech
+frames (and ``context_frames`` around them) enter a fixed ring of the last ``n_frames``; the model scores that ring
+(the model's ``window_seconds`` of speech; before it is full, the speech so far stretched evenly over the window,
+`features.fit_frames` with ``pad="stretch"`` (``GateConfig.fill``), whatever the model's own ``input.pad``), so a
+window is scored from its speech, not from the silence around it. (Centre-padding the speech so far with silence, as
+the shipped models pad a short clip, read nearly every utterance of the held-out sessions as ``neutral``: 314 of 326
+clean hops; repeating it from its first frame, the rule before ``stretch``, let a few frames more or less at an
+utterance's edges move the label, so the same voice 20 dB quieter kept its emotion less often; docs/room.md.) Until
+``min_speech_seconds`` of speech have been heard in the current utterance an event says ``speech: true`` with
+``label: null``; a silent hop has ``speech=False``, no emotion and no model call, and ends the utterance: the
+smoothing and the speech ring restart, so no emotion is carried across a silence.
 
 Robot code uses it without the CLI::
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import SR, harmonic_tone, tone_f0
+from edge_ser.features import fit_frames
 from edge_ser.frontend import log_mel
 from edge_ser.registry import load_model
 from edge_ser.stream import Engine, FrameRing, GateConfig, LoudestFrame, SmoothingConfig, SpeechGate, _dbfs
@@ -71,11 +72,7 @@ def test_window_equals_offline_frames(cnn, rng, fill):
         assert last - first + 1 == min(cnn.n_frames, last + 1)
         assert (last * cfg.hop_length + cfg.n_fft // 2) <= e.t * SR  # only frames fully heard
         frames = offline[:, first:last + 1]
-        t = frames.shape[1]
-        if fill == "repeat":
-            frames = np.concatenate([frames] * (cnn.n_frames // t + 1), axis=1)[:, :cnn.n_frames]
-        else:
-            frames = frames[:, (np.arange(cnn.n_frames) * t) // cnn.n_frames]
+        frames = fit_frames(frames, cnn.n_frames, fill)  # its values per fill: tests/test_features.py
         expected = cnn.predict(cnn.input_for(frames)[None])[0]
         got = np.array([e.scores[lab] for lab in cnn.labels])
         np.testing.assert_allclose(got, expected, atol=2e-4)

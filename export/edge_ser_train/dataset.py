@@ -33,8 +33,8 @@ DEFAULT_HOP_SECONDS = 0.5
 
 # how training fills a clip shorter than the window (edge_ser.features.PADS): centred in silence, as every shipped
 # model was trained.  "repeat" (its frames repeated, as listen's ring filled a window from an utterance's first
-# seconds until it stretched them; manifest version 3) was measured for fine16-cnn/-rfc: lower on average in CV and on corpora never trained
-# on, no gain in listen (docs/training.md), so it is an option, not the default.
+# seconds until it stretched them; manifest version 3) was measured for fine16-cnn/-rfc: lower on average in CV and on
+# corpora never trained on, no gain in listen (docs/training.md), so it is an option, not the default.
 TRAIN_PAD = "silence"
 
 

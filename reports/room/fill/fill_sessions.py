@@ -7,14 +7,13 @@ reports/room/fill/FILL-CORPUS[-alphaA][-contextN].json, which docs/room.md ("The
 frames do not move") cites.  About 1 min per session."""
 import argparse
 import dataclasses
-import functools
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 from benchmarks import noisy_sessions as ns  # noqa: E402
-from edge_ser.stream import Engine, SmoothingConfig  # noqa: E402
+from edge_ser.stream import SmoothingConfig  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("fill")
@@ -24,10 +23,10 @@ ap.add_argument("--context", type=int)
 a = ap.parse_args()
 fill, corpus, alpha, context = a.fill, a.corpus, a.alpha, a.context
 gate = dataclasses.replace(ns.DETECTORS["spectral"], fill=fill)
-ns.DETECTORS["spectral"] = gate if context is None else dataclasses.replace(gate, context_frames=context)
-if alpha is not None:
-    ns.Engine = functools.partial(Engine, smoothing=SmoothingConfig(alpha=alpha))
-summary, sessions = ns.run(ns.DATA, corpus, 20, "fine16-cnn", 0, None, detectors=("spectral",), silero=False)
+if context is not None:
+    gate = dataclasses.replace(gate, context_frames=context)
+summary, sessions = ns.run(ns.DATA, corpus, 20, "fine16-cnn", 0, None, detectors=("spectral",), silero=False,
+                           gates={"spectral": gate}, smoothing=None if alpha is None else SmoothingConfig(alpha=alpha))
 keys = ("recall", "false_alarms", "emotion_right_at_end", "flips_per_utterance", "hops_to_settle",
         "emotion_right_at_end_per_corpus", "utterances")
 out = {k: {f: v["spectral"].get(f) for f in keys} for k, v in summary.items()}

@@ -14,30 +14,19 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
-from benchmarks.gain_invariance import DATA, pick_clips  # noqa: E402
+from benchmarks.gain_invariance import DATA, last_event, pick_clips  # noqa: E402
 from edge_ser.audio import load_audio  # noqa: E402
-from edge_ser.labels import split_label  # noqa: E402
+from edge_ser.labels import collapse_matrix, task_labels  # noqa: E402
 from edge_ser.registry import load_model  # noqa: E402
-from edge_ser.stream import Engine, GateConfig, SmoothingConfig  # noqa: E402
+from edge_ser.stream import GateConfig, SmoothingConfig  # noqa: E402
 
 
 def last_emotion(model, y, noise, gate, smoothing, marginal):
-    if noise is not None:
-        rng = np.random.default_rng(1)
-        y = np.concatenate([np.zeros(8000, np.float32), y, np.zeros(16000, np.float32)])
-        y = y + (10 ** (noise / 20) * rng.standard_normal(len(y))).astype(np.float32)
-    engine = Engine(model, hop_seconds=0.5, gate=gate, smoothing=smoothing)
-    last = None
-    for e in engine.feed(y) + engine.finish():
-        if e.speech and e.label is not None:
-            if marginal:
-                total: dict = {}
-                for lab, p in e.scores.items():
-                    total[split_label(lab)[0]] = total.get(split_label(lab)[0], 0.0) + p
-                last = max(total, key=total.get)
-            else:
-                last = e.emotion
-    return last
+    e = last_event(model, y, np.random.default_rng(1), noise, gate=gate, smoothing=smoothing)
+    if e is None or not marginal:
+        return None if e is None else e.emotion
+    p = np.array([e.scores[lab] for lab in model.labels])
+    return task_labels("basic6")[int(np.argmax(p @ collapse_matrix(model.labels, "basic6")))]
 
 
 def main() -> None:
