@@ -386,6 +386,16 @@ def run(data: Path, corpus: str, n_utt: int, model_name: str | None, seed: int, 
     return summarise(acc), sessions
 
 
+
+def spectral_run(model_name: str, corpus: str = "heldout", max_sessions: int | None = None, gate=None,
+                 smoothing=None) -> tuple[dict, list]:
+    """`run` as the reports under reports/room/ measure a model or an engine option: 20 utterances per session, seed
+    0, the spectral gate only (``gate``: another `GateConfig` for it), no Silero.  Returns ``({condition: the
+    spectral gate's results}, sessions)``."""
+    summary, sessions = run(DATA, corpus, 20, model_name, 0, max_sessions, detectors=("spectral",), silero=False,
+                            gates=None if gate is None else {"spectral": gate}, smoothing=smoothing)
+    return {c: v["spectral"] for c, v in summary.items()}, sessions
+
 def _per_utterance(rows: list, key: str) -> float:
     """``key`` over sessions, each weighted by its utterances (sessions without a value left out)."""
     vals = [(r[key], r["utterances"]) for r in rows if r[key] is not None]

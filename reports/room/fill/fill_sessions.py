@@ -25,11 +25,11 @@ fill, corpus, alpha, context = a.fill, a.corpus, a.alpha, a.context
 gate = dataclasses.replace(ns.DETECTORS["spectral"], fill=fill)
 if context is not None:
     gate = dataclasses.replace(gate, context_frames=context)
-summary, sessions = ns.run(ns.DATA, corpus, 20, "fine16-cnn", 0, None, detectors=("spectral",), silero=False,
-                           gates={"spectral": gate}, smoothing=None if alpha is None else SmoothingConfig(alpha=alpha))
+results, sessions = ns.spectral_run("fine16-cnn", corpus, gate=gate,
+                                    smoothing=None if alpha is None else SmoothingConfig(alpha=alpha))
 keys = ("recall", "false_alarms", "emotion_right_at_end", "flips_per_utterance", "hops_to_settle",
         "emotion_right_at_end_per_corpus", "utterances")
-out = {k: {f: v["spectral"].get(f) for f in keys} for k, v in summary.items()}
+out = {k: {f: v.get(f) for f in keys} for k, v in results.items()}
 tags = (f"-alpha{alpha:g}" if alpha is not None else "") + (f"-context{context}" if context is not None else "")
 path = Path(__file__).with_name(f"{fill}-{corpus}{tags}.json")
 path.write_text(json.dumps({"fill": fill, "corpus": corpus, "model": "fine16-cnn", "alpha": alpha,

@@ -56,11 +56,11 @@ def calibrate():
     for corpus, n in (("cremad", 6), ("ravdess", 4)):
         seen.clear()
         truth.clear()
-        summary, _ = ns.run(ns.DATA, corpus, 20, "fine16-cnn", 0, n, detectors=("spectral",), silero=False)
+        results, _ = ns.spectral_run("fine16-cnn", corpus, max_sessions=n)
         share = np.array([truth.count(e) for e in SIX], float)
         out[corpus] = {"mean_probability": dict(zip(SIX, np.concatenate(seen).mean(axis=0).round(4).tolist())),
                        "utterance_share": dict(zip(SIX, (share / share.sum()).round(4).tolist())),
-                       "emotion_right_at_end": summary["clean"]["spectral"]["emotion_right_at_end"]}
+                       "emotion_right_at_end": results["clean"]["emotion_right_at_end"]}
     share = np.mean([[c["utterance_share"][e] for e in SIX] for c in out.values()], axis=0)
     w = share / np.mean([[c["mean_probability"][e] for e in SIX] for c in out.values()], axis=0)
     out["weights"] = dict(zip(SIX, w.round(3).tolist()))
@@ -81,12 +81,11 @@ def apply():
         return p
 
     patch(wrap)
-    summary, _ = ns.run(ns.DATA, "heldout", 20, "fine16-cnn", 0, None, detectors=("spectral",), silero=False)
-    (HERE / "prior.json").write_text(json.dumps({"model": "fine16-cnn", "weights": weights, "results":
-                                                 {c: v["spectral"] for c, v in summary.items()}},
+    results, _ = ns.spectral_run("fine16-cnn")
+    (HERE / "prior.json").write_text(json.dumps({"model": "fine16-cnn", "weights": weights, "results": results},
                                                 indent=1, default=float) + "\n")
-    for c, v in summary.items():
-        print(f"{c:14s} {v['spectral']['emotion_right_at_end']}")
+    for c, v in results.items():
+        print(f"{c:14s} {v['emotion_right_at_end']}")
 
 
 {"calibrate": calibrate, "apply": apply}[sys.argv[1]]()

@@ -9,8 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 from benchmarks import noisy_sessions as ns  # noqa: E402
 
 model, out = sys.argv[1], sys.argv[2]
-summary, _ = ns.run(ns.DATA, "heldout", 20, model, 0, None, detectors=("spectral",), silero=False)
-Path(out).write_text(json.dumps({"model": str(model), "results": {c: v["spectral"] for c, v in summary.items()}},
-                                indent=1, default=float) + "\n")
-for c, v in summary.items():
-    print(f"{c:14s} {v['spectral']['emotion_right_at_end']}")
+results, _ = ns.spectral_run(model)
+Path(out).write_text(json.dumps({"model": str(model), "results": results}, indent=1, default=float) + "\n")
+for c, v in results.items():
+    print(f"{c:14s} {v['emotion_right_at_end']}")
