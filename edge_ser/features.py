@@ -456,9 +456,15 @@ def concat(db: np.ndarray, n_frames: int, parts: list, level_free: bool = False)
     return np.concatenate(out).astype(np.float32)
 
 
+def ge2e(db: np.ndarray, n_frames: int, **params) -> np.ndarray:
+    """A pretrained speech encoder's features of the window (`edge_ser.encoders.ge2e`, onnxruntime)."""
+    from .encoders import ge2e as encode
+    return encode(db, n_frames, **params)
+
+
 FEATURES = {"log_mel_image": log_mel_image, "log_mel_stats": log_mel_stats, "band_stats": band_stats,
             "mfcc_deltas": mfcc_deltas, "frame_descriptors": frame_descriptors, "window_stats": window_stats,
-            "concat": concat}
+            "concat": concat, "ge2e": ge2e}
 
 
 def compute(db: np.ndarray, features: str, params: dict) -> np.ndarray:

@@ -436,4 +436,4 @@ def test_cli_train_takes_every_kind_with_its_own_speaker_norm_default(corpus, tm
     assert seen["cfg"].kind == kind
     assert seen["cfg"].kind_options == ({} if norm is None else {"speaker_norm": norm})
     assert main(["train", "--data", str(corpus), "--model", "nope", "--out", str(tmp_path / "x")]) == 2
-    assert "known: rfc, cnn, timnet, fusion, aae, ensemble" in capsys.readouterr().err
+    assert "known: rfc, cnn, timnet, fusion, aae, ensemble, linear" in capsys.readouterr().err

@@ -140,11 +140,11 @@ def train_cmd(
     data: List[Path] = typer.Option(..., "--data", help="Corpus root in its released layout (repeatable)."),
     task: Optional[str] = typer.Option(None, "--task", help="fine15, basic6, emotion5 or ravdess8 [default: "
                                        "fine15, or the recipe's]."),
-    model: Optional[str] = typer.Option(None, "--model", help="Model kind: rfc, cnn, timnet, fusion, aae or "
-                                        "ensemble (docs/kinds.md) [default: rfc, or the recipe's]."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model kind: rfc, cnn, timnet, fusion, aae, "
+                                        "ensemble or linear (docs/kinds.md) [default: rfc, or the recipe's]."),
     recipe: Optional[str] = typer.Option(None, "--recipe", help="Train with a shipped model's recipe (fine16-cnn, "
                                          "fine16-rfc, fine16-timnet, fine16-fusion, fine16-aae, fine16-ensemble, "
-                                         "fine15-rfc, fine15-cnn, basic6-rfc, basic6-cnn; "
+                                         "fine16-linear, fine15-rfc, fine15-cnn, basic6-rfc, basic6-cnn; "
                                          "export/edge_ser_train/make_models.py): its task, "
                                          "model kind, augmentation, model options and SSL switch; --window-seconds, "
                                          "--hop-seconds, --seed and --no-speaker-norm still apply."),

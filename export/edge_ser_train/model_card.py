@@ -83,8 +83,15 @@ def render(model_dir: Path) -> str:
            f"{m.frontend_config.n_mels} mels) computed by `edge_ser.frontend`; features `{m.input.get('features')}` "
            f"of shape {m.input.get('shape')}; window {m.window_seconds:g} s, scored every {m.hop_seconds:g} s.",
            "- Speaker adaptation: inputs standardised by the statistics of the voice heard, shrunk toward the "
-           "training population's." if m.input.get("speaker_norm") else "- No speaker adaptation.",
-           "", "## Training data", ""]
+           "training population's." if m.input.get("speaker_norm") else "- No speaker adaptation."]
+    if m.input.get("features") == "ge2e":
+        from edge_ser.encoders import GE2E_PATH
+        out.append(f"- Encoder (frozen, shipped once for every model that uses it: `edge_ser/assets/encoders/"
+                     f"{GE2E_PATH.name}`, {GE2E_PATH.stat().st_size / 1e6:.1f} MB, its sha256 checked on load): "
+                     "Resemblyzer's GE2E voice encoder (Apache-2.0; assets/ATTRIBUTION.md), a 3-layer LSTM trained for "
+                     "speaker verification; the model reads its time-averaged hidden "
+                     "states (`edge_ser.encoders`).")
+    out += ["", "## Training data", ""]
     held = {}
     for spk in trained.get("validation_speakers", []):
         held.setdefault(spk.split(":")[0], []).append(spk.split(":", 1)[-1])

@@ -229,8 +229,8 @@ def load_data(roots, cfg: TrainConfig, kind) -> Data:
     if not kept:
         raise corpora.CorpusError(f"no clips for task {cfg.task} in {', '.join(map(str, roots))}")
     spk = np.array([c.speaker for c in kept])
-    cache = LogMelCache(cfg.cache_dir, aug=AugmentConfig(), seed=cfg.seed)
     spec = kind.input_spec(cfg.window_seconds, cfg.hop_seconds)
+    cache = LogMelCache(cfg.cache_dir, frontend=spec.frontend, aug=AugmentConfig(), seed=cfg.seed)
     partial = []
     if cfg.partial:
         if cfg.task != "fine15" or not getattr(kind, "supports_partial", False):

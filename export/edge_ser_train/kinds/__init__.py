@@ -5,7 +5,8 @@ import importlib
 
 KINDS = {"rfc": "edge_ser_train.kinds.rfc:RFC", "cnn": "edge_ser_train.kinds.cnn:CNN",
          "timnet": "edge_ser_train.kinds.timnet:TimNet", "fusion": "edge_ser_train.kinds.fusion:Fusion",
-         "aae": "edge_ser_train.kinds.aae:AAE", "ensemble": "edge_ser_train.kinds.ensemble:Ensemble"}
+         "aae": "edge_ser_train.kinds.aae:AAE", "ensemble": "edge_ser_train.kinds.ensemble:Ensemble",
+         "linear": "edge_ser_train.kinds.linear:Linear"}
 
 
 def kind_class(name: str):

@@ -30,6 +30,7 @@ SPEAKER_NORM = {"axes": [], "prior_windows": PRIOR_WINDOWS}  # one statistic per
 class RFC:
     name = "rfc"
     formats = ("onnx",)
+    native_file = "rfc.joblib"  # save/load (training side only)
 
     def __init__(self, n_classes: int, n_estimators: int = 200, max_leaf_nodes: int | None = 400,
                  min_samples_leaf: int = 2, max_features: str | float = "sqrt", features: str = FEATURES,
@@ -109,12 +110,12 @@ class RFC:
                      "features": self.features, "params": self.params, "speaker_norm": self.speaker_norm,
                      "factorised": self.factorised, "intensity_model": self.intensity_model,
                      "partial_groups": self.partial_groups, "intensity_estimators": self.intensity_estimators},
-                    Path(directory) / "rfc.joblib",
+                    Path(directory) / self.native_file,
                     compress=3)
 
     def load(self, directory: Path) -> "RFC":
         import joblib
-        d = joblib.load(Path(directory) / "rfc.joblib")
+        d = joblib.load(Path(directory) / self.native_file)
         self.model, self.n_classes, self.options = d["model"], d["n_classes"], d["options"]
         self.features, self.params = d["features"], d["params"]
         self.speaker_norm = d.get("speaker_norm")
@@ -140,9 +141,9 @@ class RFC:
 
     def export(self, directory: Path, fmt: str = "onnx", quantize: str = "none", representative=None) -> Path:
         if fmt != "onnx":
-            raise ValueError("an RFC exports to onnx only")
+            raise ValueError(f"a {self.name} model exports to onnx only")
         if quantize != "none":
-            raise ValueError("an RFC has nothing to quantize (use --quantize none)")
+            raise ValueError(f"a {self.name} model has nothing to quantize (use --quantize none)")
         import onnx
 
         if self.factorised:
