@@ -382,7 +382,15 @@ class Engine:
         self.hop_seconds = float(hop_seconds)
         self.hop_samples = max(1, int(round(hop_seconds * self.sample_rate)))
         self.gate_config = (gate or GateConfig()).validate()
-        self.gate = SpeechGate(self.gate_config, self.sample_rate, self.config)
+        # The detector's thresholds were set and measured on the default frontend's frames (32 ms, 128 bands): a
+        # model with another frontend (e.g. the GE2E encoder's 10 ms, 40 bands) gets the same gate, run on its own
+        # frontend, its flags carried over to the model's frames by time (`_model_flags`).
+        gate_frontend = FrontendConfig(sample_rate=self.sample_rate, top_db=self.config.top_db)
+        self._gate_own = gate_frontend.to_dict() != self.config.to_dict()
+        self.gate = SpeechGate(self.gate_config, self.sample_rate, gate_frontend if self._gate_own else self.config)
+        # context_frames is in the gate's frames: the same time span in the model's
+        self._context = int(round(self.gate_config.context_frames * self.gate.frame_seconds
+                                  * self.sample_rate / self.config.hop_length))
         self.smoothing = smoothing or SmoothingConfig()
         if not 0 < self.smoothing.alpha <= 1:
             raise ValueError("smoothing alpha must be in (0, 1]")
@@ -408,6 +416,8 @@ class Engine:
         self._to_hop = self.hop_samples
         self._frames = 0          # log-mel frames made so far
         self._prev_active = np.zeros(0, dtype=bool)  # the previous hop's last frames' flags (context)
+        self._gate_flags = np.zeros(0, dtype=bool)   # the gate's last flags, in its own frames (_model_flags)
+        self._gate_frames = 0                         # gate frames judged so far
         self._end_utterance()
         self._silent_run = 0
 
@@ -455,7 +465,7 @@ class Engine:
     def _speech_frames(self, frames: np.ndarray, active: np.ndarray) -> None:
         """Add this hop's speech frames (active ones and ``context_frames`` either side, within the hop and from the
         previous hop's last flags) to the ring."""
-        c = self.gate_config.context_frames
+        c = self._context
         flags = np.concatenate([self._prev_active, active])
         keep = flags.copy()
         for d in range(1, min(c, len(flags) - 1) + 1):
@@ -466,11 +476,27 @@ class Engine:
             self.ring.extend(frames[:, sel], index=self._frames + sel)
             self._unadapted += sel.size
 
+    def _model_flags(self, gate_active: np.ndarray, k: int) -> np.ndarray:
+        """The speech flags of the model's next ``k`` frames from the gate's flags in its own frames: each model
+        frame takes the flag of the gate frame nearest its centre, or the gate's latest one while the gate's
+        frames (longer, so later) have not reached it yet."""
+        self._gate_flags = np.concatenate([self._gate_flags, gate_active])[-256:]
+        self._gate_frames += len(gate_active)
+        if not self._gate_frames or not k:
+            return np.zeros(k, dtype=bool)
+        centre = (self._frames + np.arange(k)) * self.config.hop_length
+        g = np.minimum(np.rint(centre / self.gate.frontend_config.hop_length).astype(np.int64), self._gate_frames - 1)
+        first = self._gate_frames - len(self._gate_flags)
+        return self._gate_flags[np.clip(g - first, 0, len(self._gate_flags) - 1)]
+
     def _hop(self, audio: np.ndarray) -> Event:
         start = time.perf_counter()
         self.hops += 1
         frames = self.frontend.push(audio)
-        active = self.gate.push(audio, frames)
+        if self._gate_own:
+            active = self._model_flags(self.gate.push(audio), frames.shape[1])
+        else:
+            active = self.gate.push(audio, frames)
         speech, level, floor = self.gate.decide()
         cfg = self.config
         event = Event(t=self.samples / self.sample_rate, window=(0.0, 0.0), speech=speech, level_db=level,
@@ -488,7 +514,7 @@ class Engine:
             self._silent_run += 1
             if self._silent_run >= self.smoothing.reset_after_silent_hops:
                 self._end_utterance()
-        c = self.gate_config.context_frames
+        c = self._context
         self._prev_active = active[len(active) - c:] if c else active[:0]
         self._frames += frames.shape[1]
         held = min(self.ring.count, self.ring.capacity)

@@ -78,6 +78,31 @@ def test_a_damaged_encoder_file_is_refused(tmp_path):
         encoders._session(str(bad), encoders.GE2E_SHA256)
 
 
+def test_a_model_with_another_frontend_gets_the_same_speech_gate():
+    """The gate runs on the frontend its thresholds were measured on: with fine16-linear (10 ms, 40 bands) every
+    hop's speech decision, level and noise floor are fine16-cnn's (32 ms, 128 bands); speech frames reach the model's
+    ring at its own frame rate."""
+    from edge_ser.audio import load_audio
+    from edge_ser.bench import SAMPLE_CLIP
+    from edge_ser.registry import load_model
+    from edge_ser.stream import Engine
+    rng = np.random.default_rng(0)
+    speech = load_audio(SAMPLE_CLIP)
+    gap = 0.003 * rng.standard_normal(16000).astype(np.float32)
+    audio = np.concatenate([gap, speech, gap, 0.3 * speech, gap])
+    audio = audio + 0.001 * rng.standard_normal(len(audio)).astype(np.float32)
+    runs = {}
+    for name in ("fine16-cnn", "fine16-linear"):
+        engine = Engine(load_model(name), warmup=False)
+        events = engine.feed(audio) + engine.finish()
+        runs[name] = [(e.speech, round(e.level_db, 3), round(e.noise_floor_db, 3)) for e in events]
+        if name == "fine16-linear":
+            assert engine._gate_own and engine._context == 6  # 2 gate frames of 32 ms = 6 frames of 10 ms
+            assert any(e.label for e in events)
+    assert runs["fine16-cnn"] == runs["fine16-linear"]
+    assert sum(s for s, _, _ in runs["fine16-cnn"]) >= 4
+
+
 # --- conversion (training side) ---------------------------------------------------------------------------------
 
 ge2e = pytest.importorskip("edge_ser_train.ge2e", reason="needs the training distribution (edge-ser-train)")
@@ -212,3 +237,40 @@ def test_linear_kind_factorised_fits_exports_and_masks_missing_parts(tmp_path):
     spec = Linear(6).input_spec(2.5, 0.5)
     assert (spec.frontend.n_fft, spec.frontend.hop_length, spec.frontend.n_mels) == (400, 160, 40)
     assert spec.n_frames == 251 and spec.features == "ge2e"
+
+
+def test_linear_kind_intensity_per_emotion_composes_conditionally(tmp_path):
+    """One intensity classifier per emotion: each learns only from its emotion's windows (changing a sad clip's
+    inputs leaves the angry head alone), fine16 = p_e(e) p_i(i | e), and the ONNX file composes it exactly."""
+    from edge_ser.labels import TASKS
+    from edge_ser_train import targets
+    from edge_ser_train.kinds.linear import Linear
+    fine16 = TASKS["fine16"]
+    cands = [("angry_high",), ("angry_low",), ("sad_low",), ("sad_medium",), ("happy_high",), ("happy_low",),
+             ("neutral",), tuple(f"fear_{i}" for i in ("low", "medium", "high"))] * 12
+    y, groups = targets.encode(cands, fine16)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((len(y), 10)).astype(np.float32)
+    x2 = x.copy()
+    sad = np.array([c[0].startswith("sad") for c in cands])
+    x2[sad] = rng.standard_normal((sad.sum(), 10))
+    kw = dict(features="log_mel_stats", params={}, speaker_norm=False, factorised=True, partial_groups=groups)
+    a, b = Linear(16, **kw).fit(x, y), Linear(16, **kw).fit(x2, y)
+    from edge_ser.labels import FINE16_EMOTIONS
+    angry, fear = FINE16_EMOTIONS.index("angry") - 1, FINE16_EMOTIONS.index("fear") - 1
+    probe = rng.standard_normal((15, 10)).astype(np.float32)
+    np.testing.assert_array_equal(a.intensity_heads[angry].predict_proba(probe),
+                                  b.intensity_heads[angry].predict_proba(probe))
+    assert a.intensity_heads[fear] is None  # no fear clip carries an intensity: the shared head stands in
+    p = a.predict_proba(probe)
+    pe = a.model.predict_proba(probe)
+    pi = a._full(a.intensity_heads[angry], probe, 3)  # angry has low and high only: medium gets 0
+    assert np.all(pi[:, 1] == 0)
+    col = fine16.index("angry_high")
+    assert np.allclose(p[:, col], pe[:, FINE16_EMOTIONS.index("angry")] * pi[:, 2], atol=1e-6)
+    assert np.allclose(p.sum(1), 1, atol=1e-5)
+    import onnxruntime as ort
+    sess = ort.InferenceSession(str(a.export(tmp_path)))
+    assert np.abs(sess.run(None, {"input": probe})[0] - p).max() < 1e-5
+    a.save(tmp_path)
+    np.testing.assert_allclose(Linear(16).load(tmp_path).predict_proba(probe), p, atol=1e-7)

@@ -85,9 +85,9 @@ RECIPES = {
     "fine16-ensemble": dict(task="fine16", kind="ensemble", augment=("room",), train_hop_seconds=2.0,
                             kind_options={"timnet": {"blocks": 4}, "epochs": 20, "patience": 4}, encoder=True),
     # a linear read-out of a pretrained speech encoder (Resemblyzer's GE2E, frozen, in the runtime: features ge2e),
-    # factorised as the forest; no augmentation (the encoder was trained on VoxCeleb's uncontrolled recordings):
-    # a nested linear probe on whole clips measured six emotions 65.6 % CV and 40-58 % leave-one-corpus-out
-    # against fine16-cnn's 54.0 % and 32-43 % (reports/embedding/)
+    # an emotion head and one intensity head per emotion; no augmentation (room: measured as a final model only,
+    # reports/embedding/): a nested linear probe on whole clips measured six emotions 65.5 % CV and 41-58 %
+    # leave-one-corpus-out against fine16-cnn's 54.0 % and 32-43 % (reports/embedding/)
     "fine16-linear": dict(task="fine16", kind="linear", augment=(), val_split="corpus"),
 }
 CORPORA = ("cremad", "ravdess")

@@ -87,10 +87,24 @@ def composition() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return we, np.zeros_like(bi), wi, bi
 
 
+def conditional_composition() -> np.ndarray:
+    """The intensity map when each of the five emotions has its own intensity head: ``I = p_ie @ Wc + bi`` with
+    ``p_ie`` the five heads side by side ``(N, 15)`` in FINE16_EMOTIONS[1:] order, so ``p(e_i) = p_e(e) p_i(i | e)``
+    (the emotion map and ``bi`` as in `composition`)."""
+    n_e, n_i = len(FINE16_EMOTIONS), len(INTENSITIES)
+    wc = np.zeros(((n_e - 1) * n_i, 1 + (n_e - 1) * n_i), np.float32)
+    wc[np.arange(wc.shape[0]), 1 + np.arange(wc.shape[0])] = 1.0
+    return wc
+
+
 def compose(p_emotion: np.ndarray, p_intensity: np.ndarray) -> np.ndarray:
-    """fine16 probabilities ``(N, 16)`` from the emotion head ``(N, 6)`` and the intensity head ``(N, 3)``."""
+    """fine16 probabilities ``(N, 16)`` from the emotion head ``(N, 6)`` and the intensity head ``(N, 3)``, or five
+    intensity heads, one per emotion, side by side ``(N, 15)`` (`conditional_composition`)."""
     we, be, wi, bi = composition()
-    return ((np.asarray(p_emotion) @ we + be) * (np.asarray(p_intensity) @ wi + bi)).astype(np.float32)
+    p_intensity = np.asarray(p_intensity)
+    if p_intensity.shape[1] != wi.shape[0]:
+        wi = conditional_composition()
+    return ((np.asarray(p_emotion) @ we + be) * (p_intensity @ wi + bi)).astype(np.float32)
 
 
 def balanced_weights(targets: np.ndarray, weights: np.ndarray, n_classes: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""python reports/embedding/probe.py OUT.json [TASK,...]: how much emotion a pretrained speech encoder's features
+"""python reports/embedding/probe.py OUT.json [TASK,...] [--baseline]: how much emotion a pretrained speech encoder's features
 hold for voices and corpora it never heard — linear probes on Resemblyzer's GE2E voice encoder (edge_ser.encoders).
 
 Features: every clip of ../shared/data (CREMA-D, RAVDESS, ESD 0020, EMOVO, BAVED) whole, through the runtime's
@@ -15,6 +15,10 @@ Protocols (nested: the feature set and C, one of 3 x 4, are chosen on validation
 - actor-fold CV: `splits.actor_folds(labels, speakers, 5, seed 0)` over the task's clips of all five corpora,
   reported per fold, pooled, per corpus and on CREMA-D + RAVDESS;
 - leave-one-corpus-out: trained on the other corpora, scored on every clip of the held-out one.
+
+``--baseline``: the same probes on the runtime's own features instead of the encoder's, the forest's
+`band_stats` (level-free band statistics, 32 bands, of the default frontend's log-mel of the whole clip): what the
+encoder adds over a linear read-out of log-mel statistics.  Written under ``baseline/TASK/NORM``.
 """
 import json
 import sys
@@ -56,15 +60,40 @@ def embed(clips) -> dict:
     return {"embedding": emb, "hidden_means": hid}
 
 
+def baseline(clips) -> dict:
+    """`edge_ser.features.band_stats` of each whole clip (default frontend), cached beside the encoder's."""
+    from edge_ser.features import band_stats
+    path = Path(default_cache_dir()) / "embedding" / "band_stats.npz"
+    if path.exists():
+        d = np.load(path)
+        if list(d["path"]) == [c.path for c in clips]:
+            return {"band_stats": d["x"]}
+    rows = []
+    for c in clips:
+        db = log_mel(load_audio(c.path), top_db=None)
+        rows.append(band_stats(db, db.shape[1], absolute=True))
+    x = np.stack(rows).astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, x=x, path=np.array([c.path for c in clips]))
+    return {"band_stats": x}
+
+
 def main():
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-    out_path = Path(sys.argv[1])
-    tasks = sys.argv[2].split(",") if len(sys.argv) > 2 else ["basic6", "fine15"]
+    args = [a for a in sys.argv[1:] if a != "--baseline"]
+    use_baseline = "--baseline" in sys.argv
+    out_path = Path(args[0])
+    tasks = args[1].split(",") if len(args) > 1 else ["basic6", "fine15"]
     clips, _ = load_corpora([REPO.parent / "shared" / "data" / c for c in CORPORA])
-    feats = embed(clips)
-    feats["both"] = np.hstack([feats["embedding"], feats["hidden_means"]])
+    global GRID
+    if use_baseline:
+        feats = baseline(clips)
+        GRID = [("band_stats", C) for C in (0.003, 0.01, 0.03, 0.1)]
+    else:
+        feats = embed(clips)
+        feats["both"] = np.hstack([feats["embedding"], feats["hidden_means"]])
     allspk = np.array([c.speaker for c in clips])
 
     def spk_norm(X):
@@ -85,7 +114,9 @@ def main():
         best = max(scores, key=scores.get)
         return best[0], best[1], scores[best]
 
-    out = {"protocol": __doc__, "clips": len(clips), "results": {}}
+    out = json.loads(out_path.read_text()) if use_baseline and out_path.exists() else {}
+    out.update({"protocol": __doc__, "clips": len(clips)})
+    out.setdefault("results", {})
     for task in tasks:
         rows = np.array([i for i, c in enumerate(clips) if c.label(task) is not None])
         y = np.array([clips[i].label(task) for i in rows])
@@ -117,7 +148,7 @@ def main():
                            "n": int(len(te)), "chosen": f"{f}/C={C}"}
             res["leave_one_corpus_out"] = loco
             res["seconds"] = round(time.time() - t)
-            out["results"][f"{task}/{norm}"] = res
+            out["results"][("baseline/" if use_baseline else "") + f"{task}/{norm}"] = res
             print(task, norm, res["cv_mean"], res["cremad+ravdess"], {c: v["accuracy"] for c, v in loco.items()},
                   flush=True)
             out_path.write_text(json.dumps(out, indent=1) + "\n")

@@ -9,6 +9,9 @@ default, 200 trees x 400 leaves (~7-9 MB), measured better on unseen speakers th
 every window whose clip carries an emotion) and one for the intensity (low/medium/high, on every window whose clip
 carries one), so a clip missing one part is simply not in that forest's training set (its masked loss).  The ONNX
 file holds both forests and composes fine16's probabilities, ``p(e_i) = p_e(e) p_i(i)`` (`edge_ser_train.targets`).
+``intensity_per_emotion=True``: one intensity classifier per emotion instead (each on the windows that carry that
+emotion and an intensity; the shared one stands in for an emotion with fewer than two intensities), composed as
+``p(e_i) = p_e(e) p_i(i | e)``.
 """
 from __future__ import annotations
 
@@ -35,7 +38,8 @@ class RFC:
     def __init__(self, n_classes: int, n_estimators: int = 200, max_leaf_nodes: int | None = 400,
                  min_samples_leaf: int = 2, max_features: str | float = "sqrt", features: str = FEATURES,
                  params: dict | None = None, n_jobs: int = 2, max_onnx_mb: float = 10.0, speaker_norm: bool = True,
-                 partial_groups=None, factorised: bool = False, intensity_estimators: int | None = None):
+                 partial_groups=None, factorised: bool = False, intensity_estimators: int | None = None,
+                 intensity_per_emotion: bool = False):
         self.n_classes = n_classes
         self.partial_groups = [list(g) for g in (partial_groups or [])]
         self.factorised = bool(factorised)
@@ -46,6 +50,8 @@ class RFC:
         # the intensity forest's size (None: as many trees as the emotion forest)
         self.intensity_estimators = intensity_estimators
         self.intensity_model = None
+        self.intensity_per_emotion = bool(intensity_per_emotion)
+        self.intensity_heads: list | None = None  # per emotion (FINE16_EMOTIONS[1:]); None entries: the shared one
         self.options = {"n_estimators": n_estimators, "max_leaf_nodes": max_leaf_nodes,
                         "min_samples_leaf": min_samples_leaf, "max_features": max_features}
         self.speaker_norm = dict(SPEAKER_NORM) if speaker_norm else None
@@ -85,7 +91,24 @@ class RFC:
         self.model = self._forest(seed).fit(X[ye >= 0], ye[ye >= 0], sample_weight=w[ye >= 0])
         self.intensity_model = self._forest(seed + 1, self.intensity_estimators).fit(
             X[yi >= 0], yi[yi >= 0], sample_weight=w[yi >= 0])
+        self.intensity_heads = None
+        if self.intensity_per_emotion:
+            from edge_ser.labels import FINE16_EMOTIONS
+            self.intensity_heads = []
+            for e in range(1, len(FINE16_EMOTIONS)):
+                rows = (ye == e) & (yi >= 0)
+                if len(np.unique(yi[rows])) < 2:
+                    self.intensity_heads.append(None)
+                    continue
+                self.intensity_heads.append(self._forest(seed + 1 + e, self.intensity_estimators).fit(
+                    X[rows], yi[rows], sample_weight=w[rows]))
         return self
+
+    def _heads(self) -> list:
+        """The intensity classifier of each emotion (FINE16_EMOTIONS[1:]), or the shared one alone."""
+        if not self.intensity_heads:
+            return [self.intensity_model]
+        return [h if h is not None else self.intensity_model for h in self.intensity_heads]
 
     @staticmethod
     def _full(forest, X, n: int) -> np.ndarray:
@@ -101,7 +124,7 @@ class RFC:
             from ..targets import compose
             from edge_ser.labels import FINE16_EMOTIONS, INTENSITIES
             return compose(self._full(self.model, X, len(FINE16_EMOTIONS)),
-                           self._full(self.intensity_model, X, len(INTENSITIES)))
+                           np.concatenate([self._full(h, X, len(INTENSITIES)) for h in self._heads()], axis=1))
         return self._full(self.model, X, self.n_classes)
 
     def save(self, directory: Path) -> None:
@@ -109,7 +132,8 @@ class RFC:
         joblib.dump({"model": self.model, "n_classes": self.n_classes, "options": self.options,
                      "features": self.features, "params": self.params, "speaker_norm": self.speaker_norm,
                      "factorised": self.factorised, "intensity_model": self.intensity_model,
-                     "partial_groups": self.partial_groups, "intensity_estimators": self.intensity_estimators},
+                     "partial_groups": self.partial_groups, "intensity_estimators": self.intensity_estimators,
+                     "intensity_per_emotion": self.intensity_per_emotion, "intensity_heads": self.intensity_heads},
                     Path(directory) / self.native_file,
                     compress=3)
 
@@ -121,10 +145,13 @@ class RFC:
         self.speaker_norm = d.get("speaker_norm")
         self.factorised, self.intensity_model = d.get("factorised", False), d.get("intensity_model")
         self.partial_groups, self.intensity_estimators = d.get("partial_groups", []), d.get("intensity_estimators")
+        self.intensity_per_emotion = d.get("intensity_per_emotion", False)
+        self.intensity_heads = d.get("intensity_heads")
         return self
 
     def n_leaves(self) -> int:
         forests = [self.model] + ([self.intensity_model] if self.intensity_model is not None else [])
+        forests += [h for h in (self.intensity_heads or []) if h is not None]
         return int(sum(t.get_n_leaves() for f in forests for t in f.estimators_))
 
     def describe(self) -> dict:
@@ -149,7 +176,7 @@ class RFC:
         if self.factorised:
             from edge_ser.labels import FINE16_EMOTIONS, INTENSITIES
             onx = _compose_onnx(_forest_onnx(self.model, len(FINE16_EMOTIONS)),
-                                _forest_onnx(self.intensity_model, len(INTENSITIES)))
+                                [_forest_onnx(h, len(INTENSITIES)) for h in self._heads()])
         else:
             onx = _forest_onnx(self.model, self.n_classes)
         onnx.checker.check_model(onx)
@@ -183,22 +210,31 @@ def _forest_onnx(model, n_classes: int):
     return onx
 
 
-def _compose_onnx(emotion, intensity):
-    """One graph holding the emotion and intensity forests (same input) and fine16's composition: fixed MatMuls
-    spread each head over the 16 labels and a Mul combines them (`targets.composition`)."""
+def _compose_onnx(emotion, intensities: list):
+    """One graph holding the emotion classifier and the intensity one (or one per emotion: `targets.
+    conditional_composition`), all on the same input, and fine16's composition: fixed MatMuls spread each head
+    over the 16 labels and a Mul combines them (`targets.composition`)."""
     import onnx
     from onnx import compose, helper, numpy_helper
 
-    from ..targets import composition
+    from ..targets import composition, conditional_composition
     emotion = compose.add_prefix(emotion, "emotion_")
-    intensity = compose.add_prefix(intensity, "intensity_")
     graph = emotion.graph
-    for g, prefix in ((emotion.graph, "emotion_"), (intensity.graph, "intensity_")):
-        for node in g.node:
+    prefixes = ["intensity_"] if len(intensities) == 1 else [f"intensity{k}_" for k in range(len(intensities))]
+    parts = [(emotion.graph, "emotion_")]
+    for head, prefix in zip(intensities, prefixes):
+        head = compose.add_prefix(head, prefix)
+        parts.append((head.graph, prefix))
+        graph.node.extend(head.graph.node)
+        graph.initializer.extend(head.graph.initializer)
+    for g, prefix in parts:
+        for node in graph.node:
             node.input[:] = ["input" if i == f"{prefix}input" else i for i in node.input]
-    graph.node.extend(intensity.graph.node)
-    graph.initializer.extend(intensity.graph.initializer)
     we, _be, wi, bi = composition()
+    if len(intensities) > 1:
+        wi = conditional_composition()
+        graph.node.append(helper.make_node("Concat", [f"{p}probabilities" for p in prefixes],
+                                           ["intensity_probabilities"], axis=1))
     graph.initializer.extend([numpy_helper.from_array(we, "compose_we"), numpy_helper.from_array(wi, "compose_wi"),
                               numpy_helper.from_array(bi, "compose_bi")])
     graph.node.extend([
