@@ -59,7 +59,7 @@ def profiles_cmd(
 @app.command("bench")
 def bench_cmd(
     model: Optional[str] = typer.Option(None, "--model", help="Model name or directory (default: the profile's, "
-                                        "else fine16-cnn)."),
+                                        "else fine16-linear)."),
     profile: Optional[str] = typer.Option(None, "--profile", help="A firmware profile, or 'auto' / 'auto:NAME' "
                                           "to calibrate here and choose the model that fits the budget."),
     seconds: float = typer.Option(20.0, "--seconds", help="Seconds of audio to stream through the model (at least "

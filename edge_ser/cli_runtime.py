@@ -36,7 +36,7 @@ def classify_cmd(
     paths: List[Path] = typer.Argument(..., help="Audio files (wav, flac, ... any rate/channels) or directories.",
                                        show_default=False, readable=False),  # checked per file: the batch goes on
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name (see `edge-ser models`) or model "
-                                        "directory. Default: the profile's, else fine16-cnn."),
+                                        "directory. Default: the profile's, else fine16-linear."),
     profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Firmware profile (or 'auto') choosing "
                                           "model, format and threads."),
     fmt: Optional[str] = typer.Option(None, "--format", help="onnx or tflite (default: onnx if the model has it)."),

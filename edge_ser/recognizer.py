@@ -170,7 +170,7 @@ class Recognizer:
     """Speech emotion recognition for a stream, the microphone or clips.
 
     ``model``: a model name (``edge-ser models``), a model directory or a loaded `edge_ser.model.Model`; None: the
-    profile's, else the default (``fine16-cnn``, or the first installed of `edge_ser.settings.FALLBACK_ORDER`).
+    profile's, else the default (``fine16-linear``, or the first installed of `edge_ser.settings.FALLBACK_ORDER`).
     ``profile``: a firmware profile name, ``.toml`` file, bundle, or ``"auto"`` (measure this machine and choose).
     ``hop``: seconds between events (None: the profile's, else 0.5).  ``format``/``threads``: ONNX or TFLite,
     inference threads.  ``adapt``: speaker adaptation of a stream (models trained with it).  ``gate``/``smoothing``: the

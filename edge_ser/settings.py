@@ -22,13 +22,13 @@ from .profiles import FORMATS, Profile, ProfileError, detect_profile, load_profi
 
 log = logging.getLogger("edge_ser.settings")
 
-DEFAULT_MODEL = "fine16-cnn"
+DEFAULT_MODEL = "fine16-linear"
 DEFAULT_FORMAT = "onnx"
 DEFAULT_THREADS = 1
 DEFAULT_HOP_SECONDS = 0.5
 AUTO = "auto"
 # with neither --model nor --profile, when DEFAULT_MODEL is not installed: the first installed of these
-FALLBACK_ORDER = ("fine16-cnn", "fine16-rfc", "fine15-cnn", "fine15-rfc", "basic6-cnn", "basic6-rfc")
+FALLBACK_ORDER = ("fine16-linear", "fine16-cnn", "fine16-rfc", "fine15-cnn", "fine15-rfc", "basic6-cnn", "basic6-rfc")
 
 
 @dataclass
@@ -89,7 +89,7 @@ def _check_options(fmt, threads, hop_seconds):
 def runtime_settings(profile: str | None, model: str | None = None, fmt: str | None = None,
                      threads: int | None = None, hop_seconds: float | None = None) -> RuntimeSettings:
     """Settings for listen/classify.  Explicit options override the profile; no profile gives the defaults
-    (``fine16-cnn``, onnx, 1 thread, 0.5 s); ``auto`` / ``auto:NAME`` calibrates here and chooses a model.
+    (``fine16-linear``, onnx, 1 thread, 0.5 s); ``auto`` / ``auto:NAME`` calibrates here and chooses a model.
 
     Raises UserError for an unknown profile or a bad option.
     """

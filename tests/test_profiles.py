@@ -70,17 +70,17 @@ def test_defaults_without_a_profile():
     s = settings.runtime_settings(None)
     assert (s.fmt, s.threads, s.hop_seconds, s.profile_name) == ("onnx", 1, 0.5, None)
     installed = [n for n in settings.FALLBACK_ORDER if n in models.known_names()]
-    assert settings.DEFAULT_MODEL == "fine16-cnn" and s.model == (installed[0] if installed else "fine16-cnn")
+    assert settings.DEFAULT_MODEL == "fine16-linear" and s.model == (installed[0] if installed else "fine16-linear")
 
 
 def test_the_default_falls_back_to_the_first_installed(tiny_models, tmp_path, monkeypatch):
-    """Without fine16-cnn the default is the first installed of FALLBACK_ORDER, and the reason says so."""
+    """Without fine16-linear the default is the first installed of FALLBACK_ORDER, and the reason says so."""
     root = tmp_path / "models"
     shutil.copytree(tiny_models["rfc"], root / "fine15-rfc")
     monkeypatch.setattr(models, "DEFAULT_MODELS_DIR", tmp_path / "no-defaults")
     monkeypatch.setenv(models.MODELS_ENV, str(root))
     s = settings.runtime_settings(None)
-    assert s.model == "fine15-rfc" and "default fine16-cnn is not installed, using fine15-rfc" in s.reason
+    assert s.model == "fine15-rfc" and "default fine16-linear is not installed, using fine15-rfc" in s.reason
 
 
 def test_profile_values_and_explicit_overrides():
