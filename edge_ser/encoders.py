@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import ModelError
 from .features import power_level_db
 
 ENCODERS_DIR = Path(__file__).resolve().parent / "assets" / "encoders"
@@ -33,12 +34,18 @@ GE2E_LEVEL_DB = -20.3
 
 @lru_cache(maxsize=4)
 def _session(path: str, sha256: str | None):
-    """One onnxruntime session per encoder file, its checksum verified first (a damaged file is refused)."""
+    """One onnxruntime session per encoder file, its checksum verified first (a missing or damaged file is refused
+    with a ModelError: one ``error:`` line in the CLI)."""
     import onnxruntime as ort
 
     from .manifest import sha256_of
-    if sha256 is not None and sha256_of(Path(path)) != sha256:
-        raise ValueError(f"{path}: checksum mismatch (expected {sha256[:12]}...): the encoder file is damaged")
+    try:
+        actual = sha256_of(Path(path))
+    except OSError as exc:
+        raise ModelError(f"speech encoder {path}: {exc.strerror or exc} (reinstall edge-ser)") from None
+    if sha256 is not None and actual != sha256:
+        raise ModelError(f"speech encoder {path}: checksum mismatch (expected {sha256[:12]}...): the file is damaged "
+                         "(reinstall edge-ser)")
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
@@ -56,18 +63,20 @@ def partial_starts(n: int, partial: int = GE2E_PARTIAL_FRAMES, step: int = GE2E_
     return starts
 
 
-def ge2e(db: np.ndarray, n_frames: int, output: str = "hidden_means", level_db: float | None = GE2E_LEVEL_DB,
-         path: str | None = None) -> np.ndarray:
+def ge2e(db: np.ndarray, n_frames: int, output: str = "hidden_means",
+         level_db: float | None = GE2E_LEVEL_DB) -> np.ndarray:
     """The GE2E encoder's features of one window of 40-band log-mel frames ``db`` (n_mels, frames), float32:
     ``output="hidden_means"`` (768: each layer's mean hidden state), ``"embedding"`` (256, L2-normalised) or
     ``"both"`` (1024), averaged over the window's partial utterances.  ``level_db``: the window is first shifted
     to this power level (None: as recorded)."""
     from .features import SILENCE_DB, fit_frames
-    db = fit_frames(np.asarray(db, dtype=np.float32), n_frames)
-    if db.shape[0] != GE2E_FRONTEND["n_mels"]:
-        raise ValueError(f"ge2e needs {GE2E_FRONTEND['n_mels']} mel bands, got {db.shape[0]}")
+    db = np.asarray(db, dtype=np.float32)
+    if db.ndim != 2 or db.shape[0] != GE2E_FRONTEND["n_mels"]:
+        raise ModelError(f"features ge2e need log-mel frames of {GE2E_FRONTEND['n_mels']} bands (a model with the "
+                         f"frontend {GE2E_FRONTEND}), got an array of shape {db.shape}")
     if output not in ("hidden_means", "embedding", "both"):
-        raise ValueError(f"ge2e output must be hidden_means, embedding or both, got {output!r}")
+        raise ModelError(f"features ge2e: output must be hidden_means, embedding or both, got {output!r}")
+    db = fit_frames(db, n_frames)
     if level_db is not None and db.size:
         db = (db + np.float32(level_db - power_level_db(db))).astype(np.float32)
     n = db.shape[1]
@@ -76,7 +85,7 @@ def ge2e(db: np.ndarray, n_frames: int, output: str = "hidden_means", level_db: 
     if need > n:
         db = np.concatenate([db, np.full((db.shape[0], need - n), SILENCE_DB, np.float32)], axis=1)
     batch = np.stack([db[:, s:s + GE2E_PARTIAL_FRAMES].T for s in starts]).astype(np.float32)
-    session = _session(str(path), None) if path else _session(str(GE2E_PATH), GE2E_SHA256)
+    session = _session(str(GE2E_PATH), GE2E_SHA256)
     hidden, embedding = session.run(None, {"logmel": batch})
     if output == "hidden_means":
         return hidden.mean(axis=0)

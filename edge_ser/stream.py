@@ -480,7 +480,8 @@ class Engine:
         """The speech flags of the model's next ``k`` frames from the gate's flags in its own frames: each model
         frame takes the flag of the gate frame nearest its centre, or the gate's latest one while the gate's
         frames (longer, so later) have not reached it yet."""
-        self._gate_flags = np.concatenate([self._gate_flags, gate_active])[-256:]
+        keep = max(256, 2 * len(gate_active) + 64)  # this hop's flags and the previous hop's, whatever the hop
+        self._gate_flags = np.concatenate([self._gate_flags, gate_active])[-keep:]
         self._gate_frames += len(gate_active)
         if not self._gate_frames or not k:
             return np.zeros(k, dtype=bool)

@@ -46,9 +46,12 @@ def test_ge2e_features_shapes_and_outputs():
     assert emb.shape == (256,) and np.isclose(np.linalg.norm(emb), 1.0, atol=1e-5) and (emb >= 0).all()
     both = compute(db, "ge2e", {"n_frames": n, "output": "both"})
     np.testing.assert_allclose(both, np.concatenate([emb, hidden]), atol=1e-6)
-    with pytest.raises(ValueError, match="40 mel bands"):
+    from edge_ser.errors import ModelError
+    with pytest.raises(ModelError, match="40 bands"):
         compute(log_mel(speech_like(1.0)), "ge2e", {"n_frames": 32})
-    with pytest.raises(ValueError, match="output"):
+    with pytest.raises(ModelError, match="40 bands"):
+        compute(np.zeros(40, np.float32), "ge2e", {"n_frames": 32})
+    with pytest.raises(ModelError, match="output"):
         compute(db, "ge2e", {"n_frames": n, "output": "other"})
 
 
@@ -71,11 +74,14 @@ def test_ge2e_partials_cover_the_window_as_resemblyzer_cuts_them():
     assert short.shape == (768,) and np.isfinite(short).all()
 
 
-def test_a_damaged_encoder_file_is_refused(tmp_path):
+def test_a_damaged_or_missing_encoder_file_is_refused(tmp_path):
+    from edge_ser.errors import ModelError
     bad = tmp_path / "ge2e.onnx"
     bad.write_bytes(encoders.GE2E_PATH.read_bytes()[:-10] + b"0123456789")
-    with pytest.raises(ValueError, match="checksum"):
+    with pytest.raises(ModelError, match="checksum"):
         encoders._session(str(bad), encoders.GE2E_SHA256)
+    with pytest.raises(ModelError, match="reinstall"):
+        encoders._session(str(tmp_path / "missing.onnx"), encoders.GE2E_SHA256)
 
 
 def test_a_model_with_another_frontend_gets_the_same_speech_gate():
@@ -202,6 +208,15 @@ def test_legacy_torch_file_reads_back_exactly_and_refuses_other_objects(tmp_path
                      + pickle.dumps(os.system, protocol=2))
     with pytest.raises(pickle.UnpicklingError, match="refused"):
         ge2e.load_weights(evil)
+    evil_head = tmp_path / "evil_head.pt"  # even the header pickles are read restrictedly
+    evil_head.write_bytes(pickle.dumps(os.system, protocol=2) + path.read_bytes())
+    with pytest.raises(pickle.UnpicklingError, match="refused"):
+        ge2e.load_weights(evil_head)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(pickle.UnpicklingError, match="truncated"):
+        ge2e.load_weights(truncated)
+    assert ge2e.main(["--weights", str(truncated), "--out", str(tmp_path / "x.onnx")]) == 2
     assert ge2e.main(["--weights", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x.onnx")]) == 2
 
 

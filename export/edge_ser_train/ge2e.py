@@ -46,6 +46,11 @@ class _Tensor:
 
     def array(self) -> np.ndarray:
         data = self.storage.data
+        if data is None:
+            raise pickle.UnpicklingError("a tensor without its storage")
+        last = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride))
+        if self.offset < 0 or any(s < 0 for s in self.stride) or last >= len(data):
+            raise pickle.UnpicklingError(f"a tensor reaching outside its storage ({last} >= {len(data)})")
         return np.lib.stride_tricks.as_strided(data[self.offset:], shape=self.size,
                                                strides=[s * data.itemsize for s in self.stride]).copy()
 
@@ -55,8 +60,6 @@ def read_legacy_torch(data: bytes) -> dict:
     tensors, their storages and plain containers are accepted; anything else is refused (UnpicklingError)."""
     f = io.BytesIO(data)
     storages: dict[str, _Storage] = {}
-    for _ in range(3):  # magic number, protocol version, system info
-        pickle.load(f)
 
     class Unpickler(pickle.Unpickler):
         def find_class(self, module, name):
@@ -72,11 +75,15 @@ def read_legacy_torch(data: bytes) -> dict:
             _typename, dtype, key, _location, _numel, _view = pid
             return storages.setdefault(key, _Storage(dtype))
 
+    for _ in range(3):  # magic number, protocol version, system info: plain values, read as restrictedly
+        Unpickler(f).load()
     obj = Unpickler(f).load()
-    for key in pickle.load(f):
+    for key in Unpickler(f).load():
         st = storages[key]
         n = struct.unpack("<q", f.read(8))[0]
         st.data = np.frombuffer(f.read(n * np.dtype(st.dtype).itemsize), dtype=st.dtype)
+        if len(st.data) != n:
+            raise pickle.UnpicklingError(f"storage {key}: {len(st.data)} of {n} values (a truncated file)")
 
     def convert(o):
         if isinstance(o, _Tensor):
@@ -187,7 +194,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     try:
         weights = load_weights(args.weights)
-    except (OSError, KeyError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
+    except (OSError, KeyError, EOFError, ValueError, struct.error, pickle.UnpicklingError, zipfile.BadZipFile) as e:
         print(f"error: cannot read the encoder's weights from {args.weights}: {e}", file=sys.stderr)
         return 2
     model = build_onnx(weights)
