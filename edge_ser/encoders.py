@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
-from .features import power_level_db
+from .features import SILENCE_DB, fit_frames, power_level_db
 
 ENCODERS_DIR = Path(__file__).resolve().parent / "assets" / "encoders"
 GE2E_PATH = ENCODERS_DIR / "ge2e.onnx"
@@ -33,7 +33,7 @@ GE2E_LEVEL_DB = -20.3
 
 
 @lru_cache(maxsize=4)
-def _session(path: str, sha256: str | None):
+def _session(path: str, sha256: str):
     """One onnxruntime session per encoder file, its checksum verified first (a missing or damaged file is refused
     with a ModelError: one ``error:`` line in the CLI)."""
     import onnxruntime as ort
@@ -43,7 +43,7 @@ def _session(path: str, sha256: str | None):
         actual = sha256_of(Path(path))
     except OSError as exc:
         raise ModelError(f"speech encoder {path}: {exc.strerror or exc} (reinstall edge-ser)") from None
-    if sha256 is not None and actual != sha256:
+    if actual != sha256:
         raise ModelError(f"speech encoder {path}: checksum mismatch (expected {sha256[:12]}...): the file is damaged "
                          "(reinstall edge-ser)")
     options = ort.SessionOptions()
@@ -69,7 +69,6 @@ def ge2e(db: np.ndarray, n_frames: int, output: str = "hidden_means",
     ``output="hidden_means"`` (768: each layer's mean hidden state), ``"embedding"`` (256, L2-normalised) or
     ``"both"`` (1024), averaged over the window's partial utterances.  ``level_db``: the window is first shifted
     to this power level (None: as recorded)."""
-    from .features import SILENCE_DB, fit_frames
     db = np.asarray(db, dtype=np.float32)
     if db.ndim != 2 or db.shape[0] != GE2E_FRONTEND["n_mels"]:
         raise ModelError(f"features ge2e need log-mel frames of {GE2E_FRONTEND['n_mels']} bands (a model with the "

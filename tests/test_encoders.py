@@ -172,9 +172,9 @@ def _legacy_torch_bytes(state: dict) -> bytes:
             return None
 
     import io
-    saved = {k: sys.modules.get(k) for k in ("torch", "torch._utils")}
-    sys.modules["torch"], sys.modules["torch._utils"] = torch_mod, utils_mod
-    try:
+    with pytest.MonkeyPatch.context() as mp:  # the stand-ins exist only while pickling
+        mp.setitem(sys.modules, "torch", torch_mod)
+        mp.setitem(sys.modules, "torch._utils", utils_mod)
         f = io.BytesIO()
         for head in (0x1950A86A20F9469CFC6C, 1001, {"little_endian": True}):
             pickle.dump(head, f, protocol=2)
@@ -185,13 +185,8 @@ def _legacy_torch_bytes(state: dict) -> bytes:
         pickle.dump(keys, f, protocol=2)
         for key, name in zip(keys, arrays):
             f.write(struct.pack("<q", arrays[name].size) + arrays[name].tobytes())
-        return f.getvalue()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                sys.modules.pop(k, None)
-            else:
-                sys.modules[k] = v
+    assert "torch" not in sys.modules or sys.modules["torch"] is not torch_mod
+    return f.getvalue()
 
 
 def test_legacy_torch_file_reads_back_exactly_and_refuses_other_objects(tmp_path):

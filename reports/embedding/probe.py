@@ -38,7 +38,8 @@ from edge_ser_train.dataset import default_cache_dir  # noqa: E402
 from edge_ser_train.splits import actor_folds, holdout  # noqa: E402
 
 CORPORA = ("cremad", "ravdess", "esd", "emovo", "baved")
-GRID = [(f, C) for f in ("embedding", "hidden_means", "both") for C in (0.003, 0.01, 0.03, 0.1)]
+CS = (0.003, 0.01, 0.03, 0.1)
+FEATURE_SETS = ("embedding", "hidden_means", "both")
 
 
 def embed(clips) -> dict:
@@ -87,11 +88,11 @@ def main():
     out_path = Path(args[0])
     tasks = args[1].split(",") if len(args) > 1 else ["basic6", "fine15"]
     clips, _ = load_corpora([REPO.parent / "shared" / "data" / c for c in CORPORA])
-    global GRID
     if use_baseline:
         feats = baseline(clips)
-        GRID = [("band_stats", C) for C in (0.003, 0.01, 0.03, 0.1)]
+        grid = [("band_stats", C) for C in CS]
     else:
+        grid = [(f, C) for f in FEATURE_SETS for C in CS]
         feats = embed(clips)
         feats["both"] = np.hstack([feats["embedding"], feats["hidden_means"]])
     allspk = np.array([c.speaker for c in clips])
@@ -110,7 +111,7 @@ def main():
     def select(Xs, tr, y, spk):
         r, v = holdout(y[tr], spk[tr], 0.15, 0, by="corpus")
         r, v = tr[r], tr[v]
-        scores = {(f, C): float(np.mean(fit(f, C, Xs, r, y).predict(Xs[f][v]) == y[v])) for f, C in GRID}
+        scores = {(f, C): float(np.mean(fit(f, C, Xs, r, y).predict(Xs[f][v]) == y[v])) for f, C in grid}
         best = max(scores, key=scores.get)
         return best[0], best[1], scores[best]
 

@@ -13,8 +13,6 @@ clip carries that part, composed in the ONNX file), export through skl2onnx.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from edge_ser.encoders import GE2E_FRONTEND
 from edge_ser.frontend import FrontendConfig
 
@@ -60,17 +58,8 @@ class Linear(RFC):
     def describe(self) -> dict:
         d = {"estimator": "sklearn LogisticRegression (multinomial, L2)", **self.options,
              "features": self.features, "speaker_norm": self.speaker_norm is not None}
-        if self.factorised and self.intensity_per_emotion:
-            d["factorised"] = ("an emotion classifier (6: neutral + five) and one intensity classifier (3) per "
-                               "emotion, each trained on the windows whose clip carries those parts; fine16 = "
-                               "p_e(e) p_i(i | e), neutral = p_e(neutral)")
-        elif self.factorised:
-            d["factorised"] = ("two classifiers, emotion (6: neutral + five) and intensity (3), each trained on the "
-                               "windows whose clip carries that part; fine16 = p_e(e) p_i(i), neutral = p_e(neutral)")
+        if self.factorised:
+            d["factorised"] = self._factorised_text("classifier")
         if self.model is not None:
             d["n_features"] = int(self.model.n_features_in_)
         return d
-
-    def load(self, directory: Path) -> "Linear":
-        super().load(directory)
-        return self

@@ -104,6 +104,15 @@ class RFC:
                     X[rows], yi[rows], sample_weight=w[rows]))
         return self
 
+    def _factorised_text(self, unit: str) -> str:
+        """What the manifest says of the factorised heads (``unit``: forest, classifier)."""
+        if self.intensity_per_emotion:
+            return (f"an emotion {unit} (6: neutral + five) and one intensity {unit} (3) per emotion, each trained "
+                    "on the windows whose clip carries those parts; fine16 = p_e(e) p_i(i | e), neutral = "
+                    "p_e(neutral)")
+        return (f"two {unit}s, emotion (6: neutral + five) and intensity (3), each trained on the windows whose clip "
+                "carries that part; fine16 = p_e(e) p_i(i), neutral = p_e(neutral)")
+
     def _heads(self) -> list:
         """The intensity classifier of each emotion (FINE16_EMOTIONS[1:]), or the shared one alone."""
         if not self.intensity_heads:
@@ -158,8 +167,7 @@ class RFC:
         d = {"estimator": "sklearn RandomForestClassifier", "class_weight": "balanced", **self.options,
              "speaker_norm": self.speaker_norm is not None}
         if self.factorised:
-            d["factorised"] = ("two forests, emotion (6: neutral + five) and intensity (3), each trained on the "
-                               "windows whose clip carries that part; fine16 = p_e(e) p_i(i), neutral = p_e(neutral)")
+            d["factorised"] = self._factorised_text("forest")
             d["intensity_estimators"] = self.intensity_estimators or self.options["n_estimators"]
         if self.model is not None:
             d["leaves"] = self.n_leaves()
@@ -221,15 +229,13 @@ def _compose_onnx(emotion, intensities: list):
     emotion = compose.add_prefix(emotion, "emotion_")
     graph = emotion.graph
     prefixes = ["intensity_"] if len(intensities) == 1 else [f"intensity{k}_" for k in range(len(intensities))]
-    parts = [(emotion.graph, "emotion_")]
     for head, prefix in zip(intensities, prefixes):
         head = compose.add_prefix(head, prefix)
-        parts.append((head.graph, prefix))
         graph.node.extend(head.graph.node)
         graph.initializer.extend(head.graph.initializer)
-    for g, prefix in parts:
-        for node in graph.node:
-            node.input[:] = ["input" if i == f"{prefix}input" else i for i in node.input]
+    inputs = {f"{p}input" for p in ["emotion_", *prefixes]}  # every head reads the one model input
+    for node in graph.node:
+        node.input[:] = ["input" if i in inputs else i for i in node.input]
     we, _be, wi, bi = composition()
     if len(intensities) > 1:
         wi = conditional_composition()
