@@ -39,7 +39,7 @@ test: setup-dev
 bench: setup-dev
 	$(PY) -m benchmarks.run --docs
 	$(PY) -m benchmarks.noisy_sessions --data $(DATA)
-	$(PY) -m benchmarks.gain_invariance --data $(DATA) --out benchmarks/results/gain_invariance-fine16-cnn.json
+	$(PY) -m benchmarks.gain_invariance --data $(DATA)
 
 models: setup-dev
 	$(PY) -m edge_ser_train.make_models --data $(DATA)

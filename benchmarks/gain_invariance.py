@@ -6,7 +6,9 @@ classified as `edge-ser classify` does (the file alone, adapting to itself) at i
 label of the last speech event with a label).  Reports the share of clips whose emotion (and full label) agree.
 The shipped models were trained on these speakers: this measures invariance, not accuracy.
 
-    python -m benchmarks.gain_invariance --model fine16-cnn --n 200 --out benchmarks/results/gain_invariance.json
+    python -m benchmarks.gain_invariance [--model NAME] [--n 200] [--out FILE]
+
+(default: listen's default model, written to benchmarks/results/gain_invariance-MODEL.json; --out '' prints only)
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import numpy as np
 from edge_ser.audio import load_audio
 from edge_ser.labels import split_label
 from edge_ser.registry import load_model
+from edge_ser.settings import DEFAULT_MODEL
 from edge_ser.stream import Engine
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -74,13 +77,13 @@ def listen_label(model, audio, rng, noise_dbfs=None):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=DATA)
-    ap.add_argument("--model", default="fine16-cnn")
+    ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--gain-db", type=float, default=-20.0)
     ap.add_argument("--no-listen", action="store_true")
     ap.add_argument("--noise-dbfs", type=float, default=None, help="listen: add white noise at this level (the "
                     "same for both levels: the quiet clip has a 20 dB lower SNR)")
-    ap.add_argument("--out", type=Path)
+    ap.add_argument("--out", help="default benchmarks/results/gain_invariance-MODEL.json; '' prints only")
     a = ap.parse_args(argv)
     if not (a.data / "cremad").is_dir():
         print(f"skipped: no corpus folder at {a.data}", file=sys.stderr)
@@ -119,9 +122,11 @@ def main(argv=None) -> int:
         res["listen_label_agree"] = agree("listen_loud", "listen_quiet", False)[0]
         res["listen_null"] = sum(r["listen_loud"] is None or r["listen_quiet"] is None for r in rows)
     print(json.dumps(res, indent=1))
-    if a.out:
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps({**res, "rows": rows}, indent=1) + "\n")
+    out = (Path(__file__).resolve().parent / "results" / f"gain_invariance-{a.model}.json" if a.out is None
+           else Path(a.out) if a.out else None)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({**res, "rows": rows}, indent=1) + "\n")
     return 0
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_ser.audio import load_audio
+from edge_ser.settings import DEFAULT_MODEL
 from edge_ser.stream import Engine, GateConfig, SpeechGate
 
 SR = 16000
@@ -74,7 +75,7 @@ def speakers(data: Path, corpus: str, model_name: str | None = None) -> dict[str
     CREMA-D, RAVDESS and ESD (an ESD speaker's clips make two sessions, by utterance number)."""
     out: dict[str, list] = {}
     if corpus == "heldout":
-        held = heldout_speakers(model_name or "fine16-cnn")
+        held = heldout_speakers(model_name or DEFAULT_MODEL)
         everyone = {}
         for c in ("unseen", "cremad-all", "ravdess-all"):
             everyone.update(speakers(data, c))
@@ -464,7 +465,7 @@ def main(argv=None) -> int:
     ap.add_argument("--corpus", default="heldout", choices=("heldout", "unseen", "cremad", "ravdess"),
                     help="heldout: the speakers --model never trained on (its manifest); unseen: ESD 0020 + EMOVO")
     ap.add_argument("--utterances", type=int, default=20)
-    ap.add_argument("--model", default="fine16-cnn", help="'' for the gate metrics only")
+    ap.add_argument("--model", default=DEFAULT_MODEL, help="default listen's; '' for the gate metrics only")
     ap.add_argument("--sessions", type=int, default=None, help="at most this many sessions (speakers)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-silero", action="store_true")

@@ -50,8 +50,8 @@ from . import e2e_bench, frontend_bench, listen_memory, models_bench  # noqa: E4
 from .report import TARGETS, check_targets, markdown, update_readme  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-# every shipped model the harness measures, the fine16 defaults first (those installed)
-DEFAULT_NAMES = ("fine16-rfc", "fine16-cnn", "fine16-timnet", "fine16-fusion", "fine16-aae", "fine16-ensemble",
+# every shipped model the harness measures, listen's default and the fine16 models first (those installed)
+DEFAULT_NAMES = ("fine16-linear", "fine16-rfc", "fine16-cnn", "fine16-timnet", "fine16-fusion", "fine16-aae", "fine16-ensemble",
                  "fine15-rfc", "fine15-cnn", "basic6-rfc", "basic6-cnn")
 
 

@@ -21,6 +21,11 @@ from .features import SILENCE_DB, fit_frames, power_level_db
 ENCODERS_DIR = Path(__file__).resolve().parent / "assets" / "encoders"
 GE2E_PATH = ENCODERS_DIR / "ge2e.onnx"
 GE2E_SHA256 = "2bb5f61ac9ffaff926f0d9c41b0cebb8e1277c5cadfdbf016a52b8f474739c53"  # what edge_ser_train.ge2e writes
+# its second and third LSTM layers quantised to int8 (edge_ser_train.ge2e.quantize), the first left in float:
+# hidden means within ~0.05 of the float ones, ~40 % cheaper per window (reports/embedding/compact.json)
+GE2E_INT8_PATH = ENCODERS_DIR / "ge2e-int8.onnx"
+GE2E_INT8_SHA256 = "fdec5edacb1d828d532af752de219f3216acb1428ba28fe1fcb73d773f1c0a82"  # edge_ser_train.ge2e.quantize
+GE2E_FILES = {"float": (GE2E_PATH, GE2E_SHA256), "int8": (GE2E_INT8_PATH, GE2E_INT8_SHA256)}
 # the frontend a GE2E model declares in its manifest (FrontendConfig fields)
 GE2E_FRONTEND = {"n_fft": 400, "hop_length": 160, "n_mels": 40}
 GE2E_PARTIAL_FRAMES = 160   # 1.6 s: the encoder's training utterances (Resemblyzer's partials)
@@ -64,17 +69,20 @@ def partial_starts(n: int, partial: int = GE2E_PARTIAL_FRAMES, step: int = GE2E_
 
 
 def ge2e(db: np.ndarray, n_frames: int, output: str = "hidden_means",
-         level_db: float | None = GE2E_LEVEL_DB) -> np.ndarray:
+         level_db: float | None = GE2E_LEVEL_DB, precision: str = "float") -> np.ndarray:
     """The GE2E encoder's features of one window of 40-band log-mel frames ``db`` (n_mels, frames), float32:
     ``output="hidden_means"`` (768: each layer's mean hidden state), ``"embedding"`` (256, L2-normalised) or
     ``"both"`` (1024), averaged over the window's partial utterances.  ``level_db``: the window is first shifted
-    to this power level (None: as recorded)."""
+    to this power level (None: as recorded).  ``precision``: ``"float"`` (``ge2e.onnx``) or ``"int8"``
+    (``ge2e-int8.onnx``: a model trained on one is run with the same one, its manifest says which)."""
     db = np.asarray(db, dtype=np.float32)
     if db.ndim != 2 or db.shape[0] != GE2E_FRONTEND["n_mels"]:
         raise ModelError(f"features ge2e need log-mel frames of {GE2E_FRONTEND['n_mels']} bands (a model with the "
                          f"frontend {GE2E_FRONTEND}), got an array of shape {db.shape}")
     if output not in ("hidden_means", "embedding", "both"):
         raise ModelError(f"features ge2e: output must be hidden_means, embedding or both, got {output!r}")
+    if precision not in GE2E_FILES:
+        raise ModelError(f"features ge2e: precision must be one of {', '.join(GE2E_FILES)}, got {precision!r}")
     db = fit_frames(db, n_frames)
     if level_db is not None and db.size:
         db = (db + np.float32(level_db - power_level_db(db))).astype(np.float32)
@@ -84,7 +92,8 @@ def ge2e(db: np.ndarray, n_frames: int, output: str = "hidden_means",
     if need > n:
         db = np.concatenate([db, np.full((db.shape[0], need - n), SILENCE_DB, np.float32)], axis=1)
     batch = np.stack([db[:, s:s + GE2E_PARTIAL_FRAMES].T for s in starts]).astype(np.float32)
-    session = _session(str(GE2E_PATH), GE2E_SHA256)
+    path, sha256 = GE2E_FILES[precision]
+    session = _session(str(path), sha256)
     hidden, embedding = session.run(None, {"logmel": batch})
     if output == "hidden_means":
         return hidden.mean(axis=0)

@@ -35,6 +35,25 @@ def _db(audio):
 
 def test_shipped_encoder_file_is_the_converted_one():
     assert sha256_of(encoders.GE2E_PATH) == encoders.GE2E_SHA256
+    assert sha256_of(encoders.GE2E_INT8_PATH) == encoders.GE2E_INT8_SHA256
+
+
+def test_the_int8_encoder_stays_close_to_the_float_one():
+    """Upper two layers int8, the first float: the hidden means of a voice-like window within a few hundredths of
+    the float encoder's (a probe on real clips: mean |diff| 0.002, cosine 0.999, reports/embedding/compact.json);
+    an unknown precision is one clear ModelError."""
+    from edge_ser.errors import ModelError
+    db = _db(speech_like(2.5))
+    n = db.shape[1]
+    a = compute(db, "ge2e", {"n_frames": n})
+    b = compute(db, "ge2e", {"n_frames": n, "precision": "int8"})
+    assert b.shape == (768,) and b.dtype == np.float32
+    assert not np.array_equal(a, b)                       # another file ran
+    assert np.abs(a - b).max() < 0.1
+    assert float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))) > 0.99
+    assert np.abs(a[:256] - b[:256]).max() < 1e-5        # the first layer is the float one
+    with pytest.raises(ModelError, match="precision"):
+        compute(db, "ge2e", {"n_frames": n, "precision": "fp16"})
 
 
 def test_ge2e_features_shapes_and_outputs():
@@ -140,6 +159,17 @@ def test_onnx_graph_matches_a_numpy_lstm_in_torch_gate_order(tmp_path):
         assert np.abs(g - r).max() < 1e-4
     # the same weights give the same file (the shipped asset can be rebuilt and compared)
     assert ge2e.build_onnx(w).SerializeToString() == path.read_bytes()
+
+
+def test_quantize_leaves_the_first_layer_float_and_is_deterministic(tmp_path):
+    import onnx
+    a = ge2e.quantize(encoders.GE2E_PATH, tmp_path / "a.onnx")
+    b = ge2e.quantize(encoders.GE2E_PATH, tmp_path / "b.onnx")
+    assert a.read_bytes() == b.read_bytes()
+    ops = [n.op_type for n in onnx.load(str(a)).graph.node]
+    assert ops.count("LSTM") == 1 and ops.count("DynamicQuantizeLSTM") == 2
+    assert ops.index("LSTM") < ops.index("DynamicQuantizeLSTM")
+    assert a.stat().st_size < 0.5 * encoders.GE2E_PATH.stat().st_size
 
 
 def _legacy_torch_bytes(state: dict) -> bytes:

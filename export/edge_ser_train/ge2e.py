@@ -12,6 +12,11 @@ written as three ONNX ``LSTM`` nodes (PyTorch's gate order i, f, g, o reordered 
 time-averaged hidden state of each layer, and the speaker embedding (Linear, ReLU, L2 norm) of the last state.
 The graph's input is the runtime frontend's dB frames (`edge_ser.encoders.GE2E_FRONTEND`), turned back into the
 power mel spectrogram the encoder was trained on.
+
+Beside it, ``ge2e-int8.onnx`` (`quantize`, written from the float file): onnxruntime's dynamic quantisation of the
+second and third LSTM layers (int8 weights; their inputs, hidden states in [-1, 1], quantised per call); the first
+layer stays float, since its input, the power mel spectrogram, spans ~60 dB, which one uint8 scale per tensor
+cannot hold (quantising it too, a linear probe's six emotions fell from 65 to 46 %: reports/embedding/compact.json).
 """
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_ser.encoders import GE2E_PATH
+from edge_ser.encoders import GE2E_INT8_PATH, GE2E_PATH
 
 HIDDEN = 256
 LAYERS = 3
@@ -187,10 +192,32 @@ def reference(weights: dict[str, np.ndarray], logmel: np.ndarray) -> tuple[np.nd
     return np.concatenate(means, axis=1), z / np.linalg.norm(z, axis=1, keepdims=True)
 
 
+def quantize(float_path: str | Path, out_path: str | Path) -> Path:
+    """``float_path``'s encoder with its second and third LSTM layers quantised to int8 (dynamic), written to
+    ``out_path`` (deterministic: the same bytes from the same float file)."""
+    import tempfile
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    model = onnx.load(str(float_path))
+    for i, node in enumerate(model.graph.node):
+        node.name = f"{node.op_type}_{i}"
+    lstms = [n.name for n in model.graph.node if n.op_type == "LSTM"]
+    with tempfile.TemporaryDirectory() as tmp:
+        named = Path(tmp) / "named.onnx"
+        onnx.save(model, str(named))
+        quantize_dynamic(str(named), str(out_path), weight_type=QuantType.QInt8, op_types_to_quantize=["LSTM"],
+                         nodes_to_exclude=lstms[:1])
+    return Path(out_path)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m edge_ser_train.ge2e", description=__doc__.split("\n\n")[0])
     ap.add_argument("--weights", required=True, help="Resemblyzer's wheel or its resemblyzer/pretrained.pt")
     ap.add_argument("--out", default=str(GE2E_PATH), help="where the ONNX file goes (default: the runtime's asset)")
+    ap.add_argument("--int8-out", default=str(GE2E_INT8_PATH),
+                    help="where its int8 form goes (default: the runtime's asset; '' for none)")
     args = ap.parse_args(argv)
     try:
         weights = load_weights(args.weights)
@@ -207,7 +234,14 @@ def main(argv=None) -> int:
     want = reference(weights, x)
     err = max(float(np.abs(g - w).max()) for g, w in zip(got, want))
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB); max |onnx - numpy| {err:.2e}")
-    return 0 if err < 1e-4 else 1
+    if err >= 1e-4:
+        return 1
+    if args.int8_out:
+        q = quantize(out, args.int8_out)
+        got8 = ort.InferenceSession(str(q), providers=["CPUExecutionProvider"]).run(None, {"logmel": x})[0]
+        print(f"wrote {q} ({q.stat().st_size / 1e6:.1f} MB); max |int8 - float| hidden means "
+              f"{float(np.abs(got8 - got[0]).max()):.3f}")
+    return 0
 
 
 if __name__ == "__main__":

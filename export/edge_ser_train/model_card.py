@@ -85,12 +85,15 @@ def render(model_dir: Path) -> str:
            "- Speaker adaptation: inputs standardised by the statistics of the voice heard, shrunk toward the "
            "training population's." if m.input.get("speaker_norm") else "- No speaker adaptation."]
     if m.input.get("features") == "ge2e":
-        from edge_ser.encoders import GE2E_PATH
+        from edge_ser.encoders import GE2E_FILES
+        precision = m.input.get("params", {}).get("precision", "float")
+        path = GE2E_FILES[precision][0]
         out.append(f"- Encoder (frozen, shipped once for every model that uses it: `edge_ser/assets/encoders/"
-                     f"{GE2E_PATH.name}`, {GE2E_PATH.stat().st_size / 1e6:.1f} MB, its sha256 checked on load): "
-                     "Resemblyzer's GE2E voice encoder (Apache-2.0; assets/ATTRIBUTION.md), a 3-layer LSTM trained for "
-                     "speaker verification; the model reads its time-averaged hidden "
-                     "states (`edge_ser.encoders`).")
+                   f"{path.name}`, {path.stat().st_size / 1e6:.1f} MB, its sha256 checked on load): "
+                   "Resemblyzer's GE2E voice encoder (Apache-2.0; assets/ATTRIBUTION.md), a 3-layer LSTM trained for "
+                   "speaker verification" + ("; its second and third layers quantised to int8" if precision == "int8"
+                                             else "") + "; the model reads its time-averaged hidden "
+                   "states (`edge_ser.encoders`).")
     out += ["", "## Training data", ""]
     held = {}
     for spk in trained.get("validation_speakers", []):
